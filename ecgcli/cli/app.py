@@ -1,0 +1,119 @@
+"""The ``ecg`` application: the root Typer app, global options, and the error boundary.
+
+Every sub-app lives in its own module and imports the core lazily inside its commands, so
+``ecg --help`` never imports torch or pandas.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from ecgcli import __version__
+from ecgcli.cli import compare, config, data, finetune, multiseed, predict, quickstart, train
+
+
+class EcgGroup(TyperGroup):
+    """Root group: turns the core's :class:`~ecgcli.errors.EcgError` into one red line."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        from ecgcli.errors import EcgError
+
+        try:
+            return super().invoke(ctx)
+        except EcgError as exc:
+            from ecgcli.cli.render import error_line
+
+            error_line(str(exc))
+            ctx.exit(exc.exit_code)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # typer's own control flow: usage errors, --help, explicit exit codes
+        except BrokenPipeError:  # output piped into `head` and the like
+            sys.stderr.close()
+            ctx.exit(0)
+        except KeyboardInterrupt:
+            from ecgcli.cli.render import error_line
+
+            error_line("interrupted")
+            ctx.exit(130)
+        except Exception as exc:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            from ecgcli.cli.render import error_line
+
+            error_line(
+                f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)"
+            )
+            ctx.exit(70)
+
+
+app = typer.Typer(
+    name="ecg",
+    cls=EcgGroup,
+    help=(
+        "Label-efficient 12-lead ECG classification on PTB-XL: supervised baselines, "
+        "SimCLR/BYOL pretraining, fine-tuning, multi-seed statistics and prediction."
+    ),
+    epilog=(
+        "[bold]Examples[/]\n\n"
+        "  ecg data synth --out data/synth --records 2000\n\n"
+        "  ecg data verify --data-root data/PTB-XL\n\n"
+        "  ecg train supervised --epochs 30 --loss focal --balance-strategy oversample\n\n"
+        "  ecg train ssl --method simclr --epochs 20\n\n"
+        "  ecg finetune --ssl-checkpoint runs/simclr/model.safetensors\n\n"
+        "  ecg multiseed --seeds 42,52,62 && ecg compare runs/multiseed\n\n"
+        "  ecg predict path/to/record.hea --checkpoint runs/supervised/model.safetensors"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ecg (ecgcli) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    env_file: Annotated[
+        Path | None,
+        typer.Option("--env-file", help="Read settings from this env file (over ./.env)."),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show a traceback for unexpected errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Global options, read before any command."""
+    ctx.obj = {"env_file": env_file, "debug": debug}
+
+
+app.add_typer(data.app, name="data", rich_help_panel="Commands")
+app.add_typer(train.app, name="train", rich_help_panel="Commands")
+app.command("finetune")(finetune.finetune)
+app.command("multiseed")(multiseed.multiseed)
+app.command("compare")(compare.compare)
+app.command("predict")(predict.predict)
+app.command("config")(config.config)
+app.command("quickstart")(quickstart.quickstart)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="ecg")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Option types and helpers shared by the command modules (kept import-light)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from ecgcli.settings import Settings
+
+DataRoot = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="PTB-XL folder [default: ECG_DATA_ROOT or data/PTB-XL]."),
+]
+SamplingRate = Annotated[
+    int | None,
+    typer.Option(
+        "--sampling-rate", help="100 or 500 Hz records [default: ECG_SAMPLING_RATE or 100]."
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", min=0, help="Reader processes; 0 = one per core [default: ECG_WORKERS]."
+    ),
+]
+Device = Annotated[
+    str | None,
+    typer.Option("--device", help="auto, cpu, cuda or mps [default: ECG_DEVICE or auto]."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
+    """Effective settings for a command: CLI flags over environment over env files."""
+    from ecgcli.settings import load_settings
+
+    obj = ctx.find_root().obj or {}
+    return load_settings(obj.get("env_file"), **overrides)
+
+
+def not_yet(command: str) -> None:
+    """Placeholder for a command a later release fills in."""
+    from ecgcli.errors import ConfigError
+
+    raise ConfigError(f"`ecg {command}` is not available in this version yet")

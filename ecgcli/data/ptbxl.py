@@ -1,0 +1,254 @@
+"""PTB-XL tables: records, diagnostic superclass labels, folds and labelled-fraction sampling.
+
+Label aggregation follows the official PTB-XL benchmark (Strodthoff et al., 2021): every code
+listed in ``scp_codes`` whose row in ``scp_statements.csv`` has ``diagnostic == 1`` contributes
+its ``diagnostic_class``, whatever its likelihood (``min_likelihood`` can raise that bar).
+Records with no superclass are kept (self-supervised pretraining uses them) but never enter a
+labelled split.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecgcli import SUPERCLASSES
+from ecgcli.errors import ConfigError, DataError
+
+DATABASE_CSV = "ptbxl_database.csv"
+STATEMENTS_CSV = "scp_statements.csv"
+REQUIRED_DB_COLUMNS = ("ecg_id", "scp_codes", "strat_fold", "filename_lr", "filename_hr")
+REQUIRED_STATEMENT_COLUMNS = ("diagnostic", "diagnostic_class")
+TRAIN_FOLDS = (1, 2, 3, 4, 5, 6, 7, 8)
+VAL_FOLD = 9
+TEST_FOLD = 10
+#: Signal length in samples of a 10 s PTB-XL record at each supported rate.
+RECORD_LENGTH = {100: 1000, 500: 5000}
+
+
+def is_ptbxl_folder(root: Path) -> bool:
+    """True if ``root`` holds both PTB-XL tables (the records are checked elsewhere)."""
+    return (root / DATABASE_CSV).is_file() and (root / STATEMENTS_CSV).is_file()
+
+
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a readable CSV ({reason})") from None
+
+
+def read_statements(root: Path) -> pd.DataFrame:
+    """``scp_statements.csv`` indexed by SCP code, checked for the columns we use."""
+    path = root / STATEMENTS_CSV
+    df = _read_csv(path, "SCP statements table")
+    missing = [c for c in REQUIRED_STATEMENT_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+    df = df.set_index(df.columns[0])
+    df.index = df.index.astype(str)
+    return df
+
+
+def diagnostic_map(statements: pd.DataFrame) -> dict[str, int]:
+    """SCP code -> superclass index, for the rows with ``diagnostic == 1``."""
+    diag = statements[pd.to_numeric(statements["diagnostic"], errors="coerce") == 1]
+    mapping = {}
+    for code, cls in diag["diagnostic_class"].items():
+        if cls in SUPERCLASSES:
+            mapping[code] = SUPERCLASSES.index(cls)
+    return mapping
+
+
+def parse_scp_codes(text: object, ecg_id: int) -> dict[str, float]:
+    """Parse one ``scp_codes`` cell (a Python dict literal) safely, without ``eval``."""
+    try:
+        value = ast.literal_eval(str(text))
+    except (ValueError, SyntaxError):
+        raise DataError(
+            f"{DATABASE_CSV}: ecg_id {ecg_id}: scp_codes is not a dict literal: {str(text)[:60]!r}"
+        ) from None
+    if not isinstance(value, dict):
+        raise DataError(f"{DATABASE_CSV}: ecg_id {ecg_id}: scp_codes is not a dict")
+    try:
+        return {str(k): float(v) for k, v in value.items()}
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{DATABASE_CSV}: ecg_id {ecg_id}: scp_codes likelihoods must be numbers"
+        ) from None
+
+
+def aggregate_labels(
+    scp_codes: list[dict[str, float]], mapping: dict[str, int], min_likelihood: float = 0.0
+) -> np.ndarray:
+    """Multi-hot ``(N, 5)`` uint8 superclass labels in :data:`ecgcli.SUPERCLASSES` order."""
+    y = np.zeros((len(scp_codes), len(SUPERCLASSES)), dtype=np.uint8)
+    for i, codes in enumerate(scp_codes):
+        for code, likelihood in codes.items():
+            j = mapping.get(code)
+            if j is not None and likelihood >= min_likelihood:
+                y[i, j] = 1
+    return y
+
+
+def safe_record_path(root: Path, relative: str, ecg_id: int) -> Path:
+    """Join a table's record path to ``root``, refusing one that would leave the data root."""
+    rel = str(relative)
+    joined = os.path.normpath(os.path.join(root, rel))
+    base = os.path.normpath(root)
+    if os.path.isabs(rel) or os.path.commonpath([base, joined]) != base:
+        raise DataError(
+            f"{DATABASE_CSV}: ecg_id {ecg_id}: record path {rel!r} escapes the data root"
+        )
+    return Path(joined)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row positions (into :class:`PTBXL` arrays) of each part of the standard protocol.
+
+    ``train`` is the labelled-fraction sample of folds 1-8, ``val`` fold 9 and ``test`` fold 10
+    (labelled records only); ``pretrain`` is every record of folds 1-8, labelled or not.
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    pretrain: np.ndarray
+    label_fraction: float
+    seed: int
+
+
+@dataclass
+class PTBXL:
+    """A PTB-XL folder's records in table order, with labels and resolved record paths."""
+
+    root: Path
+    sampling_rate: int
+    ecg_ids: np.ndarray
+    folds: np.ndarray
+    labels: np.ndarray
+    record_paths: list[Path]
+    scp_codes: list[dict[str, float]]
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """Boolean mask of records with at least one superclass."""
+        return self.labels.any(axis=1)
+
+    @property
+    def record_length(self) -> int:
+        return RECORD_LENGTH[self.sampling_rate]
+
+    def __len__(self) -> int:
+        return len(self.ecg_ids)
+
+    def fold_rows(self, folds: tuple[int, ...] | int, labelled_only: bool = True) -> np.ndarray:
+        """Row positions of the given fold(s), optionally only the labelled ones."""
+        folds = (folds,) if isinstance(folds, int) else folds
+        mask = np.isin(self.folds, folds)
+        if labelled_only:
+            mask &= self.labelled
+        return np.flatnonzero(mask)
+
+    def split(self, label_fraction: float = 0.1, seed: int = 42) -> Split:
+        """The standard protocol: a labelled fraction of folds 1-8, fold 9, fold 10."""
+        train_pool = self.fold_rows(TRAIN_FOLDS)
+        split = Split(
+            train=sample_labelled_fraction(self.labels, train_pool, label_fraction, seed),
+            val=self.fold_rows(VAL_FOLD),
+            test=self.fold_rows(TEST_FOLD),
+            pretrain=self.fold_rows(TRAIN_FOLDS, labelled_only=False),
+            label_fraction=label_fraction,
+            seed=seed,
+        )
+        for name in ("train", "val", "test"):
+            if len(getattr(split, name)) == 0:
+                raise DataError(f"{self.root}: the {name} split has no labelled records")
+        return split
+
+
+def load_ptbxl(root: Path, sampling_rate: int = 100, min_likelihood: float = 0.0) -> PTBXL:
+    """Read and check both tables of a PTB-XL folder (v1.0.1 or v1.0.3)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found (set --data-root or ECG_DATA_ROOT)")
+    if sampling_rate not in RECORD_LENGTH:
+        raise ConfigError(f"sampling rate must be 100 or 500, got {sampling_rate}")
+    db_path = root / DATABASE_CSV
+    db = _read_csv(db_path, "PTB-XL database table")
+    missing = [c for c in REQUIRED_DB_COLUMNS if c not in db.columns]
+    if missing:
+        raise DataError(f"{db_path}: missing column(s) {', '.join(missing)}")
+    if db.empty:
+        raise DataError(f"{db_path}: the table has no records")
+    ecg_ids = pd.to_numeric(db["ecg_id"], errors="coerce")
+    if ecg_ids.isna().any():
+        raise DataError(f"{db_path}: row {int(ecg_ids.isna().to_numpy().argmax()) + 2}: bad ecg_id")
+    ecg_ids = ecg_ids.astype(np.int64).to_numpy()
+    dup = pd.Series(ecg_ids).duplicated()
+    if dup.any():
+        raise DataError(f"{db_path}: duplicate ecg_id {ecg_ids[dup.to_numpy()][0]}")
+    folds = pd.to_numeric(db["strat_fold"], errors="coerce")
+    bad = folds.isna() | ~folds.isin(range(1, 11))
+    if bad.any():
+        i = int(bad.to_numpy().argmax())
+        got = db["strat_fold"].iloc[i]
+        raise DataError(f"{db_path}: ecg_id {ecg_ids[i]}: strat_fold must be 1-10, got {got!r}")
+    column = "filename_lr" if sampling_rate == 100 else "filename_hr"
+    paths = [
+        safe_record_path(root, rel, int(eid))
+        for rel, eid in zip(db[column].astype(str), ecg_ids, strict=True)
+    ]
+    codes = [parse_scp_codes(t, int(e)) for t, e in zip(db["scp_codes"], ecg_ids, strict=True)]
+    mapping = diagnostic_map(read_statements(root))
+    if not mapping:
+        raise DataError(f"{root / STATEMENTS_CSV}: no diagnostic statements with a superclass")
+    return PTBXL(
+        root=root,
+        sampling_rate=sampling_rate,
+        ecg_ids=ecg_ids,
+        folds=folds.astype(np.int64).to_numpy(),
+        labels=aggregate_labels(codes, mapping, min_likelihood),
+        record_paths=paths,
+        scp_codes=codes,
+    )
+
+
+def sample_labelled_fraction(
+    labels: np.ndarray, pool: np.ndarray, fraction: float, seed: int
+) -> np.ndarray:
+    """A deterministic, label-stratified sample of ``fraction`` of the rows in ``pool``.
+
+    Rows are grouped by their exact label combination and each group contributes its share
+    (largest remainders decide the rounding), so rare combinations keep their proportion. Every
+    class present in the pool is guaranteed at least one example. Returns sorted row positions.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"label fraction must be in (0, 1], got {fraction}")
+    pool = np.asarray(pool)
+    if fraction == 1.0 or len(pool) == 0:
+        return np.sort(pool)
+    rng = np.random.default_rng(seed)
+    target = max(1, int(round(fraction * len(pool))))
+    keys = labels[pool] @ (1 << np.arange(labels.shape[1]))
+    groups = [rng.permutation(pool[keys == k]) for k in np.unique(keys)]
+    exact = np.array([fraction * len(g) for g in groups])
+    take = np.floor(exact).astype(int)
+    order = np.lexsort((rng.random(len(groups)), -(exact - take)))
+    take[order[: target - take.sum()]] += 1
+    chosen = np.concatenate([g[:t] for g, t in zip(groups, take, strict=True)])
+    for c in range(labels.shape[1]):
+        if labels[pool, c].any() and not labels[chosen, c].any():
+            # a class too rare to survive rounding still gets one example
+            candidates = pool[labels[pool, c] == 1]
+            chosen = np.append(chosen, rng.choice(candidates))
+    return np.sort(np.unique(chosen))

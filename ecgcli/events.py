@@ -1,0 +1,56 @@
+"""Progress events: the core reports what it is doing through these, never by printing.
+
+A callback of type :data:`Callback` receives them. The CLI renders them with rich, tests
+collect them in a list, and a distributed run forwards only rank 0's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of every event."""
+
+
+@dataclass(frozen=True)
+class TaskStarted(Event):
+    """A long step with a known amount of work (``total`` units) begins."""
+
+    task: str
+    total: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TaskProgress(Event):
+    """``advance`` more units of ``task`` are done."""
+
+    task: str
+    advance: int = 1
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskDone(Event):
+    """``task`` finished."""
+
+    task: str
+
+
+@dataclass(frozen=True)
+class Message(Event):
+    """A one-line note for the user (``level`` is ``info`` or ``warning``)."""
+
+    text: str
+    level: str = "info"
+
+
+Callback = Callable[[Event], None]
+
+
+def ignore(_event: Event) -> None:
+    """The default callback: drop every event."""

@@ -1,0 +1,47 @@
+"""Shared fixtures: one small synthetic PTB-XL per test session (no real data needed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Tests run on 2 cores; keep BLAS/torch from oversubscribing when pytest forks workers.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+SYNTH_RECORDS = 300
+SYNTH_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only-by-convention synthetic PTB-XL folder (300 records, 100 Hz)."""
+    from ecgcli.data.synth import write_synthetic_ptbxl
+
+    root = tmp_path_factory.mktemp("synth") / "ptbxl"
+    write_synthetic_ptbxl(root, SYNTH_RECORDS, seed=SYNTH_SEED, workers=2)
+    return root
+
+
+@pytest.fixture()
+def synth_copy(synth_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the synthetic folder that a test may break."""
+    dest = tmp_path / "ptbxl"
+    shutil.copytree(synth_root, dest)
+    return dest
+
+
+@pytest.fixture()
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def shared_tables() -> Path:
+    """The real PTB-XL tables beside the checkout (``../shared/ptbxl``), if present."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "ptbxl"
+    if not (path / "ptbxl_database.csv").is_file():
+        pytest.skip("real PTB-XL tables not available beside the checkout")
+    return path

@@ -1,0 +1,104 @@
+"""The signal cache: built once, lossless, reused while fresh, rebuilt when stale or corrupt."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wfdb
+
+from ecgcli.data.cache import build_cache, cache_dir_for, ensure_cache
+from ecgcli.data.ptbxl import load_ptbxl
+from ecgcli.errors import RecordError
+from ecgcli.events import Message
+
+
+def _messages(events: list) -> list[str]:
+    return [e.text for e in events if isinstance(e, Message)]
+
+
+def test_cache_is_lossless_and_in_table_order(synth_root: Path, cache_dir: Path) -> None:
+    ds = load_ptbxl(synth_root)
+    store = ensure_cache(ds, cache_dir)
+    assert store.signals.shape == (300, 12, 1000) and store.signals.dtype == np.int16
+    assert np.array_equal(store.ecg_ids, ds.ecg_ids)
+    for row in (0, 137, 299):
+        expected, _ = wfdb.rdsamp(str(ds.record_paths[row]))
+        np.testing.assert_allclose(store.get([row])[0], expected.T, atol=1e-6)
+
+
+def test_parallel_build_equals_serial(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
+    import ecgcli.data.parallel as parallel
+
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 1)  # force worker processes on 300 records
+    monkeypatch.setattr(parallel, "CHUNK", 64)
+    ds = load_ptbxl(synth_root)
+    serial = build_cache(ds, tmp_path / "serial", workers=1)
+    forked = build_cache(ds, tmp_path / "forked", workers=2)
+    assert np.array_equal(np.asarray(serial.signals), np.asarray(forked.signals))
+    assert np.array_equal(serial.gain, forked.gain)
+    assert serial.cache_id == forked.cache_id
+
+
+def test_reuse_then_rebuild_when_stale(synth_copy: Path, cache_dir: Path) -> None:
+    ds = load_ptbxl(synth_copy)
+    events: list = []
+    first = ensure_cache(ds, cache_dir, callback=events.append)
+    assert any("building the signal cache" in m for m in _messages(events))
+    built_at = first.manifest["build_seconds"], (first.path / "manifest.json").stat().st_mtime_ns
+
+    events.clear()
+    again = ensure_cache(ds, cache_dir, callback=events.append)
+    assert _messages(events) == []  # reused silently
+    assert (again.path / "manifest.json").stat().st_mtime_ns == built_at[1]
+
+    dat = ds.record_paths[5].with_suffix(".dat")
+    raw = np.fromfile(dat, dtype="<i2")
+    raw[:12] = 1234
+    raw.tofile(dat)
+    st = dat.stat()
+    os.utime(dat, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    events.clear()
+    rebuilt = ensure_cache(ds, cache_dir, callback=events.append)
+    assert any("stale" in m and "changed" in m for m in _messages(events))
+    assert (rebuilt.signals[5, :, 0] == 1234).all()
+
+
+def test_corrupt_cache_is_rebuilt(synth_root: Path, cache_dir: Path) -> None:
+    ds = load_ptbxl(synth_root)
+    store = ensure_cache(ds, cache_dir)
+    signals = store.path / "signals.npy"
+    del store
+    with open(signals, "r+b") as f:
+        f.truncate(1000)
+    events: list = []
+    store = ensure_cache(ds, cache_dir, callback=events.append)
+    assert any("stale" in m and "unreadable" in m for m in _messages(events))
+    assert store.signals.shape == (300, 12, 1000)
+
+    (store.path / "manifest.json").write_text("{not json")
+    events.clear()
+    ensure_cache(ds, cache_dir, callback=events.append)
+    assert any("manifest is corrupt" in m for m in _messages(events))
+
+
+def test_bad_record_fails_build_naming_it(synth_copy: Path, cache_dir: Path) -> None:
+    ds = load_ptbxl(synth_copy)
+    victim = ds.record_paths[42]
+    victim.with_suffix(".dat").write_bytes(b"\0" * 100)
+    with pytest.raises(RecordError, match=rf"{victim.name}.*truncated"):
+        ensure_cache(ds, cache_dir)
+    # nothing half-built is left where a later run would pick it up
+    assert not cache_dir_for(cache_dir, ds.root, 100).exists()
+    assert not [p for p in cache_dir.iterdir() if ".tmp-" in p.name]
+
+
+def test_batch_conversion_is_vectorised_and_float32(synth_root: Path, cache_dir: Path) -> None:
+    store = ensure_cache(load_ptbxl(synth_root), cache_dir)
+    rows = np.array([250, 3, 77, 3])
+    x = store.get(rows)
+    assert x.dtype == np.float32 and x.shape == (4, 12, 1000)
+    np.testing.assert_array_equal(x[1], x[3])
+    np.testing.assert_allclose(x[0], store.get([250])[0])

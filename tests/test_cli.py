@@ -1,0 +1,95 @@
+"""The app shell: help without torch, version, settings precedence, error boundary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ecgcli import __version__
+from ecgcli.cli.app import app
+
+runner = CliRunner()
+
+
+def test_help_lists_every_group_without_importing_torch() -> None:
+    code = (
+        "import sys\n"
+        "from ecgcli.cli.app import app\n"
+        "try:\n    app(['--help'], prog_name='ecg')\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', [m for m in ('torch', 'pandas', 'sklearn') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout
+    for group in ("data", "train", "finetune", "multiseed", "compare", "predict", "config"):
+        assert group in out.stdout
+
+
+def test_python_m_and_version() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ecgcli", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == f"ecg (ecgcli) {__version__}"
+
+
+def _config(args: list[str], env: dict[str, str] | None = None) -> dict:
+    result = runner.invoke(app, [*args, "config", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("ECG_DATA_ROOT", "ECG_WORKERS", "ECG_DEVICE", "ECG_RUNS_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    assert _config([])["data_root"] == {
+        "value": "data/PTB-XL",
+        "source": "default",
+        "env": "ECG_DATA_ROOT",
+    }
+
+    Path(".env").write_text("ECG_DATA_ROOT=from-dotenv\nECG_WORKERS=3\nECG_RUNS_DIR=dot-runs\n")
+    cfg = _config([])
+    assert cfg["data_root"]["value"] == "from-dotenv" and cfg["data_root"]["source"] == ".env"
+
+    extra = tmp_path / "extra.env"
+    extra.write_text("ECG_DATA_ROOT=from-file\n")
+    cfg = _config(["--env-file", str(extra)])
+    assert cfg["data_root"] == {"value": "from-file", "source": str(extra), "env": "ECG_DATA_ROOT"}
+    assert cfg["workers"]["value"] == 3  # still from .env
+
+    cfg = _config(["--env-file", str(extra)], env={"ECG_DATA_ROOT": "from-env"})
+    assert cfg["data_root"]["value"] == "from-env" and cfg["data_root"]["source"] == "env"
+
+    result = runner.invoke(
+        app,
+        ["--env-file", str(extra), "config", "--json", "--data-root", "from-flag"],
+        env={"ECG_DATA_ROOT": "from-env"},
+    )
+    cfg = json.loads(result.stdout)
+    assert cfg["data_root"] == {"value": "from-flag", "source": "cli", "env": "ECG_DATA_ROOT"}
+
+
+def test_bad_settings_are_one_line_errors(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["config"], env={"ECG_DEVICE": "gpu"})
+    assert result.exit_code == 2
+    assert "invalid setting ECG_DEVICE" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["--env-file", str(tmp_path / "none.env"), "config"])
+    assert result.exit_code == 2 and "env file not found" in result.output
+
+
+def test_console_script_error_is_one_line(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("ecg")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ecgcli"]
+    out = subprocess.run(
+        [*cmd, "data", "verify", "--data-root", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:")

@@ -1,0 +1,101 @@
+"""``ecg data verify``: verdicts and exit codes on good, broken and foreign folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import wfdb
+from typer.testing import CliRunner
+
+from ecgcli import LEADS
+from ecgcli.cli.app import app
+from ecgcli.data.verify import verify_folder
+
+runner = CliRunner()
+
+
+def _run(*args: str):
+    return runner.invoke(app, ["data", "verify", *args])
+
+
+def test_clean_synthetic_folder_passes(synth_root: Path) -> None:
+    result = _run("--data-root", str(synth_root), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["status"] == "clean" and report["n_records"] == 300
+    assert sum(f["records"] for f in report["folds"].values()) == 300
+    table = _run("--data-root", str(synth_root))
+    assert table.exit_code == 0 and "clean: 300 records checked" in table.stdout
+
+
+def _rewrite(stem: Path, names: list[str], fs: int, n: int) -> None:
+    digital = np.zeros((n, len(names)), dtype=np.int16) + np.arange(len(names), dtype=np.int16)
+    digital[::7] += 50
+    wfdb.wrsamp(
+        stem.name,
+        fs=fs,
+        units=["mV"] * len(names),
+        sig_name=names,
+        d_signal=digital,
+        fmt=["16"] * len(names),
+        adc_gain=[1000.0] * len(names),
+        baseline=[0] * len(names),
+        write_dir=str(stem.parent),
+    )
+
+
+def test_broken_records_are_reported(synth_copy: Path) -> None:
+    db = pd.read_csv(synth_copy / "ptbxl_database.csv")
+    stems = [synth_copy / p for p in db["filename_lr"]]
+    stems[0].with_suffix(".dat").unlink()  # listed but absent
+    dat = stems[1].with_suffix(".dat")
+    dat.write_bytes(dat.read_bytes()[:5000])  # truncated
+    _rewrite(stems[2], list(LEADS[:11]), 100, 1000)  # 11 leads
+    _rewrite(stems[3], list(LEADS), 500, 1000)  # another rate
+    raw = np.fromfile(stems[4].with_suffix(".dat"), dtype="<i2")
+    raw[12 * 5 : 12 * 5 + 12 : 12] = -32768  # a missing sample in lead I
+    raw.tofile(stems[4].with_suffix(".dat"))
+    raw = np.fromfile(stems[5].with_suffix(".dat"), dtype="<i2").reshape(-1, 12)
+    raw[:, 10] = 17  # flat V5: a warning only
+    raw.tofile(stems[5].with_suffix(".dat"))
+
+    result = _run("--data-root", str(synth_copy), "--json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    problems = {f["ecg_id"]: f["message"] for f in report["findings"] if f["severity"] == "problem"}
+    assert "signal file 00001_lr.dat not found" in problems[1]
+    assert "truncated" in problems[2]
+    assert "11 leads" in problems[3]
+    assert "sampled at 500 Hz" in problems[4]
+    assert "missing (NaN) samples in lead I" in problems[5]
+    assert 6 not in problems
+    warnings = [f for f in report["findings"] if f["severity"] == "warning"]
+    assert any(f["ecg_id"] == 6 and "V5" in f["message"] for f in warnings)
+    assert report["n_problems"] == 5
+
+    table = _run("--data-root", str(synth_copy), "--show", "2")
+    assert table.exit_code == 1
+    assert "5 problems" in table.stdout and "… and 3 more" in table.stdout
+
+
+def test_not_ptbxl_exits_2(tmp_path: Path) -> None:
+    result = _run("--data-root", str(tmp_path))
+    assert result.exit_code == 2
+    assert "not a usable PTB-XL folder" in result.output
+    assert "Traceback" not in result.output
+    (tmp_path / "ptbxl_database.csv").write_text('ecg_id,foo\n1,"unterminated\n')
+    (tmp_path / "scp_statements.csv").write_text("a,b\n")
+    result = _run("--data-root", str(tmp_path), "--json")
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["status"] == "not_ptbxl"
+
+
+def test_folds_and_class_counts(synth_root: Path) -> None:
+    report = verify_folder(synth_root)
+    assert report.ok and report.n_records == 300
+    assert report.n_labelled == sum(f["labelled"] for f in report.folds.values())
+    for cls, n in report.class_counts.items():
+        assert n == sum(f[cls] for f in report.folds.values())
