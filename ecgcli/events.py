@@ -54,3 +54,51 @@ Callback = Callable[[Event], None]
 
 def ignore(_event: Event) -> None:
     """The default callback: drop every event."""
+
+
+# --- training ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EpochStarted(Event):
+    """An epoch of ``n_batches`` batches begins (epochs count from 1)."""
+
+    epoch: int
+    epochs: int
+    n_batches: int
+
+
+@dataclass(frozen=True)
+class BatchDone(Event):
+    """One optimiser step finished; ``samples_per_s`` is the epoch's running throughput."""
+
+    epoch: int
+    batch: int
+    n_batches: int
+    loss: float
+    samples_per_s: float
+
+
+@dataclass(frozen=True)
+class EpochDone(Event):
+    """An epoch and its validation finished. ``metrics`` may be empty (no probe this epoch)."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    metrics: dict[str, float]
+    best: bool
+    seconds: float
+    lr: float
+    samples_per_s: float
+
+
+@dataclass(frozen=True)
+class RunDone(Event):
+    """Training finished (or stopped early); evaluation follows."""
+
+    best_epoch: int
+    best_value: float | None
+    epochs_run: int
+    seconds: float
+    stopped_early: bool

@@ -34,15 +34,11 @@ class Settings(BaseSettings):
         Path("data/cache"),
         description="Where the memory-mapped signal caches are built (one per dataset and rate).",
     )
-    runs_dir: Path = Field(
-        Path("runs"), description="Where run directories (checkpoints, metrics, logs) go."
-    )
+    runs_dir: Path = Field(Path("runs"), description="Where run directories (checkpoints, metrics, logs) go.")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         "auto", description="Compute device; auto picks cuda, then mps, then cpu."
     )
-    workers: int = Field(
-        0, ge=0, description="Processes for reading records; 0 means one per CPU core."
-    )
+    workers: int = Field(0, ge=0, description="Processes for reading records; 0 means one per CPU core.")
     sampling_rate: Literal[100, 500] = Field(
         100, description="Which PTB-XL records to use: 100 Hz (records100) or 500 Hz (records500)."
     )

@@ -45,3 +45,30 @@ def shared_tables() -> Path:
     if not (path / "ptbxl_database.csv").is_file():
         pytest.skip("real PTB-XL tables not available beside the checkout")
     return path
+
+
+@pytest.fixture(scope="session")
+def session_cache(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A signal cache of ``synth_root`` built once and shared by the training tests."""
+    from ecgcli.data.cache import ensure_cache
+    from ecgcli.data.ptbxl import load_ptbxl
+
+    path = tmp_path_factory.mktemp("cache")
+    ensure_cache(load_ptbxl(synth_root), path)
+    return path
+
+
+@pytest.fixture()
+def train_kwargs(synth_root: Path, session_cache: Path, tmp_path: Path) -> dict:
+    """SupervisedConfig arguments for a tiny, fast CPU run on the session's synthetic set."""
+    return {
+        "data_root": str(synth_root),
+        "cache_dir": str(session_cache),
+        "runs_dir": str(tmp_path / "runs"),
+        "device": "cpu",
+        "workers": 1,
+        "label_fraction": 1.0,
+        "epochs": 2,
+        "batch_size": 32,
+        "width": 16,
+    }

@@ -28,9 +28,7 @@ def test_parse_scp_codes_reads_dict_literal() -> None:
     assert parse_scp_codes("{'NORM': 100.0, 'SR': 0.0}", 1) == {"NORM": 100.0, "SR": 0.0}
 
 
-@pytest.mark.parametrize(
-    "text", ["__import__('os').system('echo hi')", "[1, 2]", "{'A': 'x'}", "{"]
-)
+@pytest.mark.parametrize("text", ["__import__('os').system('echo hi')", "[1, 2]", "{'A': 'x'}", "{"])
 def test_parse_scp_codes_rejects_non_dicts_without_eval(text: str) -> None:
     with pytest.raises(DataError, match="ecg_id 5"):
         parse_scp_codes(text, 5)

@@ -93,9 +93,7 @@ def test_morphology_follows_labels(synth_root: Path, cache_dir: Path) -> None:
     """Class signatures a model can learn: voltage for HYP, QRS width for CD, ST for MI."""
     ds = load_ptbxl(synth_root)
     x = ensure_cache(ds, cache_dir).get(np.arange(len(ds)))
-    only = {
-        c: (ds.labels[:, j] == 1) & (ds.labels.sum(axis=1) == 1) for j, c in enumerate(SUPERCLASSES)
-    }
+    only = {c: (ds.labels[:, j] == 1) & (ds.labels.sum(axis=1) == 1) for j, c in enumerate(SUPERCLASSES)}
     amp = np.ptp(x[:, 6:12], axis=2).max(axis=1)  # precordial QRS voltage
     assert np.median(amp[only["HYP"]]) > 1.1 * np.median(amp[only["NORM"]])
     slope = np.abs(np.diff(x, axis=2)).mean(axis=(1, 2))
@@ -115,15 +113,11 @@ def test_500hz_writes_both_rates(tmp_path: Path) -> None:
 def test_cli_synth_then_verify(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "s"
-    result = runner.invoke(
-        app, ["data", "synth", "--out", str(out), "--records", "30", "--seed", "2"]
-    )
+    result = runner.invoke(app, ["data", "synth", "--out", str(out), "--records", "30", "--seed", "2"])
     assert result.exit_code == 0, result.output
     assert "wrote 30 synthetic records" in result.stdout
     assert runner.invoke(app, ["data", "verify", "--data-root", str(out)]).exit_code == 0
     again = runner.invoke(app, ["data", "synth", "--out", str(out)])
     assert again.exit_code == 2 and "not an empty folder" in again.output
-    bad = runner.invoke(
-        app, ["data", "synth", "--out", str(tmp_path / "x"), "--sampling-rate", "250"]
-    )
+    bad = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "x"), "--sampling-rate", "250"])
     assert bad.exit_code == 2 and "100 or 500" in bad.output

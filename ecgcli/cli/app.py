@@ -18,7 +18,23 @@ from ecgcli.cli import compare, config, data, finetune, multiseed, predict, quic
 
 
 class EcgGroup(TyperGroup):
-    """Root group: turns the core's :class:`~ecgcli.errors.EcgError` into one red line."""
+    """Root group: every error a user can cause becomes one red line and an exit code."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as exc:  # usage errors: bad option values, missing args
+            from ecgcli.cli.render import error_line
+
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see '{ctx.command_path} -h')" if ctx is not None else ""
+            error_line(f"{exc.format_message()}{where}")
+            sys.exit(getattr(exc, "exit_code", 2))
+        except typer.Abort:
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: typer.Context) -> Any:
         from ecgcli.errors import EcgError
@@ -45,9 +61,7 @@ class EcgGroup(TyperGroup):
                 raise
             from ecgcli.cli.render import error_line
 
-            error_line(
-                f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)"
-            )
+            error_line(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)")
             ctx.exit(70)
 
 
@@ -88,9 +102,7 @@ def root(
         Path | None,
         typer.Option("--env-file", help="Read settings from this env file (over ./.env)."),
     ] = None,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show a traceback for unexpected errors.")
-    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show a traceback for unexpected errors.")] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),

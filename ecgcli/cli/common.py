@@ -16,15 +16,11 @@ DataRoot = Annotated[
 ]
 SamplingRate = Annotated[
     int | None,
-    typer.Option(
-        "--sampling-rate", help="100 or 500 Hz records [default: ECG_SAMPLING_RATE or 100]."
-    ),
+    typer.Option("--sampling-rate", help="100 or 500 Hz records [default: ECG_SAMPLING_RATE or 100]."),
 ]
 Workers = Annotated[
     int | None,
-    typer.Option(
-        "--workers", min=0, help="Reader processes; 0 = one per core [default: ECG_WORKERS]."
-    ),
+    typer.Option("--workers", min=0, help="Reader processes; 0 = one per core [default: ECG_WORKERS]."),
 ]
 Device = Annotated[
     str | None,

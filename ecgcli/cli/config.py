@@ -17,9 +17,7 @@ def config(
     workers: Workers = None,
     device: Device = None,
     as_json: JsonFlag = False,
-    show_all: Annotated[
-        bool, typer.Option("--descriptions", help="Also describe each setting.")
-    ] = False,
+    show_all: Annotated[bool, typer.Option("--descriptions", help="Also describe each setting.")] = False,
 ) -> None:
     """Show the effective settings (flag > ECG_* environment > --env-file > .env > default).
 
@@ -63,8 +61,6 @@ def config(
     for col in ("setting", "value", "source", "variable") + (("meaning",) if show_all else ()):
         table.add_column(col)
     for name, value, source, desc in rows:
-        cells = [name, str(value), source, f"{ENV_PREFIX}{name.upper()}"] + (
-            [desc] if show_all else []
-        )
+        cells = [name, str(value), source, f"{ENV_PREFIX}{name.upper()}"] + ([desc] if show_all else [])
         table.add_row(*cells)
     out.print(table)

@@ -66,9 +66,7 @@ def _print_report(report: VerifyReport, show: int) -> None:
         table.add_column(col, justify="right")
     for fold, counts in report.folds.items():
         role = {9: " val", 10: " test"}.get(fold, " train")
-        table.add_row(
-            f"{fold}{role}", *(str(counts[k]) for k in ("records", "labelled", *SUPERCLASSES))
-        )
+        table.add_row(f"{fold}{role}", *(str(counts[k]) for k in ("records", "labelled", *SUPERCLASSES)))
     table.add_section()
     table.add_row(
         "all",
@@ -127,9 +125,7 @@ def cache(
     m = store.manifest
     size_mb = store.signals.nbytes / 1e6
     if as_json:
-        typer.echo(
-            json.dumps({"path": str(store.path), "size_mb": round(size_mb, 1), **m}, indent=2)
-        )
+        typer.echo(json.dumps({"path": str(store.path), "size_mb": round(size_mb, 1), **m}, indent=2))
         return
     out.print(
         f"[green]cache ready[/] {store.path}\n"
@@ -139,8 +135,7 @@ def cache(
     )
     if m["invalid_samples"]["records"]:
         out.print(
-            f"  [yellow]{m['invalid_samples']['records']} record(s) had missing samples "
-            "(stored as 0 mV)[/]"
+            f"  [yellow]{m['invalid_samples']['records']} record(s) had missing samples (stored as 0 mV)[/]"
         )
 
 

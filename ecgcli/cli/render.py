@@ -80,3 +80,170 @@ def progress_events() -> Iterator[EventRenderer]:
     """``with progress_events() as callback:`` pass ``callback`` to a core function."""
     with make_progress() as progress:
         yield EventRenderer(progress)
+
+
+# --- training: progress bar per epoch + a live table that grows one row per epoch ---------
+
+_METRIC_LABELS = {
+    "auroc": "val AUROC",
+    "f1": "val F1",
+    "sensitivity": "sens",
+    "specificity": "spec",
+    "probe_auroc": "probe AUROC",
+    "probe_f1": "probe F1",
+}
+
+
+class TrainingView:
+    """Renders loop events: a live epoch table (best epoch starred) under a batch progress bar.
+
+    On a terminal this is a rich ``Live`` display; in a log or pipe each epoch is one plain line.
+    """
+
+    def __init__(self, title: str, console: Console = err) -> None:
+        from rich.progress import SpinnerColumn
+
+        self.title = title
+        self.console = console
+        self.rows: list = []
+        self.best_epoch = 0
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:.0f} samples/s"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.setup_progress = make_progress(console)  # cache building etc., drawn inside the Live
+        self.setup = EventRenderer(self.setup_progress)
+        self.task: TaskID | None = None
+        self.live = None
+
+    def __enter__(self) -> TrainingView:
+        from rich.live import Live
+
+        if self.console.is_terminal:
+            self.live = Live(self._render(), console=self.console, refresh_per_second=8)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.update(self._render(final=True))
+            self.live.__exit__(*exc)
+
+    def _table(self):
+        from rich.table import Table
+
+        table = Table(title=self.title, title_justify="left", expand=False)
+        keys: list[str] = []
+        for row in self.rows:
+            keys += [k for k in row.metrics if k not in keys]
+        table.add_column("epoch", justify="right")
+        table.add_column("train loss", justify="right")
+        for k in keys:
+            table.add_column(_METRIC_LABELS.get(k, k), justify="right")
+        table.add_column("time", justify="right")
+        table.add_column("", justify="left")
+        for row in self.rows:
+            best = row.epoch == self.best_epoch
+            cells = [f"{row.epoch}/{row.epochs}", f"{row.train_loss:.4f}"]
+            cells += [f"{row.metrics[k]:.4f}" if k in row.metrics else "" for k in keys]
+            cells += [f"{row.seconds:.1f}s", "★ best" if best else ""]
+            table.add_row(*cells, style="bold green" if best else None)
+        return table
+
+    def _render(self, final: bool = False):
+        from rich.console import Group
+
+        parts = [self._table()] if self.rows else []
+        if not final:
+            if self.setup_progress.tasks:
+                parts.append(self.setup_progress)
+            if self.task is not None:
+                parts.append(self.progress)
+        return Group(*parts)
+
+    def __call__(self, event: Event) -> None:
+        from ecgcli.events import BatchDone, EpochDone, EpochStarted, Message, TaskStarted
+
+        if isinstance(event, EpochStarted):
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+            self.task = self.progress.add_task(
+                f"epoch {event.epoch}/{event.epochs}", total=event.n_batches, loss=0.0, rate=0.0
+            )
+        elif isinstance(event, BatchDone) and self.task is not None:
+            self.progress.update(self.task, completed=event.batch, loss=event.loss, rate=event.samples_per_s)
+        elif isinstance(event, EpochDone):
+            self.rows.append(event)
+            if event.best:
+                self.best_epoch = event.epoch
+            if self.live is not None:
+                self.live.update(self._render())
+            else:
+                m = "  ".join(f"{_METRIC_LABELS.get(k, k)} {v:.4f}" for k, v in event.metrics.items())
+                self.console.print(
+                    f"epoch {event.epoch}/{event.epochs}  loss {event.train_loss:.4f}  {m}  "
+                    f"{event.seconds:.1f}s{'  * best' if event.best else ''}",
+                    soft_wrap=True,
+                )
+        elif isinstance(event, Message):
+            self.console.print(
+                f"[yellow]warning:[/] {event.text}" if event.level == "warning" else f"[dim]{event.text}[/]",
+                soft_wrap=True,
+            )
+        else:  # cache building before training, evaluation steps: ordinary progress bars
+            self.setup(event)
+            if self.live is not None and isinstance(event, TaskStarted):
+                self.live.update(self._render())
+
+
+def print_evaluation(evaluation, run_dir, checkpoint, extra_paths: tuple = ()) -> None:
+    """Validation and test scores, clearly labelled, and the per-class test table."""
+    from rich.table import Table
+
+    from ecgcli import SUPERCLASSES
+
+    table = Table(title="Scores (macro AUROC/F1; micro sensitivity/specificity)", title_justify="left")
+    for col in ("split", "thresholds", "AUROC", "F1", "sensitivity", "specificity", "n"):
+        text = col in ("split", "thresholds")
+        table.add_column(col, justify="left" if text else "right", no_wrap=text)
+    rows = (
+        ("validation (fold 9)", "0.5", evaluation.val, None),
+        ("validation (fold 9)", "tuned on fold 9", evaluation.val_tuned, None),
+        ("TEST (fold 10)", "0.5", evaluation.test, "bold"),
+        ("TEST (fold 10)", "tuned on fold 9", evaluation.test_tuned, "bold"),
+    )
+    for split, thr, m, style in rows:
+        table.add_row(
+            split,
+            thr,
+            f"{m.macro_auroc:.4f}",
+            f"{m.macro_f1:.4f}",
+            f"{m.sensitivity:.4f}",
+            f"{m.specificity:.4f}",
+            str(m.n),
+            style=style,
+        )
+    out.print(table)
+    per = Table(title="Test (fold 10) per class, thresholds tuned on fold 9", title_justify="left")
+    for col in ("class", "AUROC", "F1", "sensitivity", "specificity", "support", "threshold"):
+        per.add_column(col, justify="left" if col == "class" else "right")
+    for name in SUPERCLASSES:
+        c = evaluation.test_tuned.per_class[name]
+        per.add_row(
+            name,
+            f"{c.auroc:.4f}",
+            f"{c.f1:.4f}",
+            f"{c.sensitivity:.4f}",
+            f"{c.specificity:.4f}",
+            str(c.support),
+            f"{c.threshold:.3f}",
+        )
+    out.print(per)
+    out.print(f"run directory: {run_dir}\ncheckpoint:    {checkpoint}", soft_wrap=True)
+    for label, path in extra_paths:
+        out.print(f"{label}: {path}", soft_wrap=True)

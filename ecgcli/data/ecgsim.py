@@ -143,9 +143,7 @@ def normal_beat(rng: np.random.Generator) -> Beat:
     return Beat(waves, heart_rate=float(np.clip(rng.normal(69, 11), 48, 112)), amplitude=amp)
 
 
-def apply_code(
-    beat: Beat, code: str, severity: float, rng: np.random.Generator, acute: bool
-) -> None:
+def apply_code(beat: Beat, code: str, severity: float, rng: np.random.Generator, acute: bool) -> None:
     """Change ``beat`` the way diagnostic ``code`` changes a real ECG."""
     s = severity * beat.amplitude
     w = beat.waves

@@ -81,9 +81,7 @@ def parse_scp_codes(text: object, ecg_id: int) -> dict[str, float]:
     try:
         return {str(k): float(v) for k, v in value.items()}
     except (TypeError, ValueError):
-        raise DataError(
-            f"{DATABASE_CSV}: ecg_id {ecg_id}: scp_codes likelihoods must be numbers"
-        ) from None
+        raise DataError(f"{DATABASE_CSV}: ecg_id {ecg_id}: scp_codes likelihoods must be numbers") from None
 
 
 def aggregate_labels(
@@ -105,9 +103,7 @@ def safe_record_path(root: Path, relative: str, ecg_id: int) -> Path:
     joined = os.path.normpath(os.path.join(root, rel))
     base = os.path.normpath(root)
     if os.path.isabs(rel) or os.path.commonpath([base, joined]) != base:
-        raise DataError(
-            f"{DATABASE_CSV}: ecg_id {ecg_id}: record path {rel!r} escapes the data root"
-        )
+        raise DataError(f"{DATABASE_CSV}: ecg_id {ecg_id}: record path {rel!r} escapes the data root")
     return Path(joined)
 
 
@@ -223,9 +219,7 @@ def load_ptbxl(root: Path, sampling_rate: int = 100, min_likelihood: float = 0.0
     )
 
 
-def sample_labelled_fraction(
-    labels: np.ndarray, pool: np.ndarray, fraction: float, seed: int
-) -> np.ndarray:
+def sample_labelled_fraction(labels: np.ndarray, pool: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """A deterministic, label-stratified sample of ``fraction`` of the rows in ``pool``.
 
     Rows are grouped by their exact label combination and each group contributes its share

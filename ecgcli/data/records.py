@@ -53,9 +53,7 @@ def lead_order(sig_names: tuple[str, ...] | list[str], record: str) -> np.ndarra
     """
     order, missing = _match_leads(tuple(sig_names))
     if missing:
-        raise RecordError(
-            record, f"missing lead(s) {', '.join(missing)} (has {', '.join(sig_names)})"
-        )
+        raise RecordError(record, f"missing lead(s) {', '.join(missing)} (has {', '.join(sig_names)})")
     return order
 
 
@@ -149,9 +147,7 @@ def read_header(path: Path) -> Header:
                 unit = m.group(3) or "mV"
             adc_zero = int(parts[4]) if len(parts) > 4 else 0
         except (IndexError, ValueError):
-            raise RecordError(
-                record, f"corrupt header signal line {i + 1}: {line[:60]!r}"
-            ) from None
+            raise RecordError(record, f"corrupt header signal line {i + 1}: {line[:60]!r}") from None
         gains.append(gain if gain != 0 else _DEFAULT_GAIN)
         baselines.append(baseline if baseline is not None else adc_zero)
         units.append(unit)
@@ -207,13 +203,9 @@ def _read_with_wfdb(stem: Path, header: Header) -> tuple[np.ndarray, Header]:
     try:
         rec = wfdb.rdrecord(str(stem), physical=False, return_res=32)
     except FileNotFoundError as exc:
-        raise RecordError(
-            header.record, f"file not found: {Path(str(exc.filename)).name}"
-        ) from None
+        raise RecordError(header.record, f"file not found: {Path(str(exc.filename)).name}") from None
     except Exception as exc:  # wfdb raises many types for malformed files
-        raise RecordError(
-            header.record, f"wfdb cannot read it ({type(exc).__name__}: {exc})"
-        ) from None
+        raise RecordError(header.record, f"wfdb cannot read it ({type(exc).__name__}: {exc})") from None
     d = np.asarray(rec.d_signal).T
     names = tuple(rec.sig_name or ())
     units = tuple(rec.units or ("mV",) * len(names))
@@ -258,9 +250,9 @@ def _read_with_wfdb(stem: Path, header: Header) -> tuple[np.ndarray, Header]:
 def to_millivolts(adc: np.ndarray, header: Header) -> np.ndarray:
     """Physical signal in mV as float32, with missing samples as NaN."""
     scale = header.mv_per_unit() / header.gains
-    mv = (adc.astype(np.float32) - header.baselines[:, None].astype(np.float32)) * scale[
-        :, None
-    ].astype(np.float32)
+    mv = (adc.astype(np.float32) - header.baselines[:, None].astype(np.float32)) * scale[:, None].astype(
+        np.float32
+    )
     mv[adc == INVALID_INT16] = np.nan
     return mv
 
@@ -275,9 +267,7 @@ def read_standard_record(
     """
     adc, header = read_adc(Path(stem))
     if abs(header.fs - sampling_rate) > 1e-6:
-        raise RecordError(
-            header.record, f"sampled at {header.fs:g} Hz, expected {sampling_rate} Hz"
-        )
+        raise RecordError(header.record, f"sampled at {header.fs:g} Hz, expected {sampling_rate} Hz")
     if adc.shape[1] != length:
         raise RecordError(header.record, f"has {adc.shape[1]} samples, expected {length}")
     if header.n_sig < len(LEADS):

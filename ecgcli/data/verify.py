@@ -69,9 +69,7 @@ class VerifyReport:
         return d
 
 
-def _check_chunk(
-    start: int, stems: list[str], sampling_rate: int, length: int
-) -> list[tuple[int, str, str]]:
+def _check_chunk(start: int, stems: list[str], sampling_rate: int, length: int) -> list[tuple[int, str, str]]:
     """Worker: (row, severity, message) for every finding in a chunk of records."""
     found: list[tuple[int, str, str]] = []
     for k, stem in enumerate(stems):
@@ -91,9 +89,7 @@ def _check_chunk(
             found.append((row, "warning", f"units {', '.join(odd_units)}, not mV (converted)"))
         missing = (adc == INVALID_INT16).sum(axis=1)
         for lead in np.flatnonzero(missing):
-            found.append(
-                (row, "problem", f"{missing[lead]} missing (NaN) samples in lead {LEADS[lead]}")
-            )
+            found.append((row, "problem", f"{missing[lead]} missing (NaN) samples in lead {LEADS[lead]}"))
         flat = np.flatnonzero(adc.max(axis=1) == adc.min(axis=1))
         if len(flat) == len(LEADS):
             found.append((row, "problem", "every lead is flat (constant)"))
@@ -143,9 +139,7 @@ def verify_folder(
         elif counts["labelled"]:
             absent = [c for c in SUPERCLASSES if counts[c] == 0]
             if absent and fold >= 9:
-                report.findings.append(
-                    Finding("warning", f"fold {fold} has no {', '.join(absent)} records")
-                )
+                report.findings.append(Finding("warning", f"fold {fold} has no {', '.join(absent)} records"))
     stems = [str(p) for p in ds.record_paths]
     results = map_chunks(
         _check_chunk,

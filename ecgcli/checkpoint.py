@@ -1,0 +1,194 @@
+"""Checkpoints: ``safetensors`` weights plus a JSON sidecar. Loading never unpickles.
+
+``model.safetensors`` holds tensors only; ``model.json`` beside it holds everything needed to
+rebuild and use the model: format and kind, architecture (registry name and arguments), class
+names and order, leads, sampling rate and window, per-class thresholds, normalisation, the
+training configuration, metrics, the data cache id, and library versions.
+
+Kinds: ``classifier`` (encoder + linear head; ``train supervised``, ``finetune``) and
+``encoder`` (an SSL-pretrained encoder; ``train ssl``).
+
+The same two-file format stores a run's resume state (model, optimiser, best copy, history):
+nested state dicts are flattened into tensors plus a JSON skeleton.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ecgcli import __version__
+from ecgcli.errors import CheckpointError
+
+FORMAT = "ecgcli-checkpoint"
+FORMAT_VERSION = 1
+KINDS = ("classifier", "encoder")
+
+
+def sidecar_path(weights: Path) -> Path:
+    return Path(weights).with_suffix(".json")
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    return {
+        "ecgcli": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON so a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write ``path`` (safetensors) and its JSON sidecar, each atomically, sidecar last."""
+    from safetensors.torch import save
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    _atomic_write_bytes(path, save(flat, metadata={"format": FORMAT}))
+    write_json_atomic(sidecar_path(path), meta)
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a safetensors file and its sidecar; any problem is a :class:`CheckpointError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise CheckpointError(f"{path}: its sidecar {side.name} is missing (not an ecgcli checkpoint?)")
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{side}: sidecar is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an ecgcli checkpoint (sidecar format is not {FORMAT!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {meta.get('format_version')} is not supported "
+            f"(this ecgcli reads version {FORMAT_VERSION})"
+        )
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: weights are corrupt or not safetensors ({exc})") from None
+    return tensors, meta
+
+
+def checkpoint_meta(kind: str, **fields: Any) -> dict[str, Any]:
+    """A sidecar dict with the fields every checkpoint carries."""
+    if kind not in KINDS:
+        raise ValueError(kind)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        **fields,
+        "versions": versions(),
+    }
+
+
+def save_checkpoint(path: Path, module: torch.nn.Module, meta: dict[str, Any]) -> Path:
+    """Save a model's ``state_dict`` and sidecar; returns the weights path."""
+    save_tensors(Path(path), dict(module.state_dict()), meta)
+    return Path(path)
+
+
+def load_classifier(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild a classifier from its checkpoint (eval mode, on CPU)."""
+    from ecgcli.models import ECGClassifier
+
+    tensors, meta = load_tensors(path)
+    if meta.get("kind") != "classifier":
+        raise CheckpointError(
+            f"{path}: is a {meta.get('kind')!r} checkpoint, not a classifier "
+            "(fine-tune an encoder with `ecg finetune` first)"
+        )
+    arch = meta.get("architecture") or {}
+    try:
+        model = ECGClassifier.build(arch["encoder"], n_classes=int(arch["n_classes"]), **arch["encoder_args"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: sidecar architecture is incomplete ({exc})") from None
+    _load_state(model, tensors, path)
+    return model.eval(), meta
+
+
+def _load_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])
+        raise CheckpointError(f"{path}: weights do not fit the architecture ({detail[:200]})") from None
+
+
+# --- nested state (optimiser, resume) <-> flat tensors + JSON skeleton ---------------------
+
+
+def flatten_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Move every tensor in a nested dict/list into ``tensors``; return a JSON skeleton."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        return {"__dict__": [[_key(k), flatten_state(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return {"__list__": [flatten_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
+
+
+def _key(k: Any) -> Any:
+    if isinstance(k, (int, str)):
+        return k
+    raise TypeError(f"cannot store a {type(k).__name__} key in a checkpoint")
+
+
+def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(skeleton, dict):
+        if "__tensor__" in skeleton:
+            try:
+                return tensors[skeleton["__tensor__"]]
+            except KeyError:
+                raise CheckpointError(f"state is missing tensor {skeleton['__tensor__']}") from None
+        if "__dict__" in skeleton:
+            return {k: unflatten_state(v, tensors) for k, v in skeleton["__dict__"]}
+        if "__list__" in skeleton:
+            return [unflatten_state(v, tensors) for v in skeleton["__list__"]]
+    return skeleton

@@ -1,0 +1,73 @@
+"""ECG encoders and the registry that builds them by name (checkpoints store the name).
+
+``ECGEncoder1DCNN`` is the reference study's encoder, unchanged, so numbers stay comparable:
+six Conv1d-BatchNorm-ReLU blocks (kernels 11, 7, 7, 5, 5, 3; strides 2, 1, 2, 1, 2, 1; widths
+w, w, 2w, 2w, 4w, 4w), then global average pooling to a ``4w``-dimensional latent (256 at the
+default width 64). Strides total 8, so a 10 s record at 100 Hz becomes 125 time steps before
+pooling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ecgcli.errors import CheckpointError, ConfigError
+
+_KERNELS = (11, 7, 7, 5, 5, 3)
+_STRIDES = (2, 1, 2, 1, 2, 1)
+_WIDTHS = (1, 1, 2, 2, 4, 4)
+
+
+class ECGEncoder1DCNN(nn.Module):
+    """The reference 1D-CNN: ``(B, in_ch, T)`` -> ``(B, 4 * width)``."""
+
+    def __init__(self, in_ch: int = 12, width: int = 64) -> None:
+        super().__init__()
+        if in_ch < 1 or width < 1:
+            raise ConfigError(f"encoder needs in_ch >= 1 and width >= 1, got {in_ch}, {width}")
+        self.in_ch, self.width = in_ch, width
+        layers: list[nn.Module] = []
+        channels = in_ch
+        for k, s, m in zip(_KERNELS, _STRIDES, _WIDTHS, strict=True):
+            out = width * m
+            layers += [
+                nn.Conv1d(channels, out, kernel_size=k, stride=s, padding=k // 2, bias=False),
+                nn.BatchNorm1d(out),
+                nn.ReLU(inplace=True),
+            ]
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.out_dim = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).mean(dim=-1)
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments, stored in checkpoints to rebuild the same encoder."""
+        return {"in_ch": self.in_ch, "width": self.width}
+
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {"cnn1d": ECGEncoder1DCNN}
+
+
+def register_encoder(name: str, factory: Callable[..., nn.Module]) -> None:
+    """Add an encoder; it must expose ``out_dim`` and ``config()``."""
+    _REGISTRY[name] = factory
+
+
+def encoder_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_encoder(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered encoder; unknown names or arguments are a clear error."""
+    if name not in _REGISTRY:
+        raise CheckpointError(f"unknown encoder {name!r} (known: {', '.join(encoder_names())})")
+    try:
+        return _REGISTRY[name](**kwargs)
+    except TypeError as exc:
+        raise CheckpointError(f"encoder {name!r} cannot be built from {kwargs}: {exc}") from None

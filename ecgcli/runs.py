@@ -1,0 +1,128 @@
+"""Run directories: where a training run writes its configuration, log, metrics and models.
+
+Layout of ``runs/<name>/``::
+
+    config.json          the full configuration (resume reads it back)
+    train.log            one line per epoch, then the final scores
+    metrics.json         per-epoch history, best epoch, val and test scores, per class, timing
+    model.safetensors    best weights  (+ model.json sidecar: see ecgcli.checkpoint)
+    predictions.npz      val and test probabilities with labels and ecg_ids (no pickle)
+    state/last.*         resume state after the last completed epoch
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgcli.checkpoint import write_json_atomic
+from ecgcli.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model.safetensors"
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / "train.log"
+
+    @property
+    def state(self) -> Path:
+        return self.path / "state" / "last.safetensors"
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / "predictions.npz"
+
+    @property
+    def finished(self) -> bool:
+        return self.metrics.is_file() and self.model.is_file()
+
+    @classmethod
+    def create(cls, runs_dir: Path, name: str, explicit: Path | None = None) -> RunDir:
+        """A new run directory: ``explicit`` if given (must be new or empty), else
+        ``runs_dir/name``, with ``-2``, ``-3``... appended when that name is taken."""
+        if explicit is not None:
+            path = Path(explicit)
+            if path.exists() and any(path.iterdir()):
+                raise ConfigError(
+                    f"run directory {path} is not empty (use --resume {path} to continue it, "
+                    "or choose another --run-dir)"
+                )
+        else:
+            path = Path(runs_dir) / name
+            k = 2
+            while path.exists() and any(path.iterdir()):
+                path = Path(runs_dir) / f"{name}-{k}"
+                k += 1
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"cannot write the run directory {path}: {exc.strerror}") from None
+        return cls(path)
+
+    @classmethod
+    def for_resume(cls, path: Path) -> RunDir:
+        run = cls(Path(path))
+        if not run.config.is_file():
+            raise ConfigError(f"{path}: not a run directory (no config.json)")
+        if not run.state.is_file():
+            raise ConfigError(f"{path}: has no saved epoch to resume from")
+        return run
+
+    def read_config(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.config.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{self.config}: unreadable ({exc})") from None
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_json_atomic(self.config, config)
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        write_json_atomic(self.metrics, metrics)
+
+    def log(self, line: str) -> None:
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.log_file, "a") as f:
+            f.write(f"{stamp} {line}\n")
+
+    def write_predictions(self, **arrays: np.ndarray) -> None:
+        tmp = self.path / ".predictions.tmp.npz"
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(self.predictions)
+
+
+def check_writable(path: Path) -> None:
+    """Fail before training, not after, when ``--out`` cannot be written."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".{path.name}.write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write --out {path}: {exc.strerror or exc}") from None
+    if path.exists() and path.is_dir():
+        raise ConfigError(f"--out {path} is a directory; give a file path such as model.safetensors")

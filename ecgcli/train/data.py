@@ -1,0 +1,58 @@
+"""Getting a split's signals into memory once, normalised, as torch tensors.
+
+Training never reads WFDB files: rows come from the memory-mapped cache in chunks and are
+normalised into one preallocated float32 tensor (82 MB for 1,711 records at 100 Hz). Batches
+are then ``index_select`` on that tensor, on the training device, so the data path costs next
+to nothing per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ecgcli.data.cache import SignalStore, ensure_cache
+from ecgcli.data.normalize import LeadNorm
+from ecgcli.data.ptbxl import PTBXL, Split, load_ptbxl
+from ecgcli.events import Callback, ignore
+
+_CHUNK = 1024
+
+
+@dataclass
+class TrainingData:
+    dataset: PTBXL
+    split: Split
+    store: SignalStore
+
+
+def load_training_data(
+    data_root: Path,
+    cache_dir: Path,
+    sampling_rate: int,
+    label_fraction: float,
+    seed: int,
+    workers: int = 1,
+    callback: Callback = ignore,
+) -> TrainingData:
+    """Tables, the standard split for ``seed`` and the signal cache (built on first use)."""
+    ds = load_ptbxl(Path(data_root), sampling_rate)
+    split = ds.split(label_fraction, seed)
+    store = ensure_cache(ds, Path(cache_dir), workers, callback)
+    return TrainingData(ds, split, store)
+
+
+def signals_tensor(store: SignalStore, rows: np.ndarray, norm: LeadNorm) -> torch.Tensor:
+    """Normalised signals of ``rows`` as one contiguous float32 CPU tensor ``(N, 12, T)``."""
+    rows = np.asarray(rows)
+    out = torch.empty((len(rows), store.signals.shape[1], store.length), dtype=torch.float32)
+    for s in range(0, len(rows), _CHUNK):
+        out[s : s + _CHUNK] = torch.from_numpy(norm.apply(store.get(rows[s : s + _CHUNK])))
+    return out
+
+
+def labels_tensor(labels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(labels.astype(np.float32))

@@ -1,0 +1,310 @@
+"""The one training loop every trainer shares (supervised, SSL, fine-tuning).
+
+A trainer supplies an :class:`Objective` (its batches, its loss, what to do after a step, how
+to validate); the loop owns everything else: device placement and mixed precision, gradient
+clipping, the learning-rate schedule, NaN/inf detection, model selection with a *copy* of the
+best weights, early stopping, progress events, and a resume state written atomically after
+every completed epoch. Ctrl-C discards the unfinished epoch and raises
+:class:`~ecgcli.errors.Interrupted`; ``resume=True`` continues from the saved state.
+
+Determinism: the loop seeds torch with ``(seed, epoch)`` at each epoch start and objectives
+derive their shuffles and augmentations from ``(seed, epoch)`` too, so a resumed run sees
+exactly the batches an uninterrupted one would and ends with the same numbers on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from ecgcli.checkpoint import flatten_state, save_tensors, unflatten_state
+from ecgcli.errors import CheckpointError, Interrupted, TrainingError
+from ecgcli.events import BatchDone, Callback, EpochDone, EpochStarted, RunDone, ignore
+
+SCHEDULES = ("none", "cosine")
+
+
+class Objective(Protocol):
+    """What a trainer plugs into :func:`fit`."""
+
+    module: nn.Module  # every parameter and buffer the run trains and saves
+
+    def n_batches(self, epoch: int) -> int: ...
+
+    def batches(self, epoch: int) -> Iterator[Any]: ...
+
+    def samples(self, batch: Any) -> int: ...
+
+    def loss(self, batch: Any) -> torch.Tensor: ...
+
+    def after_step(self, step: int, total_steps: int) -> None: ...
+
+    def validate(self, epoch: int) -> dict[str, float]: ...
+
+
+@dataclass
+class LoopConfig:
+    epochs: int
+    device: torch.device
+    seed: int = 0
+    select_metric: str | None = "f1"  # key of validate()'s dict; None selects the last epoch
+    patience: int | None = None
+    grad_clip: float = 0.0
+    schedule: str = "none"
+    warmup_epochs: int = 0
+    amp: bool = True  # only on CUDA
+
+
+@dataclass
+class FitState:
+    """Progress of a run; saved with the weights after every epoch."""
+
+    epoch: int = 0  # epochs completed
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_value: float | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_epochs: int = 0
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an unavailable explicit choice is an error."""
+    from ecgcli.errors import ConfigError
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is available (try --device auto or cpu)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("--device mps: Apple MPS is not available (try --device auto or cpu)")
+    if name not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"unknown device {name!r} (choose auto, cpu, cuda or mps)")
+    return torch.device(name)
+
+
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """A seed for one epoch (and one random stream), the same in every process."""
+    return (seed * 1_000_003 + epoch * 7919 + stream * 104_729) % (2**63 - 1)
+
+
+def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
+    """Multiplier of each parameter group's base learning rate at ``step`` of ``total``."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "cosine":
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return 1.0
+
+
+def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached *copy* of the weights (a ``state_dict`` alone would alias the live ones)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _better(value: float, best: float | None) -> bool:
+    return best is None or (math.isfinite(value) and value > best)
+
+
+def save_resume_state(
+    path: Path,
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: FitState,
+    config: dict[str, Any],
+    scaler: torch.amp.GradScaler | None = None,
+) -> None:
+    tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in module.state_dict().items()}
+    if state.best_state is not None:
+        tensors.update({f"best.{k}": v for k, v in state.best_state.items()})
+    optim_skeleton = flatten_state(optimizer.state_dict(), "optim", tensors)
+    meta = {
+        "format": "ecgcli-resume",
+        "epoch": state.epoch,
+        "history": state.history,
+        "best_epoch": state.best_epoch,
+        "best_value": state.best_value,
+        "bad_epochs": state.bad_epochs,
+        "seconds": state.seconds,
+        "stopped_early": state.stopped_early,
+        "has_best": state.best_state is not None,
+        "optimizer": optim_skeleton,
+        "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+        "config": config,
+    }
+    save_tensors(path, tensors, meta)
+
+
+def load_resume_state(
+    path: Path,
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None = None,
+) -> FitState:
+    """Restore weights, optimiser and progress saved by :func:`save_resume_state`."""
+    tensors, meta = read_resume_state(path)
+    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        module.load_state_dict(model, strict=True)
+        optimizer.load_state_dict(unflatten_state(meta["optimizer"], tensors))
+        if scaler is not None and meta.get("scaler"):
+            scaler.load_state_dict(meta["scaler"])
+        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} if meta["has_best"] else None
+        return FitState(
+            epoch=int(meta["epoch"]),
+            history=list(meta["history"]),
+            best_epoch=int(meta["best_epoch"]),
+            best_value=meta["best_value"],
+            best_state=best,
+            bad_epochs=int(meta["bad_epochs"]),
+            seconds=float(meta["seconds"]),
+            stopped_early=bool(meta["stopped_early"]),
+        )
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: resume state does not fit this run ({exc})") from None
+
+
+def read_resume_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and metadata of a resume state, checked; never unpickles."""
+    import json
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    side = Path(path).with_suffix(".json")
+    if not Path(path).is_file() or not side.is_file():
+        raise CheckpointError(f"{path}: no resume state (no epoch was completed)")
+    try:
+        meta = json.loads(side.read_text())
+        tensors = load_file(str(path))
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise CheckpointError(f"{path}: resume state is corrupt ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != "ecgcli-resume":
+        raise CheckpointError(f"{path}: not an ecgcli resume state")
+    return tensors, meta
+
+
+def fit(
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    cfg: LoopConfig,
+    *,
+    state_path: Path | None = None,
+    resume: bool = False,
+    run_config: dict[str, Any] | None = None,
+    resume_hint: str = "",
+    callback: Callback = ignore,
+) -> FitState:
+    """Train ``objective`` for ``cfg.epochs`` epochs; returns the final :class:`FitState`."""
+    module, device = objective.module, cfg.device
+    use_amp = cfg.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    for group in optimizer.param_groups:
+        group.setdefault("base_lr", group["lr"])
+    state = FitState()
+    if resume:
+        if state_path is None:
+            raise CheckpointError("nothing to resume from")
+        state = load_resume_state(state_path, module, optimizer, scaler)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    steps_per_epoch = objective.n_batches(0)
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    t_run = time.perf_counter() - state.seconds
+
+    for epoch in range(state.epoch, cfg.epochs):
+        if state.stopped_early:
+            break
+        torch.manual_seed(epoch_seed(cfg.seed, epoch))
+        t0 = time.perf_counter()
+        module.train()
+        n_batches = objective.n_batches(epoch)
+        loss_sum, seen = 0.0, 0
+        try:
+            callback(EpochStarted(epoch + 1, cfg.epochs, n_batches))
+            for b, batch in enumerate(objective.batches(epoch)):
+                step = epoch * steps_per_epoch + b
+                factor = lr_factor(cfg.schedule, step, total_steps, warmup)
+                for group in optimizer.param_groups:
+                    group["lr"] = group["base_lr"] * factor
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                    loss = objective.loss(batch)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingError(
+                        f"loss became {value} at epoch {epoch + 1}, batch {b + 1}; "
+                        "the run stopped (try a lower --lr or check the data)"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                objective.after_step(step, total_steps)
+                size = objective.samples(batch)
+                loss_sum += value * size
+                seen += size
+                rate = seen / max(time.perf_counter() - t0, 1e-9)
+                callback(BatchDone(epoch + 1, b + 1, n_batches, value, rate))
+            train_seconds = time.perf_counter() - t0
+            module.eval()
+            metrics = objective.validate(epoch)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted in epoch {epoch + 1}; "
+                + (f"epoch {state.epoch} is saved. " if state.epoch else "no epoch was completed. ")
+                + resume_hint
+            ) from None
+        train_loss = loss_sum / max(seen, 1)
+        best = False
+        if cfg.select_metric is None:
+            best = True
+            state.best_value = None
+        elif cfg.select_metric in metrics:
+            value = float(metrics[cfg.select_metric])
+            if _better(value, state.best_value):
+                best, state.best_value = True, value
+        if best:
+            state.best_epoch, state.bad_epochs = epoch + 1, 0
+            state.best_state = snapshot(module)
+        elif cfg.select_metric in metrics:
+            state.bad_epochs += 1
+        seconds = time.perf_counter() - t0
+        lr = optimizer.param_groups[-1]["lr"]
+        rate = seen / max(train_seconds, 1e-9)
+        state.history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                **metrics,
+                "best": best,
+                "seconds": round(seconds, 3),
+                "lr": lr,
+                "samples_per_s": round(rate, 1),
+            }
+        )
+        state.epoch = epoch + 1
+        state.seconds = time.perf_counter() - t_run
+        if cfg.patience is not None and state.bad_epochs >= cfg.patience:
+            state.stopped_early = True
+        if state_path is not None:
+            save_resume_state(state_path, module, optimizer, state, run_config or {}, scaler)
+        callback(EpochDone(epoch + 1, cfg.epochs, train_loss, metrics, best, seconds, lr, rate))
+    callback(RunDone(state.best_epoch, state.best_value, state.epoch, state.seconds, state.stopped_early))
+    return state

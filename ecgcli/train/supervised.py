@@ -1,0 +1,417 @@
+"""Supervised training of the classifier (``ecg train supervised``, and ``ecg finetune``).
+
+objective = loss(head(encoder(x)), y) on the labelled fraction of folds 1-8, batches drawn by
+the balancing strategy; selection on fold 9 (macro F1 at 0.5 by default), thresholds tuned on
+fold 9, and the best model scored on fold 10. Fine-tuning is the same run with an encoder
+loaded from an SSL checkpoint (``init_encoder``), optionally frozen (a linear probe) or trained
+with its own, smaller learning rate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ecgcli import LEADS, SUPERCLASSES
+from ecgcli.checkpoint import checkpoint_meta, save_checkpoint
+from ecgcli.data.loader import STRATEGIES, EpochSampler, batch_slices
+from ecgcli.data.normalize import fit_lead_norm
+from ecgcli.data.ptbxl import RECORD_LENGTH
+from ecgcli.errors import ConfigError
+from ecgcli.evaluate import SplitEvaluation, evaluate_split_pair, headline, predict_proba
+from ecgcli.events import Callback, Message, ignore
+from ecgcli.losses import LOSSES, build_loss
+from ecgcli.metrics import compute_metrics
+from ecgcli.models import ECGClassifier
+from ecgcli.runs import RunDir, check_writable
+from ecgcli.train.data import TrainingData, labels_tensor, load_training_data, signals_tensor
+from ecgcli.train.loop import SCHEDULES, LoopConfig, epoch_seed, fit, pick_device
+
+SELECT_METRICS = ("f1", "auroc")
+
+
+@dataclass
+class SupervisedConfig:
+    """Everything that defines a supervised or fine-tuning run (saved as config.json)."""
+
+    data_root: str = "data/PTB-XL"
+    cache_dir: str = "data/cache"
+    runs_dir: str = "runs"
+    sampling_rate: int = 100
+    workers: int = 1
+    label_fraction: float = 0.1
+    signal_length: int = 1000
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    loss: str = "focal"
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    balance_strategy: str = "oversample"
+    seed: int = 42
+    device: str = "auto"
+    patience: int | None = None
+    select_metric: str = "f1"
+    schedule: str = "none"
+    warmup_epochs: int = 0
+    grad_clip: float = 0.0
+    encoder: str = "cnn1d"
+    width: int = 64
+    run_dir: str | None = None
+    name: str | None = None
+    out: str | None = None
+    # fine-tuning
+    ssl_checkpoint: str | None = None
+    freeze_encoder: bool = False
+    encoder_lr: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return "finetune" if self.ssl_checkpoint else "supervised"
+
+    def default_name(self) -> str:
+        if self.kind == "finetune":
+            mode = "probe" if self.freeze_encoder else "ft"
+            return f"finetune-{Path(str(self.ssl_checkpoint)).parent.name}-{mode}-s{self.seed}"
+        return f"supervised-{self.loss}-{self.balance_strategy}-s{self.seed}"
+
+    def check(self) -> None:
+        """Reject bad values with one clear line each, before any work starts."""
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
+        if self.balance_strategy not in STRATEGIES:
+            raise ConfigError(
+                f"unknown balance strategy {self.balance_strategy!r} (choose from {', '.join(STRATEGIES)})"
+            )
+        if not 0.0 < self.label_fraction <= 1.0:
+            raise ConfigError(f"--label-fraction must be in (0, 1], got {self.label_fraction}")
+        if self.sampling_rate not in RECORD_LENGTH:
+            raise ConfigError(f"sampling rate must be 100 or 500, got {self.sampling_rate}")
+        length = RECORD_LENGTH[self.sampling_rate]
+        if not 64 <= self.signal_length <= length:
+            raise ConfigError(
+                f"--signal-length must be between 64 and {length} samples "
+                f"at {self.sampling_rate} Hz, got {self.signal_length}"
+            )
+        for name, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 2)):
+            if value < low:
+                raise ConfigError(f"{name} must be at least {low}, got {value}")
+        for name, value in (("--lr", self.lr), ("--encoder-lr", self.encoder_lr)):
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be positive, got {value}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError("--weight-decay and --grad-clip must not be negative")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"--patience must be at least 1, got {self.patience}")
+        if self.select_metric not in SELECT_METRICS:
+            raise ConfigError(f"--select-metric must be f1 or auroc, got {self.select_metric!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.freeze_encoder and self.encoder_lr is not None:
+            raise ConfigError("--freeze-encoder and --encoder-lr exclude each other")
+        if self.out:
+            check_writable(Path(self.out))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SupervisedConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    checkpoint: Path
+    evaluation: SplitEvaluation
+    metrics: dict[str, Any]
+
+
+class ClassifierObjective:
+    """Batches of the labelled training tensor; validation on fold 9 every epoch."""
+
+    def __init__(
+        self,
+        model: ECGClassifier,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        sampler: EpochSampler,
+        batch_size: int,
+        loss_fn: nn.Module,
+        x_val: torch.Tensor,
+        y_val: np.ndarray,
+        window: int,
+        seed: int,
+        device: torch.device,
+        freeze_encoder: bool = False,
+    ) -> None:
+        self.module = model
+        self.x, self.y = x, y
+        self.sampler, self.batch_size, self.loss_fn = sampler, batch_size, loss_fn
+        self.x_val, self.y_val = x_val, y_val
+        self.window, self.seed, self.device = window, seed, device
+        self.freeze_encoder = freeze_encoder
+        self._slices = batch_slices(len(y), batch_size)
+
+    def n_batches(self, epoch: int) -> int:
+        return len(self._slices)
+
+    def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.freeze_encoder:
+            self.module.encoder.eval()  # a probe must not update BatchNorm statistics either
+        order = torch.from_numpy(self.sampler.order(epoch)).to(self.x.device)
+        gen = torch.Generator(device=self.x.device).manual_seed(epoch_seed(self.seed, epoch, 1))
+        for sl in self._slices:
+            rows = order[sl]
+            x = self.x.index_select(0, rows)
+            if self.window < x.shape[-1]:
+                x = random_crop(x, self.window, gen)
+            yield x.to(self.device, non_blocking=True), self.y.index_select(0, rows).to(self.device)
+
+    def samples(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
+        return batch[0].shape[0]
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        return self.loss_fn(self.module(x).float(), y)
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        return None
+
+    def validate(self, epoch: int) -> dict[str, float]:
+        window = self.window if self.window < self.x_val.shape[-1] else None
+        prob = predict_proba(self.module, self.x_val, self.device, window)
+        return headline(compute_metrics(self.y_val, prob))
+
+
+def random_crop(x: torch.Tensor, window: int, generator: torch.Generator) -> torch.Tensor:
+    """An independent random ``window``-sample crop of each record (one gather, no loop)."""
+    b, c, t = x.shape
+    start = torch.randint(0, t - window + 1, (b,), generator=generator, device=x.device)
+    idx = start[:, None] + torch.arange(window, device=x.device)
+    return x.gather(2, idx[:, None, :].expand(b, c, window))
+
+
+def _build_model(cfg: SupervisedConfig, init_encoder: Callable[[], tuple[nn.Module, dict]] | None):
+    if init_encoder is None:
+        return ECGClassifier.build(cfg.encoder, len(SUPERCLASSES), in_ch=len(LEADS), width=cfg.width), {}
+    encoder, info = init_encoder()
+    model = ECGClassifier(encoder, len(SUPERCLASSES))
+    model.encoder_name = info.get("encoder", cfg.encoder)
+    return model, info
+
+
+def _optimizer(model: ECGClassifier, cfg: SupervisedConfig) -> torch.optim.Optimizer:
+    if cfg.freeze_encoder:
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+        groups = [{"params": list(model.head.parameters()), "lr": cfg.lr}]
+    elif cfg.encoder_lr is not None:
+        groups = [
+            {"params": list(model.encoder.parameters()), "lr": cfg.encoder_lr},
+            {"params": list(model.head.parameters()), "lr": cfg.lr},
+        ]
+    else:
+        groups = [{"params": list(model.parameters()), "lr": cfg.lr}]
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train_classifier(
+    cfg: SupervisedConfig,
+    callback: Callback = ignore,
+    resume: RunDir | None = None,
+    init_encoder: Callable[[], tuple[nn.Module, dict[str, Any]]] | None = None,
+    data: TrainingData | None = None,
+) -> RunResult:
+    """Train, select on fold 9, evaluate on fold 10, and write the run directory.
+
+    ``init_encoder`` returns a pretrained encoder and its checkpoint info (fine-tuning);
+    ``data`` lets a caller that trains several models share one loaded dataset.
+    """
+    cfg.check()
+    t_start = time.perf_counter()
+    device = pick_device(cfg.device)
+    if resume is None:
+        run = RunDir.create(
+            Path(cfg.runs_dir), cfg.name or cfg.default_name(), Path(cfg.run_dir) if cfg.run_dir else None
+        )
+        run.write_config(cfg.to_dict())
+    else:
+        run = resume
+    hint = (
+        f"Resume with: ecg {'finetune' if cfg.kind == 'finetune' else 'train supervised'} --resume {run.path}"
+    )
+    data = data or load_training_data(
+        Path(cfg.data_root),
+        Path(cfg.cache_dir),
+        cfg.sampling_rate,
+        cfg.label_fraction,
+        cfg.seed,
+        cfg.workers,
+        callback,
+    )
+    ds, split, store = data.dataset, data.split, data.store
+    torch.manual_seed(cfg.seed)
+    model, encoder_info = _build_model(cfg, init_encoder)
+    norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train)
+    y_train = ds.labels[split.train]
+    x_train = signals_tensor(store, split.train, norm).to(device)
+    x_val = signals_tensor(store, split.val, norm)
+    x_test = signals_tensor(store, split.test, norm)
+    model.to(device)
+    sampler = EpochSampler(y_train, cfg.balance_strategy, cfg.seed)
+    before, after = sampler.frequencies()
+    freq = ", ".join(f"{c} {b:.0%}→{a:.0%}" for c, b, a in zip(SUPERCLASSES, before, after, strict=True))
+    callback(
+        Message(
+            f"{len(split.train)} training records ({cfg.label_fraction:g} of folds 1-8), "
+            f"{len(split.val)} validation, {len(split.test)} test; class frequency "
+            f"({cfg.balance_strategy}): {freq}"
+        )
+    )
+    loss_fn = build_loss(cfg.loss, y_train, cfg.focal_alpha, cfg.focal_gamma).to(device)
+    objective = ClassifierObjective(
+        model,
+        x_train,
+        labels_tensor(y_train).to(device),
+        sampler,
+        cfg.batch_size,
+        loss_fn,
+        x_val,
+        ds.labels[split.val],
+        cfg.signal_length,
+        cfg.seed,
+        device,
+        cfg.freeze_encoder,
+    )
+    optimizer = _optimizer(model, cfg)
+    loop_cfg = LoopConfig(
+        epochs=cfg.epochs,
+        device=device,
+        seed=cfg.seed,
+        select_metric=cfg.select_metric,
+        patience=cfg.patience,
+        grad_clip=cfg.grad_clip,
+        schedule=cfg.schedule,
+        warmup_epochs=cfg.warmup_epochs,
+    )
+    state = fit(
+        objective,
+        optimizer,
+        loop_cfg,
+        state_path=run.state,
+        resume=resume is not None,
+        run_config=cfg.to_dict(),
+        resume_hint=hint,
+        callback=_logging(callback, run),
+    )
+    train_seconds = state.seconds
+
+    t_eval = time.perf_counter()
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    window = cfg.signal_length if cfg.signal_length < store.length else None
+    p_val = predict_proba(model, x_val, device, window)
+    p_test = predict_proba(model, x_test, device, window)
+    evaluation = evaluate_split_pair(ds.labels[split.val], p_val, ds.labels[split.test], p_test)
+    eval_seconds = time.perf_counter() - t_eval
+
+    metrics = {
+        "kind": cfg.kind,
+        "select_metric": cfg.select_metric,
+        "best_epoch": state.best_epoch,
+        "epochs_run": state.epoch,
+        "stopped_early": state.stopped_early,
+        "history": state.history,
+        **evaluation.to_dict(),
+        "class_frequencies": {"train": before.tolist(), "sampled": after.tolist()},
+        "data": {
+            "n_train": int(len(split.train)),
+            "n_val": int(len(split.val)),
+            "n_test": int(len(split.test)),
+            "cache_id": store.cache_id,
+            "data_root": str(ds.root),
+            "sampling_rate": ds.sampling_rate,
+        },
+        "timing": {
+            "train_seconds": round(train_seconds, 2),
+            "eval_seconds": round(eval_seconds, 2),
+            "total_seconds": round(time.perf_counter() - t_start, 2),
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+        },
+    }
+    meta = checkpoint_meta(
+        "classifier",
+        architecture=model.architecture(),
+        class_names=list(SUPERCLASSES),
+        leads=list(LEADS),
+        sampling_rate=cfg.sampling_rate,
+        signal_length=cfg.signal_length,
+        thresholds=evaluation.thresholds.tolist(),
+        normalisation=norm.to_dict(),
+        config=cfg.to_dict(),
+        metrics={
+            "val": headline(evaluation.val),
+            "test": headline(evaluation.test),
+            "test_tuned": headline(evaluation.test_tuned),
+            "best_epoch": state.best_epoch,
+        },
+        data={"cache_id": store.cache_id, "data_root": str(ds.root)},
+        pretrained=encoder_info.get("source"),
+    )
+    model.cpu()
+    save_checkpoint(run.model, model, meta)
+    if cfg.out:
+        save_checkpoint(Path(cfg.out), model, meta)
+    run.write_predictions(
+        val_ecg_id=ds.ecg_ids[split.val],
+        val_y=ds.labels[split.val],
+        val_prob=p_val,
+        test_ecg_id=ds.ecg_ids[split.test],
+        test_y=ds.labels[split.test],
+        test_prob=p_test,
+    )
+    run.write_metrics(metrics)
+    t = evaluation.test
+    run.log(
+        f"test (fold 10): AUROC {t.macro_auroc:.4f} F1 {t.macro_f1:.4f} "
+        f"F1@tuned {evaluation.test_tuned.macro_f1:.4f} best epoch {state.best_epoch}"
+    )
+    return RunResult(run.path, run.model, evaluation, metrics)
+
+
+def _logging(callback: Callback, run: RunDir) -> Callback:
+    """Also write one line per epoch to the run's train.log."""
+    from ecgcli.events import EpochDone
+
+    def handle(event: Any) -> None:
+        if isinstance(event, EpochDone):
+            m = " ".join(f"{k} {v:.4f}" for k, v in event.metrics.items())
+            run.log(
+                f"epoch {event.epoch}/{event.epochs} loss {event.train_loss:.4f} {m}"
+                f"{' *best*' if event.best else ''} {event.seconds:.1f}s"
+            )
+        callback(event)
+
+    return handle
+
+
+def resume_classifier(run_dir: Path, callback: Callback = ignore, **kwargs: Any) -> RunResult:
+    """Continue an interrupted run with the configuration it was started with."""
+    run = RunDir.for_resume(run_dir)
+    cfg = SupervisedConfig.from_dict(run.read_config())
+    if run.finished:
+        raise ConfigError(f"{run_dir}: this run already finished (see its metrics.json)")
+    return train_classifier(cfg, callback, resume=run, **kwargs)
