@@ -284,3 +284,151 @@ def read_record(stem: Path) -> tuple[np.ndarray, Header]:
     """A record's signal in mV, ``(n_sig, n_samples)`` float32, and its header."""
     adc, header = read_adc(Path(stem))
     return to_millivolts(adc, header), header
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparing foreign records for ``ecg predict``: any rate, any lead order, any length.
+
+
+def resolve_records(paths: list[Path] | tuple[Path, ...] | list[str]) -> list[Path]:
+    """Record stems (paths without suffix) for what a user typed on the command line.
+
+    Each argument may be a ``.hea`` file, a ``.dat`` file (its header must sit beside it), a
+    record name without suffix, or a folder, which stands for every record under it (found
+    by its ``*.hea`` files, recursively, sorted). Order is kept and repeats are dropped, so
+    ``ecg predict dir dir/rec`` predicts ``rec`` once. Anything else raises
+    :class:`RecordError` before any record is read, so a typo fails fast.
+    """
+    stems: list[Path] = []
+    for arg in paths:
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(p.with_suffix("") for p in path.rglob("*.hea") if p.is_file())
+            if not found:
+                raise RecordError(str(path), "folder has no WFDB records (no .hea files under it)")
+            stems.extend(found)
+        elif path.suffix == ".hea" and path.is_file():
+            stems.append(path.with_suffix(""))
+        elif path.suffix == ".dat" and path.is_file():
+            if not path.with_suffix(".hea").is_file():
+                raise RecordError(str(path), f"no header {path.with_suffix('.hea').name} beside it")
+            stems.append(path.with_suffix(""))
+        elif Path(f"{path}.hea").is_file():  # a record name; it may itself contain dots
+            stems.append(path)
+        else:
+            raise RecordError(
+                str(path), "no such record (expected .hea, .dat, a record name or a folder)"
+            )
+    return list(dict.fromkeys(stems))
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedRecord:
+    """One record as the model sees it: 12 leads in standard order, at ``fs_out``, in windows.
+
+    ``windows`` is ``(n_windows, 12, window)`` float32 in mV. ``padded`` says the record was
+    shorter than one window and was zero-padded at the end; ``n_samples_out`` is the length
+    after resampling, before windowing or padding.
+    """
+
+    stem: Path
+    windows: np.ndarray
+    fs_in: float
+    fs_out: int
+    n_samples_in: int
+    padded: bool
+    n_windows: int
+    n_samples_out: int
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Sample offset (at ``fs_out``) where each window begins; see :func:`window_starts`."""
+        return window_starts(
+            max(self.n_samples_out, self.windows.shape[-1]), self.windows.shape[-1]
+        )
+
+
+def window_starts(n_samples: int, window: int) -> np.ndarray:
+    """Where consecutive non-overlapping windows of ``window`` samples begin.
+
+    Rule for the remainder: when the length is not a multiple of the window, one more window
+    is added, *aligned to the end* of the record (it overlaps the one before). Dropping the
+    tail instead would leave up to a window's worth of signal (several seconds) unexamined,
+    and a finding there would be silently missed; the overlap only repeats some signal. A
+    record shorter than one window gets a single window at 0 (it is zero-padded).
+    """
+    if n_samples <= window:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.arange(0, n_samples - window + 1, window, dtype=np.int64)
+    if starts[-1] + window < n_samples:
+        starts = np.append(starts, n_samples - window)
+    return starts
+
+
+def prepare_record(stem: Path | str, fs: int, window: int) -> PreparedRecord:
+    """Read a WFDB record from any database or device and cut it into model windows.
+
+    Steps: read and scale to mV (:func:`read_record`, which honours the header's units, so
+    µV and V records arrive in mV); pick the 12 standard leads by name whatever their order
+    or spelling, ignoring extra channels (:func:`lead_order`); refuse empty records and
+    missing (NaN) samples rather than guess values; resample to ``fs`` with a polyphase
+    anti-aliasing filter (``scipy.signal.resample_poly``) at the exact rational ratio
+    ``fs / fs_in`` (denominator at most 1000; rates such as 257 Hz are exact); then window
+    with :func:`window_starts`.
+
+    ``resample_poly`` is run with ``padtype="line"``: the signal beyond the ends is taken
+    to continue the line between the first and last sample, so a baseline offset does not
+    look like a step to the filter and ring into the first and last window.
+    """
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    from ecgcli.errors import ConfigError
+
+    if int(fs) != fs or fs <= 0:
+        raise ConfigError(f"target sampling rate must be a positive integer, got {fs}")
+    if int(window) != window or window <= 0:
+        raise ConfigError(f"window must be a positive number of samples, got {window}")
+    fs, window = int(fs), int(window)
+    signal, header = read_record(Path(stem))
+    record = header.record
+    order = lead_order(header.sig_names, record)
+    scale = header.mv_per_unit()[order]
+    if not np.isfinite(scale).all():
+        bad = [
+            f"{LEADS[i]} ({header.units[ch]})"
+            for i, ch in enumerate(order)
+            if not np.isfinite(scale[i])
+        ]
+        raise RecordError(record, f"units of lead(s) {', '.join(bad)} are not a voltage")
+    x = signal[order]
+    n_in = x.shape[1]
+    if n_in == 0:
+        raise RecordError(record, "record has no samples")
+    missing = np.isnan(x).sum(axis=1)
+    if missing.any():
+        where = ", ".join(f"{LEADS[i]}: {int(k)}" for i, k in enumerate(missing) if k)
+        raise RecordError(record, f"{int(missing.sum())} missing (NaN) samples (lead {where})")
+    ratio = (Fraction(fs) / Fraction(header.fs)).limit_denominator(1000)
+    if ratio != 1:
+        x = resample_poly(
+            x.astype(np.float64), ratio.numerator, ratio.denominator, axis=1, padtype="line"
+        )
+    n_out = x.shape[1]
+    padded = n_out < window
+    if padded:
+        x = np.pad(x, ((0, 0), (0, window - n_out)))
+    starts = window_starts(x.shape[1], window)
+    # (12, K, window) gathered in one indexing operation, then windows first.
+    windows = x[:, starts[:, None] + np.arange(window)].transpose(1, 0, 2)
+    return PreparedRecord(
+        stem=Path(stem),
+        windows=np.ascontiguousarray(windows, dtype=np.float32),
+        fs_in=float(header.fs),
+        fs_out=fs,
+        n_samples_in=int(n_in),
+        padded=bool(padded),
+        n_windows=len(starts),
+        n_samples_out=int(n_out),
+    )
