@@ -148,6 +148,25 @@ def load_classifier(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     return model.eval(), meta
 
 
+def load_encoder(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild a pretrained encoder from an ``encoder`` checkpoint (``ecg train ssl``)."""
+    from ecgcli.models import build_encoder
+
+    tensors, meta = load_tensors(path)
+    if meta.get("kind") != "encoder":
+        raise CheckpointError(
+            f"{path}: is a {meta.get('kind')!r} checkpoint, not an encoder "
+            "(pretrain one with `ecg train ssl`)"
+        )
+    arch = meta.get("architecture") or {}
+    try:
+        encoder = build_encoder(arch["encoder"], **arch["encoder_args"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: sidecar architecture is incomplete ({exc})") from None
+    _load_state(encoder, tensors, path)
+    return encoder, meta
+
+
 def _load_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
     try:
         module.load_state_dict(tensors, strict=True)

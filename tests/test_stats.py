@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -260,11 +259,3 @@ def test_bootstrap_rejects_bad_options(kwargs: dict, message: str) -> None:
     y, s = _labels(50)
     with pytest.raises(ConfigError, match=message):
         bootstrap_auroc_ci(y, s, **kwargs)
-
-
-def test_bootstrap_speed() -> None:
-    """PTB-XL's test fold: 2,163 records x 5 classes, 1000 replicates, well under 2 s."""
-    y, s = _labels(2163, decimals=3)
-    start = time.perf_counter()
-    bootstrap_auroc_ci(y, s, n_boot=1000)
-    assert time.perf_counter() - start < 2.0

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ecgcli.cli.common import DataRoot, Device, SamplingRate, Workers, not_yet, settings_from
+from ecgcli.cli.common import DataRoot, Device, SamplingRate, Workers, settings_from
 
 app = typer.Typer(
     help="Train the encoder: supervised baseline or self-supervised pretraining.",
@@ -145,6 +145,92 @@ def supervised(
 
 
 @app.command()
-def ssl() -> None:
-    """Pretrain the encoder without labels (SimCLR or BYOL)."""
-    not_yet("train ssl")
+def ssl(
+    ctx: typer.Context,
+    method: Annotated[str, typer.Option("--method", help="simclr or byol.")] = "simclr",
+    data_root: DataRoot = None,
+    epochs: Epochs = 20,
+    batch_size: BatchSize = 256,
+    lr: Lr = 1e-3,
+    temperature: Annotated[float, typer.Option("--temperature", help="NT-Xent temperature (SimCLR).")] = 0.07,
+    projection_dim: Annotated[int, typer.Option("--projection-dim", help="Projection output size.")] = 128,
+    hidden_dim: Annotated[int, typer.Option("--hidden-dim", help="Projection/predictor hidden size.")] = 2048,
+    momentum_tau: Annotated[
+        float, typer.Option("--momentum-tau", help="BYOL target EMA start, cosine-increased to 1.")
+    ] = 0.99,
+    signal_length: SignalLength = 1000,
+    seed: Seed = 42,
+    out: Out = None,
+    device: Device = None,
+    workers: Workers = None,
+    resume: Resume = None,
+    probe_every: Annotated[
+        int, typer.Option("--probe-every", help="Linear probe on fold 9 every k epochs (0 = never).")
+    ] = 1,
+    no_aug: Annotated[
+        list[str] | None,
+        typer.Option("--no-aug", help="Switch an augmentation off (repeatable), for ablations."),
+    ] = None,
+    schedule: Schedule = "none",
+    weight_decay: WeightDecay = 0.0,
+    run_dir: RunDirOpt = None,
+    sampling_rate: SamplingRate = None,
+    name: Name = None,
+) -> None:
+    """Pretrain the encoder without labels (SimCLR or BYOL) on every record of folds 1-8.
+
+    The live table shows the SSL loss and, every --probe-every epochs, a linear probe's fold-9
+    macro AUROC and F1 (logistic regression on frozen features of the labelled fraction).
+
+    Example: ecg train ssl --method simclr --epochs 20 --batch-size 256 --out runs/simclr.safetensors
+    """
+    from ecgcli.cli.render import TrainingView
+    from ecgcli.cli.render import out as stdout
+    from ecgcli.train.ssl import SSLConfig, resume_ssl, train_ssl
+
+    s = settings_from(ctx, data_root=data_root, sampling_rate=sampling_rate, workers=workers, device=device)
+    with TrainingView(f"{method} pretraining (seed {seed})") as view:
+        if resume is not None:
+            view(_note(f"resuming {resume} with its saved configuration"))
+            run_path, metrics = resume_ssl(resume, view)
+        else:
+            cfg = SSLConfig(
+                data_root=str(s.data_root),
+                cache_dir=str(s.cache_dir),
+                runs_dir=str(s.runs_dir),
+                sampling_rate=s.sampling_rate,
+                workers=s.resolved_workers(),
+                device=s.device,
+                method=method,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                temperature=temperature,
+                projection_dim=projection_dim,
+                hidden_dim=hidden_dim,
+                momentum_tau=momentum_tau,
+                signal_length=signal_length,
+                seed=seed,
+                probe_every=probe_every,
+                no_aug=list(no_aug or []),
+                schedule=schedule,
+                weight_decay=weight_decay,
+                run_dir=str(run_dir) if run_dir else None,
+                name=name,
+                out=str(out) if out else None,
+            )
+            run_path, metrics = train_ssl(cfg, view)
+    probe = metrics.get("final_probe") or {}
+    if probe:
+        stdout.print(
+            f"final linear probe (fold 9): AUROC {probe['probe_auroc']:.4f}  F1 {probe['probe_f1']:.4f}"
+        )
+    share = metrics["timing"]["augment_share"]
+    stdout.print(
+        f"augmentations: {', '.join(metrics['augmentations'])}; "
+        f"{100 * sum(share) / len(share):.1f}% of training time spent augmenting"
+    )
+    stdout.print(f"run directory: {run_path}\nencoder checkpoint: {run_path / 'model.safetensors'}")
+    if out:
+        stdout.print(f"also written: {out}")
+    stdout.print(f"next: ecg finetune --ssl-checkpoint {run_path / 'model.safetensors'}")

@@ -64,7 +64,7 @@ class SupervisedConfig:
     warmup_epochs: int = 0
     grad_clip: float = 0.0
     encoder: str = "cnn1d"
-    width: int = 64
+    width: int | None = 64  # None when fine-tuning: the checkpoint's width
     run_dir: str | None = None
     name: str | None = None
     out: str | None = None
@@ -205,7 +205,8 @@ def random_crop(x: torch.Tensor, window: int, generator: torch.Generator) -> tor
 
 def _build_model(cfg: SupervisedConfig, init_encoder: Callable[[], tuple[nn.Module, dict]] | None):
     if init_encoder is None:
-        return ECGClassifier.build(cfg.encoder, len(SUPERCLASSES), in_ch=len(LEADS), width=cfg.width), {}
+        model = ECGClassifier.build(cfg.encoder, len(SUPERCLASSES), in_ch=len(LEADS), width=cfg.width or 64)
+        return model, {}
     encoder, info = init_encoder()
     model = ECGClassifier(encoder, len(SUPERCLASSES))
     model.encoder_name = info.get("encoder", cfg.encoder)
@@ -242,6 +243,14 @@ def train_classifier(
     cfg.check()
     t_start = time.perf_counter()
     device = pick_device(cfg.device)
+    if init_encoder is None and cfg.ssl_checkpoint:
+        from ecgcli.train.finetune import pretrained_encoder
+
+        def init_encoder() -> tuple[nn.Module, dict[str, Any]]:
+            return pretrained_encoder(cfg)
+
+    torch.manual_seed(cfg.seed)
+    model, encoder_info = _build_model(cfg, init_encoder)  # a bad checkpoint fails here, early
     if resume is None:
         run = RunDir.create(
             Path(cfg.runs_dir), cfg.name or cfg.default_name(), Path(cfg.run_dir) if cfg.run_dir else None
@@ -249,9 +258,8 @@ def train_classifier(
         run.write_config(cfg.to_dict())
     else:
         run = resume
-    hint = (
-        f"Resume with: ecg {'finetune' if cfg.kind == 'finetune' else 'train supervised'} --resume {run.path}"
-    )
+    command = "finetune" if cfg.kind == "finetune" else "train supervised"
+    hint = f"Resume with: ecg {command} --resume {run.path}"
     data = data or load_training_data(
         Path(cfg.data_root),
         Path(cfg.cache_dir),
@@ -262,8 +270,6 @@ def train_classifier(
         callback,
     )
     ds, split, store = data.dataset, data.split, data.store
-    torch.manual_seed(cfg.seed)
-    model, encoder_info = _build_model(cfg, init_encoder)
     norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train)
     y_train = ds.labels[split.train]
     x_train = signals_tensor(store, split.train, norm).to(device)

@@ -1,0 +1,55 @@
+"""Fine-tuning = supervised training whose encoder starts from an SSL checkpoint.
+
+The run itself is :func:`ecgcli.train.supervised.train_classifier`; this module loads and
+checks the pretrained encoder. The encoder's own input normalisation (fitted on the
+pretraining records) is kept, so it sees inputs exactly as it did during pretraining.
+``--freeze-encoder`` trains only the linear head (a linear probe, BatchNorm statistics frozen
+too); ``--encoder-lr`` fine-tunes the whole network with a smaller rate for the encoder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from ecgcli import LEADS
+from ecgcli.checkpoint import load_encoder
+from ecgcli.data.normalize import LeadNorm
+from ecgcli.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from ecgcli.train.supervised import SupervisedConfig
+
+
+def pretrained_encoder(cfg: SupervisedConfig) -> tuple[nn.Module, dict[str, Any]]:
+    """The encoder of ``cfg.ssl_checkpoint``, checked against the run it is to be used in."""
+    path = Path(str(cfg.ssl_checkpoint))
+    encoder, meta = load_encoder(path)
+    args = meta["architecture"].get("encoder_args", {})
+    if args.get("in_ch", len(LEADS)) != len(LEADS) or meta.get("leads", list(LEADS)) != list(LEADS):
+        raise CheckpointError(
+            f"{path}: the encoder takes {args.get('in_ch')} input leads; "
+            f"PTB-XL models take the 12 standard leads"
+        )
+    if cfg.width and "width" in args and args["width"] != cfg.width:
+        raise CheckpointError(
+            f"{path}: the encoder has width {args['width']}, the run asks for --width {cfg.width}"
+        )
+    if meta.get("sampling_rate", cfg.sampling_rate) != cfg.sampling_rate:
+        raise CheckpointError(
+            f"{path}: the encoder was pretrained at {meta['sampling_rate']} Hz, "
+            f"this run uses {cfg.sampling_rate} Hz"
+        )
+    info = {
+        "encoder": meta["architecture"]["encoder"],
+        "normalisation": LeadNorm.from_dict(meta["normalisation"]),
+        "source": {
+            "path": str(path),
+            "method": (meta.get("ssl") or {}).get("method"),
+            "cache_id": (meta.get("data") or {}).get("cache_id"),
+            "probe": meta.get("metrics"),
+        },
+    }
+    return encoder, info

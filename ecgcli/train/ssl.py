@@ -1,0 +1,364 @@
+"""Self-supervised pretraining of the encoder (``ecg train ssl``): SimCLR or BYOL.
+
+Every record of folds 1-8 is used, labelled or not (17,441 on PTB-XL v1.0.1); labels are never
+read for the objective. Two views of each batch come from the batched ECG augmentations
+(:mod:`ecgcli.augment`), generated on the training device. Every ``probe_every`` epochs a
+*linear probe* measures the representation: logistic regression on frozen encoder features of
+the labelled fraction (the same records ``train supervised --seed S`` would use), scored on
+fold 9 (macro AUROC and F1), so the user sees whether pretraining helps while it runs. Fold 10
+is never touched here.
+
+The output is an *encoder* checkpoint (``kind: encoder``) that ``ecg finetune`` loads; it
+carries the normalisation fitted on the pretraining records and the augmentation set used.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ecgcli import LEADS, SUPERCLASSES
+from ecgcli.checkpoint import checkpoint_meta, save_checkpoint
+from ecgcli.data.loader import batch_slices
+from ecgcli.data.normalize import LeadNorm, fit_lead_norm
+from ecgcli.data.ptbxl import RECORD_LENGTH
+from ecgcli.errors import ConfigError
+from ecgcli.evaluate import encode
+from ecgcli.events import Callback, Message, ignore
+from ecgcli.metrics import compute_metrics
+from ecgcli.models import build_encoder
+from ecgcli.runs import RunDir, check_writable
+from ecgcli.train.data import TrainingData, load_training_data, signals_tensor
+from ecgcli.train.loop import SCHEDULES, LoopConfig, epoch_seed, fit, pick_device
+from ecgcli.train.supervised import random_crop
+
+METHODS = ("simclr", "byol")
+
+
+@dataclass
+class SSLConfig:
+    """Everything that defines a pretraining run (saved as config.json)."""
+
+    data_root: str = "data/PTB-XL"
+    cache_dir: str = "data/cache"
+    runs_dir: str = "runs"
+    sampling_rate: int = 100
+    workers: int = 1
+    method: str = "simclr"
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    warmup_epochs: int = 0
+    temperature: float = 0.07
+    projection_dim: int = 128
+    hidden_dim: int = 2048
+    momentum_tau: float = 0.99
+    signal_length: int = 1000
+    seed: int = 42
+    device: str = "auto"
+    probe_every: int = 1
+    probe_fraction: float = 0.1
+    no_aug: list[str] = field(default_factory=list)
+    encoder: str = "cnn1d"
+    width: int = 64
+    grad_clip: float = 0.0
+    run_dir: str | None = None
+    name: str | None = None
+    out: str | None = None
+
+    def default_name(self) -> str:
+        return f"{self.method}-s{self.seed}"
+
+    def check(self) -> None:
+        from ecgcli.augment import build_policy
+
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r} (choose simclr or byol)")
+        if not self.temperature > 0:
+            raise ConfigError(f"--temperature must be positive, got {self.temperature}")
+        if not 0.0 <= self.momentum_tau <= 1.0:
+            raise ConfigError(f"--momentum-tau must be in [0, 1], got {self.momentum_tau}")
+        if self.batch_size < 2:
+            raise ConfigError(
+                f"--batch-size must be at least 2 for {self.method} (contrastive pairs and "
+                f"BatchNorm need two records), got {self.batch_size}"
+            )
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if self.projection_dim < 1 or self.hidden_dim < 1:
+            raise ConfigError("--projection-dim and --hidden-dim must be positive")
+        if self.sampling_rate not in RECORD_LENGTH:
+            raise ConfigError(f"sampling rate must be 100 or 500, got {self.sampling_rate}")
+        length = RECORD_LENGTH[self.sampling_rate]
+        if not 64 <= self.signal_length <= length:
+            raise ConfigError(f"--signal-length must be between 64 and {length}, got {self.signal_length}")
+        if self.probe_every < 0:
+            raise ConfigError(f"--probe-every must be 0 (never) or more, got {self.probe_every}")
+        if not 0.0 < self.probe_fraction <= 1.0:
+            raise ConfigError(f"--probe-fraction must be in (0, 1], got {self.probe_fraction}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        build_policy(self.sampling_rate, disabled=self.no_aug)  # unknown names fail here
+        if self.out:
+            check_writable(Path(self.out))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SSLConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def build_ssl_module(cfg: SSLConfig, encoder: nn.Module) -> nn.Module:
+    from ecgcli.ssl import BYOL, SimCLR
+
+    if cfg.method == "simclr":
+        return SimCLR(encoder, encoder.out_dim, cfg.hidden_dim, cfg.projection_dim, cfg.temperature)
+    return BYOL(encoder, encoder.out_dim, cfg.hidden_dim, cfg.projection_dim, cfg.momentum_tau)
+
+
+class LinearProbe:
+    """Logistic regression on frozen features: labelled fraction -> fold 9 (macro AUROC, F1)."""
+
+    def __init__(self, x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor, y_val: np.ndarray):
+        self.x_train, self.y_train, self.x_val, self.y_val = x_train, y_train, x_val, y_val
+
+    def score(self, encoder: nn.Module, device: torch.device) -> dict[str, float]:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        f_train = encode(encoder, self.x_train, device)
+        f_val = encode(encoder, self.x_val, device)
+        clf = make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(C=0.1, max_iter=2000)))
+        clf.fit(f_train, self.y_train)
+        prob = clf.predict_proba(f_val)
+        m = compute_metrics(self.y_val, prob)
+        return {"probe_auroc": m.macro_auroc, "probe_f1": m.macro_f1}
+
+
+class SSLObjective:
+    """Two augmented views of each batch of pretraining records; the SSL loss on them."""
+
+    def __init__(
+        self,
+        module: nn.Module,
+        x: torch.Tensor,
+        cfg: SSLConfig,
+        policy: Any,
+        device: torch.device,
+        probe: LinearProbe | None,
+    ) -> None:
+        self.module, self.x, self.cfg, self.policy, self.device = module, x, cfg, policy, device
+        self.probe = probe
+        self._slices = batch_slices(len(x), cfg.batch_size)
+        self.augment_seconds = 0.0
+        self.step_seconds = 0.0
+
+    def n_batches(self, epoch: int) -> int:
+        return len(self._slices)
+
+    def batches(self, epoch: int) -> Iterator[torch.Tensor]:
+        self.augment_seconds = 0.0
+        self._epoch_start = time.perf_counter()
+        gen_cpu = torch.Generator().manual_seed(epoch_seed(self.cfg.seed, epoch, 2))
+        order = torch.randperm(len(self.x), generator=gen_cpu).to(self.x.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(epoch_seed(self.cfg.seed, epoch, 3))
+        for sl in self._slices:
+            x = self.x.index_select(0, order[sl]).to(self.device, non_blocking=True)
+            if self.cfg.signal_length < x.shape[-1]:
+                x = random_crop(x, self.cfg.signal_length, self.generator)
+            yield x
+
+    def samples(self, batch: torch.Tensor) -> int:
+        return batch.shape[0]
+
+    def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        t = time.perf_counter()
+        with torch.autocast(self.device.type, enabled=False):
+            v1, v2 = self.policy.two_views(batch, self.generator)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.augment_seconds += time.perf_counter() - t
+        return self.module(v1, v2)
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        if self.cfg.method == "byol":
+            from ecgcli.ssl import cosine_tau
+
+            self.module.update_target(cosine_tau(self.cfg.momentum_tau, step + 1, total_steps))
+
+    def validate(self, epoch: int) -> dict[str, float]:
+        train_seconds = time.perf_counter() - self._epoch_start
+        out = {"augment_share": self.augment_seconds / max(train_seconds, 1e-9)}
+        every = self.cfg.probe_every
+        last = epoch + 1 == self.cfg.epochs
+        if self.probe is not None and every and ((epoch + 1) % every == 0 or last):
+            out.update(self.probe.score(self.module.encoder, self.device))
+        return out
+
+
+def train_ssl(
+    cfg: SSLConfig,
+    callback: Callback = ignore,
+    resume: RunDir | None = None,
+    data: TrainingData | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Pretrain; returns the run directory and its metrics."""
+    from ecgcli.augment import build_policy
+
+    cfg.check()
+    t_start = time.perf_counter()
+    device = pick_device(cfg.device)
+    if resume is None:
+        run = RunDir.create(
+            Path(cfg.runs_dir), cfg.name or cfg.default_name(), Path(cfg.run_dir) if cfg.run_dir else None
+        )
+        run.write_config(cfg.to_dict())
+    else:
+        run = resume
+    data = data or load_training_data(
+        Path(cfg.data_root),
+        Path(cfg.cache_dir),
+        cfg.sampling_rate,
+        cfg.probe_fraction,
+        cfg.seed,
+        cfg.workers,
+        callback,
+    )
+    ds, split, store = data.dataset, data.split, data.store
+    norm = fit_lead_norm(store, split.pretrain)
+    x = signals_tensor(store, split.pretrain, norm)
+    if device.type == "cuda":
+        x = x.to(device)
+    callback(
+        Message(
+            f"pretraining {cfg.method} on {len(split.pretrain)} records of folds 1-8 "
+            f"({int((~ds.labelled[split.pretrain]).sum())} without a superclass); probe: "
+            f"{len(split.train)} labelled -> {len(split.val)} fold-9 records"
+        )
+    )
+    probe = None
+    if cfg.probe_every:
+        window = slice(0, cfg.signal_length)
+        probe = LinearProbe(
+            signals_tensor(store, split.train, norm)[..., window],
+            ds.labels[split.train],
+            signals_tensor(store, split.val, norm)[..., window],
+            ds.labels[split.val],
+        )
+    torch.manual_seed(cfg.seed)
+    encoder = build_encoder(cfg.encoder, in_ch=len(LEADS), width=cfg.width)
+    module = build_ssl_module(cfg, encoder).to(device)
+    policy = build_policy(cfg.sampling_rate, disabled=cfg.no_aug)
+    objective = SSLObjective(module, x, cfg, policy, device, probe)
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loop_cfg = LoopConfig(
+        epochs=cfg.epochs,
+        device=device,
+        seed=cfg.seed,
+        select_metric=None,
+        grad_clip=cfg.grad_clip,
+        schedule=cfg.schedule,
+        warmup_epochs=cfg.warmup_epochs,
+    )
+    state = fit(
+        objective,
+        optimizer,
+        loop_cfg,
+        state_path=run.state,
+        resume=resume is not None,
+        run_config=cfg.to_dict(),
+        resume_hint=f"Resume with: ecg train ssl --resume {run.path}",
+        callback=callback,
+    )
+    probes = [h for h in state.history if "probe_auroc" in h]
+    metrics = {
+        "kind": "ssl",
+        "method": cfg.method,
+        "epochs_run": state.epoch,
+        "history": state.history,
+        "final_probe": probes[-1] if probes else None,
+        "augmentations": policy.enabled,
+        "data": {
+            "n_pretrain": int(len(split.pretrain)),
+            "n_probe_train": int(len(split.train)),
+            "n_probe_val": int(len(split.val)),
+            "cache_id": store.cache_id,
+            "data_root": str(ds.root),
+        },
+        "timing": {
+            "train_seconds": round(state.seconds, 2),
+            "total_seconds": round(time.perf_counter() - t_start, 2),
+            "samples_per_s": [h["samples_per_s"] for h in state.history],
+            "augment_share": [round(h["augment_share"], 4) for h in state.history],
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+        },
+    }
+    meta = encoder_meta(cfg, module.encoder, norm, policy, metrics, store.cache_id, str(ds.root))
+    module.cpu()
+    save_checkpoint(run.model, module.encoder, meta)
+    if cfg.out:
+        save_checkpoint(Path(cfg.out), module.encoder, meta)
+    run.write_metrics(metrics)
+    last = probes[-1] if probes else {}
+    run.log(
+        f"{cfg.method} done: final loss {state.history[-1]['train_loss']:.4f} probe AUROC "
+        f"{last.get('probe_auroc', float('nan')):.4f} F1 {last.get('probe_f1', float('nan')):.4f}"
+    )
+    return run.path, metrics
+
+
+def encoder_meta(
+    cfg: SSLConfig, encoder: nn.Module, norm: LeadNorm, policy: Any, metrics: dict, cache_id: str, root: str
+) -> dict[str, Any]:
+    last = metrics["final_probe"] or {}
+    return checkpoint_meta(
+        "encoder",
+        architecture={
+            "encoder": cfg.encoder,
+            "encoder_args": encoder.config(),
+            "feature_dim": encoder.out_dim,
+        },
+        ssl={
+            "method": cfg.method,
+            "temperature": cfg.temperature,
+            "projection_dim": cfg.projection_dim,
+            "hidden_dim": cfg.hidden_dim,
+            "momentum_tau": cfg.momentum_tau,
+            "epochs": metrics["epochs_run"],
+        },
+        augmentations=policy.config.to_dict(),
+        augmentations_enabled=list(policy.enabled),
+        class_names=list(SUPERCLASSES),
+        leads=list(LEADS),
+        sampling_rate=cfg.sampling_rate,
+        signal_length=cfg.signal_length,
+        normalisation=norm.to_dict(),
+        config=cfg.to_dict(),
+        metrics={"probe_auroc": last.get("probe_auroc"), "probe_f1": last.get("probe_f1")},
+        data={"cache_id": cache_id, "data_root": root},
+    )
+
+
+def resume_ssl(run_dir: Path, callback: Callback = ignore) -> tuple[Path, dict[str, Any]]:
+    run = RunDir.for_resume(run_dir)
+    if run.finished:
+        raise ConfigError(f"{run_dir}: this run already finished (see its metrics.json)")
+    return train_ssl(SSLConfig.from_dict(run.read_config()), callback, resume=run)
