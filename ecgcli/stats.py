@@ -172,9 +172,7 @@ def paired_tests(a: ArrayLike, b: ArrayLike) -> PairedComparison:
     x = _as_1d(a, "baseline values")
     y = _as_1d(b, "new-method values")
     if x.size != y.size:
-        raise ConfigError(
-            f"paired comparison needs the same seeds on both sides, got {x.size} and {y.size}"
-        )
+        raise ConfigError(f"paired comparison needs the same seeds on both sides, got {x.size} and {y.size}")
     n = int(x.size)
     nan = math.nan
     if n == 0:

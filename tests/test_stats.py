@@ -216,9 +216,7 @@ def test_bootstrap_uses_the_seeded_resamples() -> None:
     idx = np.random.default_rng(3).integers(0, 120, size=(200, 120))
     reps = [macro_auroc(y[i], s[i]) for i in idx]
     got = bootstrap_auroc_ci(y, s, n_boot=200, seed=3)
-    assert (got.ci_low, got.ci_high) == pytest.approx(
-        tuple(np.quantile(reps, [0.025, 0.975])), abs=1e-12
-    )
+    assert (got.ci_low, got.ci_high) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])), abs=1e-12)
     assert got.estimate == pytest.approx(roc_auc_score(y, s, average="macro"), abs=1e-12)
 
 

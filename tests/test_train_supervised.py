@@ -182,7 +182,7 @@ def test_cli_runs_and_reports_val_and_test(train_kwargs: dict, tmp_path: Path, m
         "64",
     )
     assert result.exit_code == 0, result.output
-    assert "validation (fold 9)" in result.stdout and "TEST (fold 10)" in result.stdout
+    assert "val (fold 9)" in result.stdout and "TEST (fold 10)" in result.stdout
     assert "epoch 1/1" in result.output
     assert (run_dir / "model.safetensors").is_file()
     again = _cli("--data-root", train_kwargs["data_root"], "--run-dir", str(run_dir))

@@ -207,15 +207,20 @@ def print_evaluation(evaluation, run_dir, checkpoint, extra_paths: tuple = ()) -
 
     from ecgcli import SUPERCLASSES
 
-    table = Table(title="Scores (macro AUROC/F1; micro sensitivity/specificity)", title_justify="left")
-    for col in ("split", "thresholds", "AUROC", "F1", "sensitivity", "specificity", "n"):
+    table = Table(
+        title="Scores: macro AUROC and F1, micro sensitivity (sens) and specificity (spec)",
+        title_justify="left",
+        caption="thresholds: 0.5, or tuned = per class to maximise F1 on fold 9",
+        caption_justify="left",
+    )
+    for col in ("split", "thresholds", "AUROC", "F1", "sens", "spec", "n"):
         text = col in ("split", "thresholds")
-        table.add_column(col, justify="left" if text else "right", no_wrap=text)
+        table.add_column(col, justify="left" if text else "right", no_wrap=True)
     rows = (
-        ("validation (fold 9)", "0.5", evaluation.val, None),
-        ("validation (fold 9)", "tuned on fold 9", evaluation.val_tuned, None),
+        ("val (fold 9)", "0.5", evaluation.val, None),
+        ("val (fold 9)", "tuned", evaluation.val_tuned, None),
         ("TEST (fold 10)", "0.5", evaluation.test, "bold"),
-        ("TEST (fold 10)", "tuned on fold 9", evaluation.test_tuned, "bold"),
+        ("TEST (fold 10)", "tuned", evaluation.test_tuned, "bold"),
     )
     for split, thr, m, style in rows:
         table.add_row(
@@ -229,9 +234,9 @@ def print_evaluation(evaluation, run_dir, checkpoint, extra_paths: tuple = ()) -
             style=style,
         )
     out.print(table)
-    per = Table(title="Test (fold 10) per class, thresholds tuned on fold 9", title_justify="left")
-    for col in ("class", "AUROC", "F1", "sensitivity", "specificity", "support", "threshold"):
-        per.add_column(col, justify="left" if col == "class" else "right")
+    per = Table(title="TEST (fold 10) per class, thresholds tuned on fold 9", title_justify="left")
+    for col in ("class", "AUROC", "F1", "sens", "spec", "support", "threshold"):
+        per.add_column(col, justify="left" if col == "class" else "right", no_wrap=True)
     for name in SUPERCLASSES:
         c = evaluation.test_tuned.per_class[name]
         per.add_row(

@@ -316,9 +316,7 @@ def resolve_records(paths: list[Path] | tuple[Path, ...] | list[str]) -> list[Pa
         elif Path(f"{path}.hea").is_file():  # a record name; it may itself contain dots
             stems.append(path)
         else:
-            raise RecordError(
-                str(path), "no such record (expected .hea, .dat, a record name or a folder)"
-            )
+            raise RecordError(str(path), "no such record (expected .hea, .dat, a record name or a folder)")
     return list(dict.fromkeys(stems))
 
 
@@ -343,9 +341,7 @@ class PreparedRecord:
     @property
     def starts(self) -> np.ndarray:
         """Sample offset (at ``fs_out``) where each window begins; see :func:`window_starts`."""
-        return window_starts(
-            max(self.n_samples_out, self.windows.shape[-1]), self.windows.shape[-1]
-        )
+        return window_starts(max(self.n_samples_out, self.windows.shape[-1]), self.windows.shape[-1])
 
 
 def window_starts(n_samples: int, window: int) -> np.ndarray:
@@ -396,11 +392,7 @@ def prepare_record(stem: Path | str, fs: int, window: int) -> PreparedRecord:
     order = lead_order(header.sig_names, record)
     scale = header.mv_per_unit()[order]
     if not np.isfinite(scale).all():
-        bad = [
-            f"{LEADS[i]} ({header.units[ch]})"
-            for i, ch in enumerate(order)
-            if not np.isfinite(scale[i])
-        ]
+        bad = [f"{LEADS[i]} ({header.units[ch]})" for i, ch in enumerate(order) if not np.isfinite(scale[i])]
         raise RecordError(record, f"units of lead(s) {', '.join(bad)} are not a voltage")
     x = signal[order]
     n_in = x.shape[1]
@@ -412,9 +404,7 @@ def prepare_record(stem: Path | str, fs: int, window: int) -> PreparedRecord:
         raise RecordError(record, f"{int(missing.sum())} missing (NaN) samples (lead {where})")
     ratio = (Fraction(fs) / Fraction(header.fs)).limit_denominator(1000)
     if ratio != 1:
-        x = resample_poly(
-            x.astype(np.float64), ratio.numerator, ratio.denominator, axis=1, padtype="line"
-        )
+        x = resample_poly(x.astype(np.float64), ratio.numerator, ratio.denominator, axis=1, padtype="line")
     n_out = x.shape[1]
     padded = n_out < window
     if padded:
