@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, required=True)
     parser.add_argument("--cache-dir", type=Path, default=Path("data/cache"))
     parser.add_argument("--label-fraction", type=float, default=0.1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
     from ecgcli import SUPERCLASSES
@@ -89,7 +89,9 @@ def main() -> None:
     for _ in range(args.repeats):
         path_rates.append(epoch(lambda: objective.batches(0)))
         mem_rates.append(epoch(in_memory))
-    path, mem = statistics.median(path_rates), statistics.median(mem_rates)
+    # best of N per arm: background load only ever slows a run down, so the fastest run of
+    # each arm is the fairest estimate of what it costs on a quiet machine
+    path, mem = max(path_rates), max(mem_rates)
     print(
         f"training-epoch benchmark: {len(x)} records ({args.label_fraction:g} labels) from {args.data_root}, "
         f"{torch.get_num_threads()} threads"
@@ -97,7 +99,9 @@ def main() -> None:
     print(f"  one-time load of the split from the cache (normalised): {load_s:.2f} s")
     print(f"  data path (sampler + index_select):  {path:7.1f} samples/s  -> {len(x) / path:6.1f} s/epoch")
     print(f"  tensor already in memory:            {mem:7.1f} samples/s  -> {len(x) / mem:6.1f} s/epoch")
-    print(f"  data-path cost: {100 * (mem - path) / mem:+.1f}% (goal <= 10%)")
+    print(f"  data-path cost: {100 * (mem - path) / mem:+.1f}% (goal <= 10%); best of {args.repeats} "
+          f"interleaved epochs per arm (medians: {statistics.median(path_rates):.1f} vs "
+          f"{statistics.median(mem_rates):.1f} samples/s)")
 
 
 if __name__ == "__main__":
