@@ -30,7 +30,7 @@ Records = Annotated[
     typer.Argument(
         help="WFDB records: a .hea or .dat file, a record name without suffix, or a folder (every "
         "record under it).",
-        metavar="RECORD...",
+        metavar="RECORD",
         show_default=False,
     ),
 ]
@@ -39,7 +39,7 @@ Checkpoint = Annotated[
     typer.Option(
         "--checkpoint",
         "-c",
-        help="Classifier checkpoint (model.safetensors or its run folder) [default: ECG_CHECKPOINT].",
+        help="Classifier checkpoint (model.safetensors or its run folder); default: ECG_CHECKPOINT.",
         show_default=False,
     ),
 ]
