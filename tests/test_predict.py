@@ -191,7 +191,7 @@ def test_aggregate_max_and_mean(tmp_path: Path, ckpt: Path, predictor) -> None:
     np.testing.assert_allclose(high, _reference(ckpt, stem, "max"), atol=1e-5)
     assert (high >= mean - 1e-7).all() and (high > mean).any()
     with pytest.raises(ConfigError, match="unknown aggregate"):
-        predictor.predict_one(stem, "median")
+        predictor.predict([stem], "median")  # checked at the call, not at the first result
 
 
 def test_batches_across_records_match_one_by_one(tmp_path: Path, predictor) -> None:
