@@ -8,11 +8,14 @@ little memory. Numpy only: ``ecg predict`` applies it without the training stack
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ecgcli.data.cache import SignalStore
 from ecgcli.errors import CheckpointError
+
+if TYPE_CHECKING:  # the cache imports pandas; `ecg predict` needs LeadNorm without it
+    from ecgcli.data.cache import SignalStore
 
 _CHUNK = 1024
 

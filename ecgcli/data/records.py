@@ -378,8 +378,6 @@ def prepare_record(stem: Path | str, fs: int, window: int) -> PreparedRecord:
     """
     from fractions import Fraction
 
-    from scipy.signal import resample_poly
-
     from ecgcli.errors import ConfigError
 
     if int(fs) != fs or fs <= 0:
@@ -404,6 +402,8 @@ def prepare_record(stem: Path | str, fs: int, window: int) -> PreparedRecord:
         raise RecordError(record, f"{int(missing.sum())} missing (NaN) samples (lead {where})")
     ratio = (Fraction(fs) / Fraction(header.fs)).limit_denominator(1000)
     if ratio != 1:
+        from scipy.signal import resample_poly  # imported only when needed: it costs ~0.5 s
+
         x = resample_poly(x.astype(np.float64), ratio.numerator, ratio.denominator, axis=1, padtype="line")
     n_out = x.shape[1]
     padded = n_out < window
