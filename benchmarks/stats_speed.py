@@ -1,6 +1,6 @@
 """Bootstrap CI speed: 1,000 replicates of macro AUROC on a PTB-XL-sized test fold.
 
-    python benchmarks/stats_speed.py
+python benchmarks/stats_speed.py
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ def main() -> None:
             t = time.perf_counter()
             ci = bootstrap_auroc_ci(y, scores, n_boot=1000)
             times.append(time.perf_counter() - t)
-        print(f"{label:40s} 1000 replicates x 2163 records x 5 classes: "
-              f"median {statistics.median(times):.3f} s  (AUROC {ci.estimate:.4f} [{ci.ci_low:.4f}, {ci.ci_high:.4f}])")
+        print(
+            f"{label:40s} 1000 replicates x 2163 records x 5 classes: "
+            f"median {statistics.median(times):.3f} s  (AUROC {ci.estimate:.4f} [{ci.ci_low:.4f}, {ci.ci_high:.4f}])"
+        )
 
 
 if __name__ == "__main__":

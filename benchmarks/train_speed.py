@@ -99,9 +99,11 @@ def main() -> None:
     print(f"  one-time load of the split from the cache (normalised): {load_s:.2f} s")
     print(f"  data path (sampler + index_select):  {path:7.1f} samples/s  -> {len(x) / path:6.1f} s/epoch")
     print(f"  tensor already in memory:            {mem:7.1f} samples/s  -> {len(x) / mem:6.1f} s/epoch")
-    print(f"  data-path cost: {100 * (mem - path) / mem:+.1f}% (goal <= 10%); best of {args.repeats} "
-          f"interleaved epochs per arm (medians: {statistics.median(path_rates):.1f} vs "
-          f"{statistics.median(mem_rates):.1f} samples/s)")
+    print(
+        f"  data-path cost: {100 * (mem - path) / mem:+.1f}% (goal <= 10%); best of {args.repeats} "
+        f"interleaved epochs per arm (medians: {statistics.median(path_rates):.1f} vs "
+        f"{statistics.median(mem_rates):.1f} samples/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def _report_failures(results: list) -> None:
 
     failed = _failures(results)
     for f in failed:
-        error_line(_escape(f.message))  # a path may hold [brackets]
+        error_line(f.message)  # error_line escapes rich markup itself
     if failed and len(results) > 1:
         err.print(f"scored {len(results) - len(failed)} of {len(results)} records; {len(failed)} failed")
 

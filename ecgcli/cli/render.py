@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -30,11 +31,17 @@ err = Console(stderr=True, highlight=False)
 
 def error_line(message: str) -> None:
     """The one red line a user sees for a problem they can fix."""
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
 
 
 def warn_line(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    err.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+
+
+def message_markup(event: Event) -> str:
+    """A core :class:`~ecgcli.events.Message` as rich markup (its text escaped: paths may hold [])."""
+    text = escape(event.text)
+    return f"[yellow]warning:[/] {text}" if event.level == "warning" else f"[dim]{text}[/]"
 
 
 class EventRenderer:
@@ -56,10 +63,7 @@ class EventRenderer:
         elif isinstance(event, TaskDone) and event.task in self.tasks:
             self.progress.remove_task(self.tasks.pop(event.task))
         elif isinstance(event, Message):
-            if event.level == "warning":
-                self.progress.console.print(f"[yellow]warning:[/] {event.text}", soft_wrap=True)
-            else:
-                self.progress.console.print(f"[dim]{event.text}[/]", soft_wrap=True)
+            self.progress.console.print(message_markup(event), soft_wrap=True)
 
 
 def make_progress(console: Console = err) -> Progress:
@@ -191,10 +195,7 @@ class TrainingView:
                     soft_wrap=True,
                 )
         elif isinstance(event, Message):
-            self.console.print(
-                f"[yellow]warning:[/] {event.text}" if event.level == "warning" else f"[dim]{event.text}[/]",
-                soft_wrap=True,
-            )
+            self.console.print(message_markup(event), soft_wrap=True)
         else:  # cache building before training, evaluation steps: ordinary progress bars
             self.setup(event)
             if self.live is not None and isinstance(event, TaskStarted):
