@@ -202,11 +202,13 @@ def bandpass(
     The high-cut range is first clipped to ``max_high_fraction * fs / 2`` (45 Hz at 100 Hz,
     where the default 40-60 Hz becomes 40-45 Hz), so the pass band always ends strictly below
     Nyquist; the 500 Hz records keep the full range. Filtering is done in the frequency domain
-    (``rfft``/``irfft``) on the record followed by its mirror image: the extended signal is
-    periodic without a jump, so the circular FFT does not ring at the window edges.
+    (``rfft``/``irfft``) on the record followed by its mirror image (reflected about the end
+    samples, ``np.pad(mode="reflect")`` style): the extended signal is periodic without a jump,
+    so the circular FFT does not ring at the window edges, and even a Nyquist-rate alternation
+    continues unbroken across the seam and is removed entirely.
     """
     _check_batch(x)
-    if p <= 0:
+    if p <= 0 or x.shape[-1] < 2:
         return x
     nyquist = fs / 2
     cap = max_high_fraction * nyquist
@@ -220,12 +222,12 @@ def bandpass(
     # cut-offs in float64: tan() near Nyquist is ill-conditioned in float32
     lo_f = _uniform(low, (batch, 1), generator, x).double()
     hi_f = _uniform(high_range, (batch, 1), generator, x).double()
-    n = 2 * length
+    n = 2 * length - 2  # the record, then its mirror image without repeating the end samples
     freqs = torch.fft.rfftfreq(n, d=1.0 / fs, device=x.device, dtype=torch.float64)
     gain = _butterworth_gain(freqs, lo_f, hi_f, fs, order)
     work = torch.promote_types(x.dtype, torch.float32)
     xw = x.to(work)
-    spec = torch.fft.rfft(torch.cat([xw, xw.flip(-1)], dim=-1), dim=-1)
+    spec = torch.fft.rfft(torch.cat([xw, xw.flip(-1)[..., 1:-1]], dim=-1), dim=-1)
     y = torch.fft.irfft(spec * gain.to(work).unsqueeze(1), n=n, dim=-1)[..., :length]
     return _select(x, y, p, generator)
 
