@@ -177,8 +177,13 @@ def test_time_warp_changes_frequency_by_at_most_five_percent() -> None:
 
 
 def test_time_warp_without_change_is_identity() -> None:
+    # up to the float32 grid of grid_sample: about 1e-4 of a sample
     x = ecg_like()
-    assert torch.allclose(apply("time_warp", x, max_change=0.0), x, atol=1e-6)
+    y = apply("time_warp", x, max_change=0.0)
+    slope = (x.diff(dim=-1).abs().max()).item()
+    assert (y - x).abs().max().item() < 1e-3 * slope
+    x64 = x.double()
+    assert torch.allclose(apply("time_warp", x64, max_change=0.0), x64, atol=1e-12)
 
 
 # ------------------------------------------------------------------ mixing ops
