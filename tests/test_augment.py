@@ -265,6 +265,19 @@ def test_baseline_wander_amplitude_and_frequency_in_range() -> None:
     assert not torch.allclose(wander[:, 0] / peak[:, :1, None], wander[:, 1] / peak[:, 1:2, None])
 
 
+def test_policy_draws_both_noises_as_one_gaussian_of_the_summed_variance() -> None:
+    on = {"channel_noise": A.ChannelNoise(p=1.0), "jitter": A.Jitter(p=1.0, sigma=0.05)}
+    off = {n: dataclasses.replace(AugmentConfig().op(n), p=0.0) for n in AUGMENTATIONS}
+    policy = ECGAugment(AugmentConfig(**{**off, **on}))
+    assert policy.enabled == ("channel_noise", "jitter")
+    x = ecg_like(batch=16, length=5000).double()
+    noise_std = (policy(x, gen(13)) - x).std(dim=-1)
+    lead_std = x.std(dim=-1)
+    low = ((0.005 * lead_std) ** 2 + 0.05**2).sqrt()
+    high = ((0.02 * lead_std) ** 2 + 0.05**2).sqrt()
+    assert (noise_std > 0.95 * low).all() and (noise_std < 1.05 * high).all()
+
+
 def test_jitter_and_amplitude_scale() -> None:
     x = ecg_like(batch=4, length=5000).double()
     noise = apply("jitter", x, seed=11) - x
