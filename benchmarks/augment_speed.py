@@ -1,9 +1,10 @@
 """Augmentation speed: the batched torch policy versus the reference study's per-record pipeline.
 
-    python benchmarks/augment_speed.py [--batch 256] [--fs 100] [--repeats 7]
+    python benchmarks/augment_speed.py [--batch 256] [--fs 100] [--threads 2] [--rounds 5]
 
 Times two SSL views of a ``(batch, 12, 10 s)`` batch with every augmentation enabled, on CPU
-with 2 torch threads, as the median of ``--repeats`` runs after warm-up:
+with 2 torch threads, as the median of interleaved runs after warm-up (the best run is shown
+too: on a shared machine the background load moves the median):
 
 - "torch": :func:`ecgcli.augment.build_policy` (default probabilities, and all at p = 1);
 - "per-record numpy/scipy": a re-creation of the reference study's pipeline, a Python loop
@@ -31,15 +32,28 @@ from scipy import signal
 from ecgcli.augment import AUGMENTATIONS, AugmentConfig, ECGAugment, build_policy
 
 
-def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def paired(
+    fast: Callable[[], object], slow: Callable[[], object], rounds: int, fast_per_round: int
+) -> tuple[list[float], list[float]]:
+    """Interleaved timings (one slow run, then ``fast_per_round`` fast ones, ``rounds`` times)
+    after warm-up, so both arms see the same background load on a shared machine."""
+    fast(), fast(), slow()
+    fast_times: list[float] = []
+    slow_times: list[float] = []
+    for _ in range(rounds):
+        slow_times.append(timed(slow))
+        fast_times.extend(timed(fast) for _ in range(fast_per_round))
+    return fast_times, slow_times
+
+
+def ms(times: list[float]) -> str:
+    return f"{statistics.median(times) * 1e3:8.1f} ({min(times) * 1e3:6.1f})"
 
 
 def cuda_time(fn: Callable[[], object], repeats: int) -> float:
@@ -47,7 +61,9 @@ def cuda_time(fn: Callable[[], object], repeats: int) -> float:
         fn()
         torch.cuda.synchronize()
 
-    return median_time(synced, repeats, warmup=3)
+    for _ in range(3):
+        synced()
+    return statistics.median(timed(synced) for _ in range(repeats))
 
 
 # ------------------------------------------------------------------ the per-record reference
@@ -154,8 +170,8 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--fs", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--ref-repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="per-record runs")
+    parser.add_argument("--per-round", type=int, default=3, help="torch runs per round")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -169,31 +185,35 @@ def main() -> None:
     rng = np.random.default_rng(0)
 
     print(
-        f"two views of {args.batch} x 12 x {length} at {args.fs} Hz, CPU, "
-        f"{torch.get_num_threads()} torch threads, median of {args.repeats} (reference: "
-        f"{args.ref_repeats}); load average before: {os.getloadavg()[0]:.2f}\n"
+        f"two views of {args.batch} x 12 x {length} at {args.fs} Hz on CPU, "
+        f"{torch.get_num_threads()} torch threads; load average {os.getloadavg()[0]:.2f}\n"
+        f"median (best) in ms: torch of {args.rounds * args.per_round} runs, per-record of "
+        f"{args.rounds}, interleaved after warm-up\n"
     )
-    print(f"{'policy':<22}{'torch batched':>16}{'per-record np/scipy':>22}{'speed-up':>11}")
+    head = f"{'torch batched':>18}{'per-record np/scipy':>22}{'speed-up':>10}"
+    print(f"{'two views, policy':<26}{head}")
     for label, cfg in (("default p", default), ("all p = 1", full)):
         policy = ECGAugment(cfg)
-        t_torch = median_time(lambda p=policy: p.two_views(x, g), args.repeats)
-        t_ref = median_time(
+        fast, slow = paired(
+            lambda p=policy: p.two_views(x, g),
             lambda c=cfg: [reference_view(x_np, c, rng, AUGMENTATIONS) for _ in range(2)],
-            args.ref_repeats,
-            warmup=1,
+            args.rounds,
+            args.per_round,
         )
-        print(
-            f"{label:<22}{t_torch * 1e3:>13.1f} ms{t_ref * 1e3:>19.1f} ms{t_ref / t_torch:>10.1f}x"
-        )
+        speedup = statistics.median(slow) / statistics.median(fast)
+        print(f"{label:<26}{ms(fast):>18}{ms(slow):>22}{speedup:>9.1f}x")
 
-    print(f"\n{'each alone (p=1, 1 view)':<26}{'torch':>12}{'per-record':>14}{'speed-up':>11}")
+    print(f"\n{'each alone, p = 1, 1 view':<26}{head}")
     for name in AUGMENTATIONS:
         op = full.op(name)
-        t_torch = median_time(lambda o=op: o.apply(x, g, args.fs), args.repeats)
-        t_ref = median_time(
-            lambda n=name: reference_view(x_np, full, rng, (n,)), args.ref_repeats, warmup=1
+        fast, slow = paired(
+            lambda o=op: o.apply(x, g, args.fs),
+            lambda n=name: reference_view(x_np, full, rng, (n,)),
+            args.rounds,
+            args.per_round,
         )
-        print(f"{name:<26}{t_torch * 1e3:>9.2f} ms{t_ref * 1e3:>11.1f} ms{t_ref / t_torch:>10.1f}x")
+        speedup = statistics.median(slow) / statistics.median(fast)
+        print(f"{name:<26}{ms(fast):>18}{ms(slow):>22}{speedup:>9.1f}x")
 
     if torch.cuda.is_available():
         xg = x.cuda()
@@ -201,7 +221,7 @@ def main() -> None:
         policy = ECGAugment(full)
         v1, v2 = policy.two_views(xg, gg)
         assert v1.is_cuda and v2.is_cuda, "a view left the GPU"
-        t_gpu = cuda_time(lambda: policy.two_views(xg, gg), args.repeats)
+        t_gpu = cuda_time(lambda: policy.two_views(xg, gg), 20)
         print(f"\nGPU {torch.cuda.get_device_name()}: two views, all p = 1: {t_gpu * 1e3:.2f} ms")
         print(f"views stay on the device: {v1.device}, {v2.device}")
     else:
