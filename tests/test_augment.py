@@ -95,7 +95,7 @@ def test_probability_is_per_sample(name: str) -> None:
 def sines(freqs_hz: list[float], fs: int, length: int, offset: float = 0.0) -> torch.Tensor:
     t = torch.arange(length, dtype=torch.float64) / fs
     sig = offset + sum(torch.sin(2 * math.pi * f * t) for f in freqs_hz)
-    return sig.expand(6, 12, length).contiguous().float()
+    return sig.expand(4, 12, length).contiguous().float()
 
 
 def rms(x: torch.Tensor) -> float:
@@ -105,8 +105,8 @@ def rms(x: torch.Tensor) -> float:
 @pytest.mark.parametrize("fs", [100, 500])
 def test_bandpass_never_passes_nyquist(fs: int) -> None:
     alternating = torch.cos(math.pi * torch.arange(10 * fs, dtype=torch.float64))
-    x = alternating.expand(6, 12, -1).contiguous().float()
-    for seed in range(5):
+    x = alternating.expand(4, 12, -1).contiguous().float()
+    for seed in range(3):
         assert apply("bandpass", x, seed=seed, fs=fs).abs().max().item() < 1e-5
 
 
@@ -141,7 +141,7 @@ def test_bandpass_high_cut_capped_below_nyquist_at_100hz() -> None:
     # at 100 Hz the default 40-60 Hz high cut becomes 40-45 Hz: 46 Hz is already past the
     # -3 dB point of every draw, so it loses more than half its amplitude in every record
     x = sines([46.0], 100, 1000)
-    for seed in range(5):
+    for seed in range(3):
         y = apply("bandpass", x, seed=seed)
         per_record = y.pow(2).mean(dim=(1, 2)).sqrt() / math.sqrt(0.5)
         assert per_record.max().item() < 0.5
