@@ -101,9 +101,7 @@ def _fold(take: Tensor | None, value: Tensor, neutral: float) -> Tensor:
     return torch.where(take.view(-1, *([1] * (value.ndim - 1))), value, neutral)
 
 
-def _on_rows(
-    x: Tensor, take: Tensor | None, fn: Callable[[Tensor, Tensor | None], Tensor]
-) -> Tensor:
+def _on_rows(x: Tensor, take: Tensor | None, fn: Callable[[Tensor, Tensor | None], Tensor]) -> Tensor:
     """``fn(x[rows], rows)`` written into a copy of ``x`` (``rows`` is None for all records)."""
     if take is None:
         return fn(x, None).to(x.dtype)
@@ -191,9 +189,7 @@ def _check_range(name: str, what: str, bounds: Range, lo: float, hi: float) -> N
 # the augmentations (functional form)
 
 
-def time_warp(
-    x: Tensor, generator: Generator | None, *, p: float = 0.5, max_change: float = 0.05
-) -> Tensor:
+def time_warp(x: Tensor, generator: Generator | None, *, p: float = 0.5, max_change: float = 0.05) -> Tensor:
     """Heart-rate change: resample each record in time by its own factor in ``1 +- max_change``.
 
     Output sample ``t`` reads the input at ``c + s (t - c)`` (``c`` the window centre, linear
@@ -340,9 +336,7 @@ def bandpass(
     return _on_rows(x, take, filt)
 
 
-def cutmix(
-    x: Tensor, generator: Generator | None, *, p: float = 0.3, fraction: Range = (0.1, 0.3)
-) -> Tensor:
+def cutmix(x: Tensor, generator: Generator | None, *, p: float = 0.3, fraction: Range = (0.1, 0.3)) -> Tensor:
     """Segment CutMix (Yun et al., 2019, along time): a contiguous span replaced by a partner's.
 
     The span covers ``fraction`` of the window (drawn per record), at a uniform position, and
@@ -445,9 +439,7 @@ def channel_noise(
     _check_batch(x)
     if p <= 0:
         return x
-    return _gaussian_noise(
-        x, generator, p_relative=p, relative_std=relative_std, p_absolute=0.0, sigma=0.0
-    )
+    return _gaussian_noise(x, generator, p_relative=p, relative_std=relative_std, p_absolute=0.0, sigma=0.0)
 
 
 def temporal_dropout(
@@ -478,17 +470,13 @@ def temporal_dropout(
     return torch.where(inside, torch.lerp(x_left, x_right, w), x)
 
 
-def jitter(
-    x: Tensor, generator: Generator | None, *, p: float = 0.5, sigma: float = 0.01
-) -> Tensor:
+def jitter(x: Tensor, generator: Generator | None, *, p: float = 0.5, sigma: float = 0.01) -> Tensor:
     """Weak white noise: add Gaussian noise of ``sigma`` mV (0.01 mV, about the ADC's 1 uV
     resolution times ten), independent of the lead's amplitude."""
     _check_batch(x)
     if p <= 0:
         return x
-    return _gaussian_noise(
-        x, generator, p_relative=0.0, relative_std=(0.0, 0.0), p_absolute=p, sigma=sigma
-    )
+    return _gaussian_noise(x, generator, p_relative=0.0, relative_std=(0.0, 0.0), p_absolute=p, sigma=sigma)
 
 
 def amplitude_scale(
@@ -579,9 +567,7 @@ class Bandpass(_Op):
         if not 1 <= self.order <= 8:
             raise ConfigError(f"bandpass: order must be 1..8, got {self.order}")
         if not 0 < self.max_high_fraction < 1:
-            raise ConfigError(
-                f"bandpass: max_high_fraction must be in (0, 1), got {self.max_high_fraction}"
-            )
+            raise ConfigError(f"bandpass: max_high_fraction must be in (0, 1), got {self.max_high_fraction}")
 
     def apply(self, x: Tensor, generator: Generator | None, fs: float) -> Tensor:
         return bandpass(x, generator, fs=fs, p=self.p, **self.params())
@@ -765,8 +751,7 @@ class AugmentConfig:
             entry = data[name]
             if not isinstance(entry, dict) or set(entry) - set(fields):
                 raise ConfigError(
-                    f"{name}: settings must be a mapping with keys from "
-                    f"{', '.join(fields)}, got {entry!r}"
+                    f"{name}: settings must be a mapping with keys from {', '.join(fields)}, got {entry!r}"
                 )
             values = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
             try:

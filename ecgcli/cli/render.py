@@ -95,6 +95,7 @@ _METRIC_LABELS = {
     "specificity": "spec",
     "probe_auroc": "probe AUROC",
     "probe_f1": "probe F1",
+    "augment_share": "aug share",
 }
 
 

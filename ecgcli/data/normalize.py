@@ -31,6 +31,11 @@ class LeadNorm:
         """Normalise ``(..., 12, T)`` signals in mV (returns float32)."""
         return ((x - self.mean[:, None]) / self.std[:, None]).astype(np.float32)
 
+    @classmethod
+    def identity(cls, leads: int = 12) -> LeadNorm:
+        """No-op normalisation (keeps millivolts)."""
+        return cls(np.zeros(leads, dtype=np.float32), np.ones(leads, dtype=np.float32))
+
     def to_dict(self) -> dict[str, list[float]]:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 

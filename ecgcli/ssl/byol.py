@@ -73,9 +73,7 @@ def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     _check_tau("EMA decay tau", tau)
     t_named, o_named = list(target.named_parameters()), list(online.named_parameters())
     t_bufs, o_bufs = list(target.named_buffers()), list(online.named_buffers())
-    if [n for n, _ in t_named] != [n for n, _ in o_named] or [n for n, _ in t_bufs] != [
-        n for n, _ in o_bufs
-    ]:
+    if [n for n, _ in t_named] != [n for n, _ in o_named] or [n for n, _ in t_bufs] != [n for n, _ in o_bufs]:
         raise ValueError("target and online modules do not have the same structure")
     t_params, o_params = [p for _, p in t_named], [p for _, p in o_named]
     if t_params and tau < 1.0:

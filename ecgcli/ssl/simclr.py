@@ -35,9 +35,7 @@ class ProjectionHead(nn.Module):
     def __init__(self, in_dim: int = 256, hidden_dim: int = 2048, out_dim: int = 128) -> None:
         super().__init__()
         if min(in_dim, hidden_dim, out_dim) < 1:
-            raise ConfigError(
-                f"head dimensions must be >= 1, got {in_dim}, {hidden_dim}, {out_dim}"
-            )
+            raise ConfigError(f"head dimensions must be >= 1, got {in_dim}, {hidden_dim}, {out_dim}")
         self.in_dim, self.hidden_dim, self.out_dim = in_dim, hidden_dim, out_dim
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden_dim, bias=False),
@@ -92,9 +90,7 @@ def nt_xent_loss(
         k1, offset = gather(z1)
         k2, offset2 = gather(z2)
         if offset != offset2 or k1.shape != k2.shape or not 0 <= offset <= k1.shape[0] - n:
-            raise ValueError(
-                "gather must return the same layout for both views, local rows included"
-            )
+            raise ValueError("gather must return the same layout for both views, local rows included")
     m = k1.shape[0]
     queries = torch.cat([z1, z2])  # (2N, D)
     keys = torch.cat([k1, k2])  # (2M, D)

@@ -288,12 +288,13 @@ def fit(
         seconds = time.perf_counter() - t0
         lr = optimizer.param_groups[-1]["lr"]
         rate = seen / max(train_seconds, 1e-9)
+        shown_best = best and cfg.select_metric is not None  # "keep the last" marks no epoch
         state.history.append(
             {
                 "epoch": epoch + 1,
                 "train_loss": train_loss,
                 **metrics,
-                "best": best,
+                "best": shown_best,
                 "seconds": round(seconds, 3),
                 "lr": lr,
                 "samples_per_s": round(rate, 1),
@@ -305,6 +306,6 @@ def fit(
             state.stopped_early = True
         if state_path is not None:
             save_resume_state(state_path, module, optimizer, state, run_config or {}, scaler)
-        callback(EpochDone(epoch + 1, cfg.epochs, train_loss, metrics, best, seconds, lr, rate))
+        callback(EpochDone(epoch + 1, cfg.epochs, train_loss, metrics, shown_best, seconds, lr, rate))
     callback(RunDone(state.best_epoch, state.best_value, state.epoch, state.seconds, state.stopped_early))
     return state

@@ -152,7 +152,11 @@ class LinearProbe:
 
 
 class SSLObjective:
-    """Two augmented views of each batch of pretraining records; the SSL loss on them."""
+    """Two augmented views of each batch of pretraining records; the SSL loss on them.
+
+    ``x`` holds the records in millivolts: the augmentations' amplitudes (0.01 mV jitter,
+    0.01-0.05 mV wander) are physical, so views are made first and normalised per lead after.
+    """
 
     def __init__(
         self,
@@ -162,12 +166,14 @@ class SSLObjective:
         policy: Any,
         device: torch.device,
         probe: LinearProbe | None,
+        norm: LeadNorm,
     ) -> None:
         self.module, self.x, self.cfg, self.policy, self.device = module, x, cfg, policy, device
         self.probe = probe
+        self.mean = torch.as_tensor(norm.mean, device=device).view(1, -1, 1)
+        self.inv_std = (1.0 / torch.as_tensor(norm.std, device=device)).view(1, -1, 1)
         self._slices = batch_slices(len(x), cfg.batch_size)
         self.augment_seconds = 0.0
-        self.step_seconds = 0.0
 
     def n_batches(self, epoch: int) -> int:
         return len(self._slices)
@@ -191,6 +197,8 @@ class SSLObjective:
         t = time.perf_counter()
         with torch.autocast(self.device.type, enabled=False):
             v1, v2 = self.policy.two_views(batch, self.generator)
+            v1 = (v1 - self.mean).mul_(self.inv_std)
+            v2 = (v2 - self.mean).mul_(self.inv_std)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         self.augment_seconds += time.perf_counter() - t
@@ -242,7 +250,7 @@ def train_ssl(
     )
     ds, split, store = data.dataset, data.split, data.store
     norm = fit_lead_norm(store, split.pretrain)
-    x = signals_tensor(store, split.pretrain, norm)
+    x = signals_tensor(store, split.pretrain, LeadNorm.identity(len(LEADS)))  # mV: augment, then normalise
     if device.type == "cuda":
         x = x.to(device)
     callback(
@@ -265,7 +273,7 @@ def train_ssl(
     encoder = build_encoder(cfg.encoder, in_ch=len(LEADS), width=cfg.width)
     module = build_ssl_module(cfg, encoder).to(device)
     policy = build_policy(cfg.sampling_rate, disabled=cfg.no_aug)
-    objective = SSLObjective(module, x, cfg, policy, device, probe)
+    objective = SSLObjective(module, x, cfg, policy, device, probe, norm)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     loop_cfg = LoopConfig(
