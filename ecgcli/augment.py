@@ -301,10 +301,10 @@ def bandpass(
     where the default 40-60 Hz becomes 40-45 Hz), so the pass band always ends strictly below
     Nyquist; the 500 Hz records keep the full range. Filtering is done in the frequency domain
     (``rfft``/``irfft``) on the record mirror-extended about its end samples (``np.pad``
-    "reflect") by about its own length on each side, to a fast FFT size. The mirror is
-    continuous at the record's edges, so the circular FFT does not ring there (even a
+    "reflect") by about a second on each side, to a fast FFT size (1280 at 100 Hz). The mirror
+    is continuous at the record's edges, so the circular FFT does not ring there (even a
     Nyquist-rate alternation continues unbroken and is removed entirely); the one seam of the
-    extension lies half a window away from the record.
+    extension lies over a second from the record, where the filter's response has decayed.
     """
     _check_batch(x)
     batch, _, length = x.shape
@@ -322,7 +322,10 @@ def bandpass(
     # cut-offs in float64: tan() near Nyquist is ill-conditioned in float32
     lo_f = _uniform(low, (batch, 1), generator, x).double()
     hi_f = _uniform(high_range, (batch, 1), generator, x).double()
-    n = _fft_size(2 * length - 2)
+    # about a second of mirror on each side: the band-pass's impulse response (0.5 Hz high cut,
+    # order 2, both directions) has decayed to a few percent there, so the circular seam of
+    # the FFT cannot reach the record; padding a whole record length costs 1.6x the FFT time
+    n = _fft_size(length + 2 * min(length - 1, max(2, round(fs))))
     left = (n - length) // 2
     freqs = torch.fft.rfftfreq(n, d=1.0 / fs, device=x.device, dtype=torch.float64)
     work = torch.promote_types(x.dtype, torch.float32)
