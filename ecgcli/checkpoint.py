@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,8 +149,14 @@ def load_classifier(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     return model.eval(), meta
 
 
-def load_encoder(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild a pretrained encoder from an ``encoder`` checkpoint (``ecg train ssl``)."""
+def load_encoder(
+    path: Path, check: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild a pretrained encoder from an ``encoder`` checkpoint (``ecg train ssl``).
+
+    ``check(meta)`` runs on the sidecar before the weights are loaded, so a caller can refuse
+    an encoder that does not fit its run with a precise message.
+    """
     from ecgcli.models import build_encoder
 
     tensors, meta = load_tensors(path)
@@ -158,6 +165,8 @@ def load_encoder(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
             f"{path}: is a {meta.get('kind')!r} checkpoint, not an encoder "
             "(pretrain one with `ecg train ssl`)"
         )
+    if check is not None:
+        check(meta)
     arch = meta.get("architecture") or {}
     try:
         encoder = build_encoder(arch["encoder"], **arch["encoder_args"])

@@ -41,9 +41,7 @@ def reference_nt_xent(z1: list[list[float]], z2: list[list[float]], tau: float) 
     losses = []
     for i, qi in enumerate(unit):
         positive = i + n if i < n else i - n
-        sims = {
-            j: sum(a * b for a, b in zip(qi, kj, strict=True)) / tau for j, kj in enumerate(unit)
-        }
+        sims = {j: sum(a * b for a, b in zip(qi, kj, strict=True)) / tau for j, kj in enumerate(unit)}
         denominator = sum(math.exp(s) for j, s in sims.items() if j != i)
         losses.append(-math.log(math.exp(sims[positive]) / denominator))
     return losses
@@ -202,9 +200,7 @@ def test_ema_update_endpoints_and_validation() -> None:
     ema_update(target, online, 1.0)
     assert all(torch.equal(a, b) for a, b in zip(target.parameters(), frozen, strict=True))
     ema_update(target, online, 0.0)
-    assert all(
-        torch.equal(a, b) for a, b in zip(target.parameters(), online.parameters(), strict=True)
-    )
+    assert all(torch.equal(a, b) for a, b in zip(target.parameters(), online.parameters(), strict=True))
     for tau in (-0.01, 1.01):
         with pytest.raises(ConfigError, match="tau"):
             ema_update(target, online, tau)

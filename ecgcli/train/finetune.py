@@ -26,22 +26,25 @@ if TYPE_CHECKING:
 def pretrained_encoder(cfg: SupervisedConfig) -> tuple[nn.Module, dict[str, Any]]:
     """The encoder of ``cfg.ssl_checkpoint``, checked against the run it is to be used in."""
     path = Path(str(cfg.ssl_checkpoint))
-    encoder, meta = load_encoder(path)
-    args = meta["architecture"].get("encoder_args", {})
-    if args.get("in_ch", len(LEADS)) != len(LEADS) or meta.get("leads", list(LEADS)) != list(LEADS):
-        raise CheckpointError(
-            f"{path}: the encoder takes {args.get('in_ch')} input leads; "
-            f"PTB-XL models take the 12 standard leads"
-        )
-    if cfg.width and "width" in args and args["width"] != cfg.width:
-        raise CheckpointError(
-            f"{path}: the encoder has width {args['width']}, the run asks for --width {cfg.width}"
-        )
-    if meta.get("sampling_rate", cfg.sampling_rate) != cfg.sampling_rate:
-        raise CheckpointError(
-            f"{path}: the encoder was pretrained at {meta['sampling_rate']} Hz, "
-            f"this run uses {cfg.sampling_rate} Hz"
-        )
+
+    def fits_this_run(meta: dict[str, Any]) -> None:
+        args = (meta.get("architecture") or {}).get("encoder_args", {})
+        if args.get("in_ch", len(LEADS)) != len(LEADS) or meta.get("leads", list(LEADS)) != list(LEADS):
+            raise CheckpointError(
+                f"{path}: the encoder takes {args.get('in_ch')} input leads; "
+                f"PTB-XL models take the 12 standard leads"
+            )
+        if cfg.width and "width" in args and args["width"] != cfg.width:
+            raise CheckpointError(
+                f"{path}: the encoder has width {args['width']}, the run asks for --width {cfg.width}"
+            )
+        if meta.get("sampling_rate", cfg.sampling_rate) != cfg.sampling_rate:
+            raise CheckpointError(
+                f"{path}: the encoder was pretrained at {meta['sampling_rate']} Hz, "
+                f"this run uses {cfg.sampling_rate} Hz"
+            )
+
+    encoder, meta = load_encoder(path, fits_this_run)
     info = {
         "encoder": meta["architecture"]["encoder"],
         "normalisation": LeadNorm.from_dict(meta["normalisation"]),
