@@ -108,6 +108,19 @@ class RunDir:
         with open(self.log_file, "a") as f:
             f.write(f"{stamp} {line}\n")
 
+    def write_json(self, name: str, obj: Any) -> None:
+        write_json_atomic(self.path / name, obj)
+
+    def read_json(self, name: str) -> Any:
+        """A JSON file of the run, or None if it was never written."""
+        path = self.path / name
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: unreadable ({exc})") from None
+
     def write_predictions(self, **arrays: np.ndarray) -> None:
         tmp = self.path / ".predictions.tmp.npz"
         np.savez_compressed(tmp, **arrays)

@@ -69,6 +69,7 @@ def test_simclr_writes_an_encoder_checkpoint_with_its_recipe(simclr_checkpoint: 
     assert len(hist) == 2 and all("probe_auroc" in h for h in hist)
     assert all(0.0 <= h["augment_share"] < 1.0 for h in hist)
     assert metrics["data"]["n_pretrain"] > metrics["data"]["n_probe_train"]  # unlabelled used too
+    assert set(metrics["probe_at_init"]) == {"probe_auroc", "probe_f1"}  # the random-init bar
 
 
 def test_byol_pretrains(ssl_kwargs: dict) -> None:

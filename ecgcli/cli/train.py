@@ -220,11 +220,12 @@ def ssl(
                 out=str(out) if out else None,
             )
             run_path, metrics = train_ssl(cfg, view)
-    probe = metrics.get("final_probe") or {}
+    probe, init = metrics.get("final_probe") or {}, metrics.get("probe_at_init") or {}
     if probe:
-        stdout.print(
-            f"final linear probe (fold 9): AUROC {probe['probe_auroc']:.4f}  F1 {probe['probe_f1']:.4f}"
-        )
+        line = f"final linear probe (fold 9): AUROC {probe['probe_auroc']:.4f}  F1 {probe['probe_f1']:.4f}"
+        if init:
+            line += f"   (untrained encoder: AUROC {init['probe_auroc']:.4f}  F1 {init['probe_f1']:.4f})"
+        stdout.print(line)
     share = metrics["timing"]["augment_share"]
     stdout.print(
         f"augmentations: {', '.join(metrics['augmentations'])}; "

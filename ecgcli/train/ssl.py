@@ -285,6 +285,16 @@ def train_ssl(
         schedule=cfg.schedule,
         warmup_epochs=cfg.warmup_epochs,
     )
+    if probe is not None and resume is None:
+        # the same probe on the randomly initialised encoder: the bar pretraining must clear
+        init_probe = probe.score(module.encoder, device)
+        run.write_json("probe_at_init.json", init_probe)
+        callback(
+            Message(
+                f"linear probe of the untrained encoder (fold 9): AUROC {init_probe['probe_auroc']:.4f} "
+                f"F1 {init_probe['probe_f1']:.4f}"
+            )
+        )
     state = fit(
         objective,
         optimizer,
@@ -302,6 +312,7 @@ def train_ssl(
         "epochs_run": state.epoch,
         "history": state.history,
         "final_probe": probes[-1] if probes else None,
+        "probe_at_init": run.read_json("probe_at_init.json"),
         "augmentations": policy.enabled,
         "data": {
             "n_pretrain": int(len(split.pretrain)),
