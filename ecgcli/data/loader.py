@@ -15,12 +15,15 @@ rank of a distributed run can compute the same order and take its own disjoint s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from ecgcli.errors import ConfigError
 
 STRATEGIES = ("oversample", "stratified", "standard")
+
+Order = TypeVar("Order")  # a numpy array or a torch tensor of positions
 
 
 def oversample_weights(labels: np.ndarray) -> np.ndarray:
@@ -87,3 +90,23 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
         slices[-2] = slice(slices[-2].start, n)
         slices.pop()
     return slices
+
+
+def shard_order(order: Order, rank: int, world: int) -> Order:
+    """This rank's share of an epoch's ``order`` in a data-parallel run (numpy or torch).
+
+    The order is truncated to a multiple of ``world`` (at most ``world - 1`` records of the
+    epoch are left out), so every rank gets the same number of records and hence of batches:
+    unequal counts would deadlock the gradient all-reduce. Rank ``r`` takes every
+    ``world``-th record from position ``r``: shards are disjoint, cover the truncated order,
+    and batch ``j`` of all ranks together is batch ``j`` of the order at ``world`` times the
+    per-rank batch size. ``world == 1`` returns ``order`` itself.
+    """
+    if world == 1:
+        return order
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} outside a world of {world}")
+    usable = len(order) - len(order) % world  # type: ignore[arg-type]
+    if usable == 0:
+        raise ConfigError(f"{len(order)} records cannot be shared by {world} processes")  # type: ignore[arg-type]
+    return order[:usable][rank::world]  # type: ignore[index]
