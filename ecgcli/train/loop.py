@@ -10,6 +10,12 @@ every completed epoch. Ctrl-C discards the unfinished epoch and raises
 Determinism: the loop seeds torch with ``(seed, epoch)`` at each epoch start and objectives
 derive their shuffles and augmentations from ``(seed, epoch)`` too, so a resumed run sees
 exactly the batches an uninterrupted one would and ends with the same numbers on CPU.
+
+Data-parallel runs (``cfg.dist``, see :mod:`ecgcli.train.distributed`): the objective trains
+through ``DistributedDataParallel`` on its shard; the loop reports the loss averaged over
+ranks (so every rank stops on the same NaN), counts samples over all ranks, gives each rank
+its own torch seed stream, broadcasts rank 0's BatchNorm statistics before validating (every
+rank then selects and snapshots the same model), and only rank 0 writes the resume state.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from torch import nn
 from ecgcli.checkpoint import flatten_state, save_tensors, unflatten_state
 from ecgcli.errors import CheckpointError, Interrupted, TrainingError
 from ecgcli.events import BatchDone, Callback, EpochDone, EpochStarted, RunDone, ignore
+from ecgcli.train.distributed import Distributed, all_ranks
 
 SCHEDULES = ("none", "cosine")
 
@@ -60,6 +67,7 @@ class LoopConfig:
     schedule: str = "none"
     warmup_epochs: int = 0
     amp: bool = True  # only on CUDA
+    dist: Distributed | None = None  # None: one process
 
 
 @dataclass
@@ -98,6 +106,11 @@ def pick_device(name: str) -> torch.device:
 def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
     """A seed for one epoch (and one random stream), the same in every process."""
     return (seed * 1_000_003 + epoch * 7919 + stream * 104_729) % (2**63 - 1)
+
+
+def rank_stream(stream: int, rank: int) -> int:
+    """Rank ``rank``'s own version of a random stream; rank 0's is the one-process stream."""
+    return stream + 1000 * rank
 
 
 def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
@@ -210,6 +223,7 @@ def fit(
 ) -> FitState:
     """Train ``objective`` for ``cfg.epochs`` epochs; returns the final :class:`FitState`."""
     module, device = objective.module, cfg.device
+    dist = cfg.dist or Distributed(device=device)
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -225,11 +239,12 @@ def fit(
     total_steps = cfg.epochs * steps_per_epoch
     warmup = cfg.warmup_epochs * steps_per_epoch
     t_run = time.perf_counter() - state.seconds
+    dist.barrier()  # rank 0 may have worked alone until now (cache, probe); the long-timeout group
 
     for epoch in range(state.epoch, cfg.epochs):
         if state.stopped_early:
             break
-        torch.manual_seed(epoch_seed(cfg.seed, epoch))
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, dist.stream(0)))
         t0 = time.perf_counter()
         module.train()
         n_batches = objective.n_batches(epoch)
@@ -241,13 +256,16 @@ def fit(
                 factor = lr_factor(cfg.schedule, step, total_steps, warmup)
                 for group in optimizer.param_groups:
                     group["lr"] = group["base_lr"] * factor
+                dist.fault_point(epoch + 1, b + 1)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     loss = objective.loss(batch)
-                value = float(loss.detach())
+                value = dist.mean(loss.detach())  # float(loss) in one process
                 if not math.isfinite(value):
-                    raise TrainingError(
-                        f"loss became {value} at epoch {epoch + 1}, batch {b + 1}; "
-                        "the run stopped (try a lower --lr or check the data)"
+                    raise all_ranks(
+                        TrainingError(
+                            f"loss became {value} at epoch {epoch + 1}, batch {b + 1}; "
+                            "the run stopped (try a lower --lr or check the data)"
+                        )
                     )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -257,19 +275,22 @@ def fit(
                 scaler.step(optimizer)
                 scaler.update()
                 objective.after_step(step, total_steps)
-                size = objective.samples(batch)
+                size = objective.samples(batch) * dist.world  # ranks train equal batches
                 loss_sum += value * size
                 seen += size
                 rate = seen / max(time.perf_counter() - t0, 1e-9)
                 callback(BatchDone(epoch + 1, b + 1, n_batches, value, rate))
             train_seconds = time.perf_counter() - t0
+            dist.sync_buffers(module)
             module.eval()
             metrics = objective.validate(epoch)
         except KeyboardInterrupt:
-            raise Interrupted(
-                f"interrupted in epoch {epoch + 1}; "
-                + (f"epoch {state.epoch} is saved. " if state.epoch else "no epoch was completed. ")
-                + resume_hint
+            raise all_ranks(
+                Interrupted(
+                    f"interrupted in epoch {epoch + 1}; "
+                    + (f"epoch {state.epoch} is saved. " if state.epoch else "no epoch was completed. ")
+                    + resume_hint
+                )
             ) from None
         train_loss = loss_sum / max(seen, 1)
         best = False
@@ -304,7 +325,7 @@ def fit(
         state.seconds = time.perf_counter() - t_run
         if cfg.patience is not None and state.bad_epochs >= cfg.patience:
             state.stopped_early = True
-        if state_path is not None:
+        if state_path is not None and dist.is_main:
             save_resume_state(state_path, module, optimizer, state, run_config or {}, scaler)
         callback(EpochDone(epoch + 1, cfg.epochs, train_loss, metrics, shown_best, seconds, lr, rate))
     callback(RunDone(state.best_epoch, state.best_value, state.epoch, state.seconds, state.stopped_early))
