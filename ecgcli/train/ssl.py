@@ -10,6 +10,13 @@ is never touched here.
 
 The output is an *encoder* checkpoint (``kind: encoder``) that ``ecg finetune`` loads; it
 carries the normalisation fitted on the pretraining records and the augmentation set used.
+
+Under torchrun (``dist``) ``--batch-size`` is the global batch; each rank augments and encodes
+its shard through ``DistributedDataParallel``; SimCLR scores each rank's views against the
+projections gathered from *all* ranks (gradients kept), so the negatives are those of the
+global batch; BYOL's EMA target is updated on every rank from identical online weights.
+BatchNorm is synchronized on CUDA and per rank on CPU. The probe runs on rank 0 and its
+result is broadcast; only rank 0 writes (see :mod:`ecgcli.train.distributed`).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from ecgcli.metrics import compute_metrics
 from ecgcli.models import build_encoder
 from ecgcli.runs import RunDir, check_writable
 from ecgcli.train.data import TrainingData, load_training_data, signals_tensor
+from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import SCHEDULES, LoopConfig, epoch_seed, fit, pick_device
 from ecgcli.train.supervised import random_crop
 
@@ -167,12 +175,17 @@ class SSLObjective:
         device: torch.device,
         probe: LinearProbe | None,
         norm: LeadNorm,
+        dist: Distributed | None = None,
     ) -> None:
         self.module, self.x, self.cfg, self.policy, self.device = module, x, cfg, policy, device
         self.probe = probe
+        self.dist = dist = dist or Distributed(device=device)
+        if dist.active and cfg.method == "simclr":
+            module.gather = dist.gather  # negatives from every rank's views
+        self.net = dist.wrap(module, sync_bn=True)  # the module itself in one process
         self.mean = torch.as_tensor(norm.mean, device=device).view(1, -1, 1)
         self.inv_std = (1.0 / torch.as_tensor(norm.std, device=device)).view(1, -1, 1)
-        self._slices = batch_slices(len(x), cfg.batch_size)
+        self._slices = batch_slices(dist.shard_size(len(x)), per_rank_batch(cfg.batch_size, dist.world))
         self.augment_seconds = 0.0
 
     def n_batches(self, epoch: int) -> int:
@@ -182,8 +195,10 @@ class SSLObjective:
         self.augment_seconds = 0.0
         self._epoch_start = time.perf_counter()
         gen_cpu = torch.Generator().manual_seed(epoch_seed(self.cfg.seed, epoch, 2))
-        order = torch.randperm(len(self.x), generator=gen_cpu).to(self.x.device)
-        self.generator = torch.Generator(device=self.device).manual_seed(epoch_seed(self.cfg.seed, epoch, 3))
+        order = self.dist.shard(torch.randperm(len(self.x), generator=gen_cpu)).to(self.x.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(
+            epoch_seed(self.cfg.seed, epoch, self.dist.stream(3))
+        )
         for sl in self._slices:
             x = self.x.index_select(0, order[sl]).to(self.device, non_blocking=True)
             if self.cfg.signal_length < x.shape[-1]:
@@ -202,7 +217,7 @@ class SSLObjective:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         self.augment_seconds += time.perf_counter() - t
-        return self.module(v1, v2)
+        return self.net(v1, v2)
 
     def after_step(self, step: int, total_steps: int) -> None:
         if self.cfg.method == "byol":
@@ -215,8 +230,11 @@ class SSLObjective:
         out = {"augment_share": self.augment_seconds / max(train_seconds, 1e-9)}
         every = self.cfg.probe_every
         last = epoch + 1 == self.cfg.epochs
-        if self.probe is not None and every and ((epoch + 1) % every == 0 or last):
-            out.update(self.probe.score(self.module.encoder, self.device))
+        if (self.probe is not None or self.dist.active) and every and ((epoch + 1) % every == 0 or last):
+            probe = self.probe  # rank 0's; the other ranks wait for its scores
+            out.update(
+                self.dist.on_main(lambda: probe.score(self.module.encoder, self.device) if probe else {})
+            )
         return out
 
 
@@ -225,28 +243,48 @@ def train_ssl(
     callback: Callback = ignore,
     resume: RunDir | None = None,
     data: TrainingData | None = None,
+    dist: Distributed | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Pretrain; returns the run directory and its metrics."""
+    """Pretrain; returns the run directory and its metrics (``dist``: see the module doc)."""
     from ecgcli.augment import build_policy
 
-    cfg.check()
+    def checked() -> None:
+        cfg.check()
+        per_rank_batch(cfg.batch_size, dist.world if dist else 1)
+
+    if dist is None:
+        checked()
+        dist = Distributed(device=pick_device(cfg.device))
+    else:
+        dist.on_main(checked)
+        callback = callback if dist.is_main else ignore
     t_start = time.perf_counter()
-    device = pick_device(cfg.device)
+    device = dist.device
+    placement = dist.info(cfg.batch_size, sync_bn=True)
     if resume is None:
-        run = RunDir.create(
-            Path(cfg.runs_dir), cfg.name or cfg.default_name(), Path(cfg.run_dir) if cfg.run_dir else None
-        )
-        run.write_config(cfg.to_dict())
+
+        def create() -> RunDir:
+            run = RunDir.create(
+                Path(cfg.runs_dir),
+                cfg.name or cfg.default_name(),
+                Path(cfg.run_dir) if cfg.run_dir else None,
+            )
+            run.write_config({**cfg.to_dict(), "distributed": placement})
+            return run
+
+        run = dist.on_main(create)
     else:
         run = resume
-    data = data or load_training_data(
-        Path(cfg.data_root),
-        Path(cfg.cache_dir),
-        cfg.sampling_rate,
-        cfg.probe_fraction,
-        cfg.seed,
-        cfg.workers,
-        callback,
+    data = data or dist.main_first(
+        lambda: load_training_data(
+            Path(cfg.data_root),
+            Path(cfg.cache_dir),
+            cfg.sampling_rate,
+            cfg.probe_fraction,
+            cfg.seed,
+            cfg.workers,
+            callback,
+        )
     )
     ds, split, store = data.dataset, data.split, data.store
     norm = fit_lead_norm(store, split.pretrain)
@@ -261,7 +299,7 @@ def train_ssl(
         )
     )
     probe = None
-    if cfg.probe_every:
+    if cfg.probe_every and dist.is_main:
         window = slice(0, cfg.signal_length)
         probe = LinearProbe(
             signals_tensor(store, split.train, norm)[..., window],
@@ -273,7 +311,7 @@ def train_ssl(
     encoder = build_encoder(cfg.encoder, in_ch=len(LEADS), width=cfg.width)
     module = build_ssl_module(cfg, encoder).to(device)
     policy = build_policy(cfg.sampling_rate, disabled=cfg.no_aug)
-    objective = SSLObjective(module, x, cfg, policy, device, probe, norm)
+    objective = SSLObjective(module, x, cfg, policy, device, probe, norm, dist)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     loop_cfg = LoopConfig(
@@ -284,6 +322,7 @@ def train_ssl(
         grad_clip=cfg.grad_clip,
         schedule=cfg.schedule,
         warmup_epochs=cfg.warmup_epochs,
+        dist=dist,
     )
     if probe is not None and resume is None:
         # the same probe on the randomly initialised encoder: the bar pretraining must clear
@@ -329,7 +368,10 @@ def train_ssl(
             "device": str(device),
             "threads": torch.get_num_threads(),
         },
+        "distributed": placement,
     }
+    if not dist.is_main:
+        return run.path, metrics  # rank 0 writes
     meta = encoder_meta(cfg, module.encoder, norm, policy, metrics, store.cache_id, str(ds.root))
     module.cpu()
     save_checkpoint(run.model, module.encoder, meta)
@@ -376,8 +418,14 @@ def encoder_meta(
     )
 
 
-def resume_ssl(run_dir: Path, callback: Callback = ignore) -> tuple[Path, dict[str, Any]]:
-    run = RunDir.for_resume(run_dir)
-    if run.finished:
-        raise ConfigError(f"{run_dir}: this run already finished (see its metrics.json)")
-    return train_ssl(SSLConfig.from_dict(run.read_config()), callback, resume=run)
+def resume_ssl(
+    run_dir: Path, callback: Callback = ignore, dist: Distributed | None = None
+) -> tuple[Path, dict[str, Any]]:
+    def load() -> tuple[RunDir, SSLConfig]:
+        run = RunDir.for_resume(run_dir)
+        if run.finished:
+            raise ConfigError(f"{run_dir}: this run already finished (see its metrics.json)")
+        return run, SSLConfig.from_dict(run.read_config())
+
+    run, cfg = dist.main_first(load) if dist is not None else load()
+    return train_ssl(cfg, callback, resume=run, dist=dist)

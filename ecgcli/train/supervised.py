@@ -5,6 +5,10 @@ the balancing strategy; selection on fold 9 (macro F1 at 0.5 by default), thresh
 fold 9, and the best model scored on fold 10. Fine-tuning is the same run with an encoder
 loaded from an SSL checkpoint (``init_encoder``), optionally frozen (a linear probe) or trained
 with its own, smaller learning rate.
+
+Under torchrun (``dist``) ``--batch-size`` is the global batch; each rank trains on its shard
+through ``DistributedDataParallel`` with per-rank BatchNorm, validation and test predictions
+are gathered from all ranks, and only rank 0 writes (see :mod:`ecgcli.train.distributed`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ecgcli.metrics import compute_metrics
 from ecgcli.models import ECGClassifier
 from ecgcli.runs import RunDir, check_writable
 from ecgcli.train.data import TrainingData, labels_tensor, load_training_data, signals_tensor
+from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import SCHEDULES, LoopConfig, epoch_seed, fit, pick_device
 
 SELECT_METRICS = ("f1", "auroc")
@@ -139,7 +144,11 @@ class RunResult:
 
 
 class ClassifierObjective:
-    """Batches of the labelled training tensor; validation on fold 9 every epoch."""
+    """Batches of the labelled training tensor; validation on fold 9 every epoch.
+
+    ``batch_size`` is this process's batch; with ``dist``, this rank's shard of each epoch's
+    order, the model trained through ``DistributedDataParallel``, validation gathered.
+    """
 
     def __init__(
         self,
@@ -155,14 +164,17 @@ class ClassifierObjective:
         seed: int,
         device: torch.device,
         freeze_encoder: bool = False,
+        dist: Distributed | None = None,
     ) -> None:
         self.module = model
+        self.dist = dist or Distributed(device=device)
+        self.net = self.dist.wrap(model)  # the model itself in one process
         self.x, self.y = x, y
         self.sampler, self.batch_size, self.loss_fn = sampler, batch_size, loss_fn
         self.x_val, self.y_val = x_val, y_val
         self.window, self.seed, self.device = window, seed, device
         self.freeze_encoder = freeze_encoder
-        self._slices = batch_slices(len(y), batch_size)
+        self._slices = batch_slices(self.dist.shard_size(len(y)), batch_size)
 
     def n_batches(self, epoch: int) -> int:
         return len(self._slices)
@@ -170,8 +182,10 @@ class ClassifierObjective:
     def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.freeze_encoder:
             self.module.encoder.eval()  # a probe must not update BatchNorm statistics either
-        order = torch.from_numpy(self.sampler.order(epoch)).to(self.x.device)
-        gen = torch.Generator(device=self.x.device).manual_seed(epoch_seed(self.seed, epoch, 1))
+        order = torch.from_numpy(self.dist.shard(self.sampler.order(epoch))).to(self.x.device)
+        gen = torch.Generator(device=self.x.device).manual_seed(
+            epoch_seed(self.seed, epoch, self.dist.stream(1))
+        )
         for sl in self._slices:
             rows = order[sl]
             x = self.x.index_select(0, rows)
@@ -184,15 +198,17 @@ class ClassifierObjective:
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
-        return self.loss_fn(self.module(x).float(), y)
+        return self.loss_fn(self.net(x).float(), y)
 
     def after_step(self, step: int, total_steps: int) -> None:
         return None
 
     def validate(self, epoch: int) -> dict[str, float]:
         window = self.window if self.window < self.x_val.shape[-1] else None
-        prob = predict_proba(self.module, self.x_val, self.device, window)
-        return headline(compute_metrics(self.y_val, prob))
+        prob = self.dist.predict_rows(
+            lambda x: predict_proba(self.module, x, self.device, window), self.x_val
+        )
+        return self.dist.on_main(lambda: headline(compute_metrics(self.y_val, prob)))
 
 
 def random_crop(x: torch.Tensor, window: int, generator: torch.Generator) -> torch.Tensor:
@@ -234,15 +250,27 @@ def train_classifier(
     resume: RunDir | None = None,
     init_encoder: Callable[[], tuple[nn.Module, dict[str, Any]]] | None = None,
     data: TrainingData | None = None,
+    dist: Distributed | None = None,
 ) -> RunResult:
     """Train, select on fold 9, evaluate on fold 10, and write the run directory.
 
     ``init_encoder`` returns a pretrained encoder and its checkpoint info (fine-tuning);
-    ``data`` lets a caller that trains several models share one loaded dataset.
+    ``data`` lets a caller that trains several models share one loaded dataset; ``dist`` is
+    this process's place in a torchrun run (every rank calls this; only rank 0 writes).
     """
-    cfg.check()
+
+    def checked() -> int:
+        cfg.check()
+        return per_rank_batch(cfg.batch_size, dist.world if dist else 1)
+
+    if dist is None:
+        local_batch = checked()
+        dist = Distributed(device=pick_device(cfg.device))
+    else:
+        local_batch = dist.on_main(checked)
+        callback = callback if dist.is_main else ignore
     t_start = time.perf_counter()
-    device = pick_device(cfg.device)
+    device = dist.device
     if init_encoder is None and cfg.ssl_checkpoint:
         from ecgcli.train.finetune import pretrained_encoder
 
@@ -250,24 +278,35 @@ def train_classifier(
             return pretrained_encoder(cfg)
 
     torch.manual_seed(cfg.seed)
-    model, encoder_info = _build_model(cfg, init_encoder)  # a bad checkpoint fails here, early
+    # a bad checkpoint fails here, early
+    model, encoder_info = dist.main_first(lambda: _build_model(cfg, init_encoder))
+    placement = dist.info(cfg.batch_size)
     if resume is None:
-        run = RunDir.create(
-            Path(cfg.runs_dir), cfg.name or cfg.default_name(), Path(cfg.run_dir) if cfg.run_dir else None
-        )
-        run.write_config(cfg.to_dict())
+
+        def create() -> RunDir:
+            run = RunDir.create(
+                Path(cfg.runs_dir),
+                cfg.name or cfg.default_name(),
+                Path(cfg.run_dir) if cfg.run_dir else None,
+            )
+            run.write_config({**cfg.to_dict(), "distributed": placement})
+            return run
+
+        run = dist.on_main(create)
     else:
         run = resume
     command = "finetune" if cfg.kind == "finetune" else "train supervised"
     hint = f"Resume with: ecg {command} --resume {run.path}"
-    data = data or load_training_data(
-        Path(cfg.data_root),
-        Path(cfg.cache_dir),
-        cfg.sampling_rate,
-        cfg.label_fraction,
-        cfg.seed,
-        cfg.workers,
-        callback,
+    data = data or dist.main_first(
+        lambda: load_training_data(
+            Path(cfg.data_root),
+            Path(cfg.cache_dir),
+            cfg.sampling_rate,
+            cfg.label_fraction,
+            cfg.seed,
+            cfg.workers,
+            callback,
+        )
     )
     ds, split, store = data.dataset, data.split, data.store
     norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train)
@@ -292,7 +331,7 @@ def train_classifier(
         x_train,
         labels_tensor(y_train).to(device),
         sampler,
-        cfg.batch_size,
+        local_batch,
         loss_fn,
         x_val,
         ds.labels[split.val],
@@ -300,6 +339,7 @@ def train_classifier(
         cfg.seed,
         device,
         cfg.freeze_encoder,
+        dist,
     )
     optimizer = _optimizer(model, cfg)
     loop_cfg = LoopConfig(
@@ -311,6 +351,7 @@ def train_classifier(
         grad_clip=cfg.grad_clip,
         schedule=cfg.schedule,
         warmup_epochs=cfg.warmup_epochs,
+        dist=dist,
     )
     state = fit(
         objective,
@@ -320,7 +361,7 @@ def train_classifier(
         resume=resume is not None,
         run_config=cfg.to_dict(),
         resume_hint=hint,
-        callback=_logging(callback, run),
+        callback=_logging(callback, run) if dist.is_main else ignore,
     )
     train_seconds = state.seconds
 
@@ -328,9 +369,11 @@ def train_classifier(
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     window = cfg.signal_length if cfg.signal_length < store.length else None
-    p_val = predict_proba(model, x_val, device, window)
-    p_test = predict_proba(model, x_test, device, window)
-    evaluation = evaluate_split_pair(ds.labels[split.val], p_val, ds.labels[split.test], p_test)
+    p_val = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_val)
+    p_test = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_test)
+    evaluation = dist.on_main(
+        lambda: evaluate_split_pair(ds.labels[split.val], p_val, ds.labels[split.test], p_test)
+    )
     eval_seconds = time.perf_counter() - t_eval
 
     metrics = {
@@ -357,7 +400,11 @@ def train_classifier(
             "device": str(device),
             "threads": torch.get_num_threads(),
         },
+        "distributed": placement,
     }
+    result = RunResult(run.path, run.model, evaluation, metrics)
+    if not dist.is_main:
+        return result  # rank 0 writes
     meta = checkpoint_meta(
         "classifier",
         architecture=model.architecture(),
@@ -395,7 +442,7 @@ def train_classifier(
         f"test (fold 10): AUROC {t.macro_auroc:.4f} F1 {t.macro_f1:.4f} "
         f"F1@tuned {evaluation.test_tuned.macro_f1:.4f} best epoch {state.best_epoch}"
     )
-    return RunResult(run.path, run.model, evaluation, metrics)
+    return result
 
 
 def _logging(callback: Callback, run: RunDir) -> Callback:
@@ -415,9 +462,16 @@ def _logging(callback: Callback, run: RunDir) -> Callback:
 
 
 def resume_classifier(run_dir: Path, callback: Callback = ignore, **kwargs: Any) -> RunResult:
-    """Continue an interrupted run with the configuration it was started with."""
-    run = RunDir.for_resume(run_dir)
-    cfg = SupervisedConfig.from_dict(run.read_config())
-    if run.finished:
-        raise ConfigError(f"{run_dir}: this run already finished (see its metrics.json)")
+    """Continue an interrupted run with the configuration it was started with (under
+    torchrun, every rank loads the saved state; the number of processes may differ)."""
+
+    def load() -> tuple[RunDir, SupervisedConfig]:
+        run = RunDir.for_resume(run_dir)
+        cfg = SupervisedConfig.from_dict(run.read_config())
+        if run.finished:
+            raise ConfigError(f"{run_dir}: this run already finished (see its metrics.json)")
+        return run, cfg
+
+    dist = kwargs.get("dist")
+    run, cfg = dist.main_first(load) if dist is not None else load()
     return train_classifier(cfg, callback, resume=run, **kwargs)
