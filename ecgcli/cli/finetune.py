@@ -16,6 +16,7 @@ from ecgcli.cli.train import (
     Loss,
     Lr,
     Name,
+    NProc,
     Out,
     Patience,
     Resume,
@@ -66,6 +67,7 @@ def finetune(
     grad_clip: GradClip = 0.0,
     sampling_rate: SamplingRate = None,
     name: Name = None,
+    nproc: NProc = None,
 ) -> None:
     """Fine-tune (or linearly probe) a pretrained encoder on the labelled fraction.
 
@@ -105,4 +107,4 @@ def finetune(
         "width": width,
     }
     mode = "linear probe" if freeze_encoder else "fine-tuning"
-    run_classifier(ctx, overrides, resume, f"{mode} of {ssl_checkpoint} (seed {seed})")
+    run_classifier(ctx, overrides, resume, f"{mode} of {ssl_checkpoint} (seed {seed})", nproc=nproc)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ecgcli.cli.common import DataRoot, Device, SamplingRate, Workers, settings_from
+
+if TYPE_CHECKING:
+    from ecgcli.train.distributed import Distributed
 
 app = typer.Typer(
     help="Train the encoder: supervised baseline or self-supervised pretraining.",
@@ -16,7 +21,23 @@ app = typer.Typer(
 
 # Options shared by `train supervised` and `finetune` (the reference study's names and defaults).
 Epochs = Annotated[int, typer.Option("--epochs", help="Training epochs.")]
-BatchSize = Annotated[int, typer.Option("--batch-size", help="Records per batch (one process).")]
+BatchSize = Annotated[
+    int,
+    typer.Option(
+        "--batch-size",
+        help="Records per step, in all processes together: with N processes (--nproc, torchrun) "
+        "each trains on batch-size / N.",
+    ),
+]
+NProc = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        min=1,
+        help="Train with N processes (DistributedDataParallel; gloo on CPU, nccl on CUDA): runs this "
+        "command again under torchrun. Same as `torchrun --nproc_per_node N -m ecgcli ...`.",
+    ),
+]
 Lr = Annotated[float, typer.Option("--lr", help="Adam learning rate (the head's, when fine-tuning).")]
 LabelFraction = Annotated[
     float, typer.Option("--label-fraction", help="Fraction of labelled folds 1-8 to train on, (0, 1].")
@@ -49,11 +70,53 @@ GradClip = Annotated[float, typer.Option("--grad-clip", help="Clip the gradient 
 Name = Annotated[str | None, typer.Option("--name", help="Run name under the runs directory.")]
 
 
+def relaunch(nproc: int | None, device: str, batch_size: int | None) -> None:
+    """``--nproc N`` (N > 1): this command again under torchrun; exits with its code."""
+    if nproc is None or nproc == 1:
+        return
+    import sys
+
+    from ecgcli.train.distributed import launch
+
+    raise typer.Exit(launch(nproc, device, sys.argv, batch_size))
+
+
+@contextmanager
+def distributed(device: str) -> Iterator[Distributed]:
+    """This process's place in a torchrun run (one process: a plain run).
+
+    An error every rank raised is printed by rank 0 only; the other ranks exit quietly.
+    """
+    from ecgcli.errors import EcgError
+    from ecgcli.train.distributed import session
+
+    try:
+        with session(device) as dist:
+            yield dist
+    except EcgError as exc:
+        if getattr(exc, "quiet", False):
+            raise typer.Exit(exc.exit_code) from None
+        raise
+
+
+def training_view(title: str, dist: Distributed) -> Any:
+    """Rank 0 draws the live table; the other ranks report nothing."""
+    from ecgcli.cli.render import TrainingView
+    from ecgcli.events import ignore
+
+    return TrainingView(title) if dist.is_main else nullcontext(ignore)
+
+
 def run_classifier(
-    ctx: typer.Context, overrides: dict[str, Any], resume: Path | None, title: str, init_encoder: Any = None
+    ctx: typer.Context,
+    overrides: dict[str, Any],
+    resume: Path | None,
+    title: str,
+    init_encoder: Any = None,
+    nproc: int | None = None,
 ) -> None:
     """Shared by `train supervised` and `finetune`: settings, live view, final report."""
-    from ecgcli.cli.render import TrainingView, print_evaluation
+    from ecgcli.cli.render import print_evaluation
     from ecgcli.train.supervised import SupervisedConfig, resume_classifier, train_classifier
 
     s = settings_from(
@@ -63,10 +126,11 @@ def run_classifier(
         workers=overrides.pop("workers"),
         device=overrides.pop("device"),
     )
-    with TrainingView(title) as view:
+    relaunch(nproc, s.device, None if resume else overrides["batch_size"])
+    with distributed(s.device) as dist, training_view(title, dist) as view:
         if resume is not None:
             view(_note(f"resuming {resume} with its saved configuration"))
-            result = resume_classifier(resume, view)
+            result = resume_classifier(resume, view, dist=dist)
         else:
             cfg = SupervisedConfig(
                 data_root=str(s.data_root),
@@ -77,7 +141,9 @@ def run_classifier(
                 device=s.device,
                 **{k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()},
             )
-            result = train_classifier(cfg, view, init_encoder=init_encoder)
+            result = train_classifier(cfg, view, init_encoder=init_encoder, dist=dist)
+    if not dist.is_main:
+        return
     extra = (("also written", overrides["out"]),) if overrides.get("out") else ()
     print_evaluation(result.evaluation, result.run_dir, result.checkpoint, extra)
 
@@ -112,6 +178,7 @@ def supervised(
     grad_clip: GradClip = 0.0,
     sampling_rate: SamplingRate = None,
     name: Name = None,
+    nproc: NProc = None,
 ) -> None:
     """Train the 1D-CNN and a linear head from scratch on the labelled fraction.
 
@@ -141,7 +208,9 @@ def supervised(
         "grad_clip": grad_clip,
         "name": name,
     }
-    run_classifier(ctx, overrides, resume, f"supervised ({loss}, {balance_strategy}, seed {seed})")
+    run_classifier(
+        ctx, overrides, resume, f"supervised ({loss}, {balance_strategy}, seed {seed})", nproc=nproc
+    )
 
 
 @app.command()
@@ -176,6 +245,7 @@ def ssl(
     run_dir: RunDirOpt = None,
     sampling_rate: SamplingRate = None,
     name: Name = None,
+    nproc: NProc = None,
 ) -> None:
     """Pretrain the encoder without labels (SimCLR or BYOL) on every record of folds 1-8.
 
@@ -184,15 +254,15 @@ def ssl(
 
     Example: ecg train ssl --method simclr --epochs 20 --batch-size 256 --out runs/simclr.safetensors
     """
-    from ecgcli.cli.render import TrainingView
     from ecgcli.cli.render import out as stdout
     from ecgcli.train.ssl import SSLConfig, resume_ssl, train_ssl
 
     s = settings_from(ctx, data_root=data_root, sampling_rate=sampling_rate, workers=workers, device=device)
-    with TrainingView(f"{method} pretraining (seed {seed})") as view:
+    relaunch(nproc, s.device, None if resume else batch_size)
+    with distributed(s.device) as dist, training_view(f"{method} pretraining (seed {seed})", dist) as view:
         if resume is not None:
             view(_note(f"resuming {resume} with its saved configuration"))
-            run_path, metrics = resume_ssl(resume, view)
+            run_path, metrics = resume_ssl(resume, view, dist=dist)
         else:
             cfg = SSLConfig(
                 data_root=str(s.data_root),
@@ -219,7 +289,9 @@ def ssl(
                 name=name,
                 out=str(out) if out else None,
             )
-            run_path, metrics = train_ssl(cfg, view)
+            run_path, metrics = train_ssl(cfg, view, dist=dist)
+    if not dist.is_main:
+        return
     probe, init = metrics.get("final_probe") or {}, metrics.get("probe_at_init") or {}
     if probe:
         line = f"final linear probe (fold 9): AUROC {probe['probe_auroc']:.4f}  F1 {probe['probe_f1']:.4f}"
