@@ -155,7 +155,7 @@ class Distributed:
             return float(value)
         import torch.distributed as td
 
-        t = value.detach().float().reshape(1).clone()
+        t = value.detach().double().reshape(1).clone()
         td.all_reduce(t)
         return float(t) / self.world
 
@@ -234,14 +234,21 @@ class Distributed:
     def gather(self, z: torch.Tensor) -> tuple[torch.Tensor, int]:
         """SimCLR's ``gather`` hook: every rank's rows, gradients kept, and this rank's offset.
 
-        ``torch.distributed.nn.functional.all_gather`` sums the gradients of the gathered copies
+        The gradient-preserving all-gather sums the gradients of the gathered copies
         back onto their owners in backward, so each rank's gradient is that of the sum of all
         ranks' losses with respect to its own rows; DDP's averaging then gives exactly the
         gradient of the global batch's NT-Xent. All ranks hold the same number of rows
         (:func:`~ecgcli.data.loader.shard_order` guarantees it)."""
-        from torch.distributed.nn.functional import all_gather
+        import torch.distributed as td
 
-        return torch.cat(all_gather(z)), self.rank * z.shape[0]
+        offset = self.rank * z.shape[0]
+        try:
+            from torch.distributed._functional_collectives import all_gather_single_autograd
+        except ImportError:  # older torch: the same, deprecated since
+            from torch.distributed.nn.functional import all_gather
+
+            return torch.cat(all_gather(z)), offset
+        return all_gather_single_autograd(z.contiguous(), 0, td.group.WORLD), offset
 
     # --- modules ------------------------------------------------------------------------------
 
