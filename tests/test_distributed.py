@@ -198,7 +198,9 @@ def test_supervised_with_nproc_2(synth_root: Path, session_cache: Path, tmp_path
     assert metrics["test"]["n"] > 0 and np.isfinite(metrics["history"][0]["train_loss"])
 
 
-def test_simclr_under_torchrun(synth_root: Path, session_cache: Path, tmp_path: Path) -> None:
+def test_simclr_under_torchrun_then_a_2_process_probe(
+    synth_root: Path, session_cache: Path, tmp_path: Path
+) -> None:
     from ecgcli.checkpoint import load_encoder
 
     runs = tmp_path / "runs"
@@ -215,6 +217,12 @@ def test_simclr_under_torchrun(synth_root: Path, session_cache: Path, tmp_path: 
     assert metrics["distributed"]["per_rank_batch_size"] == 16
     assert metrics["distributed"]["batchnorm"] == "per rank"  # SyncBatchNorm is CUDA-only
     assert np.isfinite(metrics["history"][0]["train_loss"]) and "probe_auroc" in metrics["history"][0]
+    # a linear probe of that encoder, 2 processes: DDP must leave the frozen encoder out
+    args = ["finetune", "--nproc", "2", "--ssl-checkpoint", str(runs / "simclr" / "model.safetensors")]
+    args += ["--freeze-encoder", "--data-root", str(synth_root), *SUPERVISED, "--name", "probe"]
+    out, _ = _ecg(args, _env(session_cache, runs))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(p.name for p in runs.iterdir()) == ["probe", "simclr"]
 
 
 def test_a_failing_rank_ends_the_run_quickly_and_it_resumes(

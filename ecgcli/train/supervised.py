@@ -168,6 +168,8 @@ class ClassifierObjective:
     ) -> None:
         self.module = model
         self.dist = dist or Distributed(device=device)
+        if freeze_encoder:  # before DDP registers the parameters it reduces
+            model.encoder.requires_grad_(False)
         self.net = self.dist.wrap(model)  # the model itself in one process
         self.x, self.y = x, y
         self.sampler, self.batch_size, self.loss_fn = sampler, batch_size, loss_fn
