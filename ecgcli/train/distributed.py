@@ -35,6 +35,7 @@ every rank raises identically are printed once, by rank 0.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcli.errors import ConfigError, EcgError, TrainingError
+from ecgcli.errors import ConfigError, EcgError, Interrupted, TrainingError
 
 T = TypeVar("T")
 
@@ -308,10 +309,20 @@ def setup(device_name: str) -> Distributed:
     from ecgcli.train.loop import pick_device
 
     env = torchrun_env()
-    device = pick_device(device_name)
     if env is None:
-        return Distributed(device=device)
-    rank, world, local = env
+        return Distributed(device=pick_device(device_name))
+    try:
+        return _join(device_name, *env)
+    except EcgError as exc:
+        if env[0] != 0 and not str(exc).startswith("rank "):
+            exc.quiet = True  # type: ignore[attr-defined]  # the same line as rank 0's
+        raise
+
+
+def _join(device_name: str, rank: int, world: int, local: int) -> Distributed:
+    from ecgcli.train.loop import pick_device
+
+    device = pick_device(device_name)
     if device.type == "cuda":
         if local >= torch.cuda.device_count():
             raise ConfigError(
@@ -440,11 +451,15 @@ def launch(nproc: int, device_name: str, argv: list[str], batch_size: int | None
 
     import logging
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    for name in ("torch.distributed.run", "torch.distributed.elastic", "torch.distributed.launcher"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)  # we report failures ourselves
+    for name in list(logging.Logger.manager.loggerDict):  # each has its own level: set them all
+        if name.startswith(
+            ("torch.distributed.run", "torch.distributed.elastic", "torch.distributed.launcher")
+        ):
+            logging.getLogger(name).setLevel(logging.CRITICAL)  # we report failures ourselves
     if device.type == "cpu":
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, available // nproc)))
     args = get_args_parser().parse_args(
@@ -465,5 +480,11 @@ def launch(nproc: int, device_name: str, argv: list[str], batch_size: int | None
             return failure.exitcode
         raise TrainingError(
             f"rank {rank} of {nproc} was stopped by {failure.signal_name()}; the run ended"
+        ) from None
+    except SignalException as exc:  # the workers were stopped with us
+        if exc.sigval == signal.SIGINT:
+            return 130  # Ctrl-C reached the workers too: rank 0 printed where to resume
+        raise Interrupted(
+            f"stopped by {exc.sigval.name}; a run with a completed epoch continues with --resume RUN_DIR"
         ) from None
     return 0
