@@ -243,13 +243,12 @@ def _add_run(path: Path, groups: dict[tuple[str, float, str], Method], methods: 
         groups[key] = run
         methods.append(run)
         return
+    check_agreement([group, run])
     if run.seeds[0] in group.seeds:
         other = group.run_dirs[group.seeds.index(run.seeds[0])]
         raise ConfigError(
             f"{other} and {path} are the same configuration and seed {run.seeds[0]}; pass one of them"
         )
-    if run.class_names != group.class_names or not _same_test_set(run.test_set, group.test_set):
-        check_agreement([group, run])
     group.seeds += run.seeds
     group.scores += run.scores
     group.per_class += run.per_class

@@ -38,8 +38,9 @@ finished and is only read, never retrained; one with a saved epoch but no metric
 is rewritten atomically after every finished cell (see :func:`build_results` for its layout).
 
 Rerunning with the same ``OUT`` may *grow* the grid (more seeds, configurations or label
-fractions): every finished cell is reused. Changing a training option of a configuration
-already in ``OUT`` is refused (the old runs would silently mix with new ones); so is a cell
+fractions): every finished cell is reused. Leaving out part of the grid already in ``OUT`` is
+refused (its results would vanish from multiseed.json), and so is changing a training option
+of a configuration already there (old runs would silently mix with new ones), or a cell
 whose ``config.json`` does not match the configuration it would be trained with.
 
 Parallel runs
@@ -751,8 +752,26 @@ def write_results(grid: Grid, records: dict[tuple[str, float, int], dict[str, An
 
 
 def check_compatible(grid: Grid, previous: dict[str, Any], where: Path) -> None:
-    """Refuse to mix runs of different options under one --out (growing the grid is fine)."""
+    """Refuse to mix runs of different options under one --out, or to drop part of the grid
+    from its results file: a grid may grow (configurations, seeds, fractions), never shrink."""
     old = {c["name"]: c for c in previous["grid"].get("configs", [])}
+    missing = [
+        f"{what} {', '.join(str(v) for v in gone)}"
+        for what, gone in (
+            ("configurations", [n for n in old if n not in {s.name for s in grid.configs}]),
+            ("seeds", [s for s in previous["grid"].get("seeds", []) if s not in grid.seeds]),
+            (
+                "label fractions",
+                [f for f in previous["grid"].get("label_fractions", []) if f not in grid.label_fractions],
+            ),
+        )
+        if gone
+    ]
+    if missing:
+        raise ConfigError(
+            f"{where} holds a larger grid (also {'; '.join(missing)}); rerun with all of it "
+            "(a grid may grow, never shrink) or use another --out"
+        )
     for spec in grid.describe()["configs"]:
         before = old.get(spec["name"])
         if before is None:

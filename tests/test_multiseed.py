@@ -335,6 +335,17 @@ def test_rerun_reuses_finished_runs_and_may_grow(
     assert doc["complete"] and [r["n"] for r in doc["results"]] == [3, 3]
 
 
+def test_a_grid_may_grow_but_not_shrink(train_kwargs: dict, tmp_path: Path, canned: list[str]) -> None:
+    out = tmp_path / "ms"
+    run_multiseed(grid_for(train_kwargs, out, seeds=(42, 52)))
+    canned.clear()
+    with pytest.raises(ConfigError, match="holds a larger grid \\(also configurations focal\\+oversample\\)"):
+        run_multiseed(grid_for(train_kwargs, out, configs=("bce+standard",), seeds=(42, 52)))
+    with pytest.raises(ConfigError, match="also seeds 52"):
+        run_multiseed(grid_for(train_kwargs, out, seeds=(42,)))
+    assert canned == []
+
+
 def test_changed_options_in_the_same_out_are_refused(
     train_kwargs: dict, tmp_path: Path, canned: list[str]
 ) -> None:
