@@ -322,16 +322,22 @@ def test_pairs_are_the_seed_intersection(train_kwargs: dict, tmp_path: Path, can
 
 
 def test_rerun_reuses_finished_runs_and_may_grow(
-    train_kwargs: dict, tmp_path: Path, canned: list[str]
+    train_kwargs: dict, tmp_path: Path, canned: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import ecgcli.stats
+
     out = tmp_path / "ms"
-    run_multiseed(grid_for(train_kwargs, out, seeds=(42, 52)))
+    first = run_multiseed(grid_for(train_kwargs, out, seeds=(42, 52)))
     assert len(canned) == 4
     canned.clear()
-    run_multiseed(grid_for(train_kwargs, out, seeds=(42, 52)))
-    assert canned == []  # nothing trained twice
+    boots: list[int] = []
+    real = ecgcli.stats.bootstrap_auroc_ci
+    monkeypatch.setattr(ecgcli.stats, "bootstrap_auroc_ci", lambda *a, **k: boots.append(1) or real(*a, **k))
+    again = run_multiseed(grid_for(train_kwargs, out, seeds=(42, 52)))
+    assert canned == [] and boots == []  # nothing trained twice, bootstrap CIs reused
+    assert [r["runs"] for r in again["results"]] == [r["runs"] for r in first["results"]]
     doc = run_multiseed(grid_for(train_kwargs, out, seeds=(42, 52, 62)))
-    assert sorted(canned) == ["bce+standard 62", "focal+oversample 62"]
+    assert sorted(canned) == ["bce+standard 62", "focal+oversample 62"] and len(boots) == 2
     assert doc["complete"] and [r["n"] for r in doc["results"]] == [3, 3]
 
 
