@@ -1022,25 +1022,36 @@ def _wrap(key: str, callback: Callback) -> Callback:
 
 
 # --- parallel ------------------------------------------------------------------------------
+#
+# Ctrl-C: workers ignore SIGINT (a terminal sends it to the whole process group); the parent
+# catches it, sets the shared stop event and keeps draining the event queue. Each worker's
+# callback sees the event at its next batch and raises KeyboardInterrupt inside the training
+# loop, which keeps the last completed epoch and raises Interrupted; cells still queued see the
+# event before they start. Only then is the pool shut down, so no worker ever blocks on a full
+# event pipe. A second Ctrl-C stops waiting and terminates the workers.
 
 _QUEUE: Any = None  # the event queue of a worker process
+_STOP: Any = None  # set by the parent to stop every worker at its next batch
 _WORKER_DATA: dict[tuple[Any, ...], Any] = {}
 
 
-def _worker_init(threads: int, queue: Any, gpu_queue: Any) -> None:
-    global _QUEUE
+def _worker_init(threads: int, queue: Any, stop: Any, gpu_queue: Any) -> None:
+    global _QUEUE, _STOP
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (see above)
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())  # before CUDA starts
     import torch
 
     torch.set_num_threads(threads)
-    _QUEUE = queue
+    _QUEUE, _STOP = queue, stop
 
 
 def _send(event: Event) -> None:
     import contextlib
 
-    with contextlib.suppress(Exception):  # the parent went away (Ctrl-C): training goes on
+    with contextlib.suppress(Exception):  # the parent went away: training goes on
         _QUEUE.put(event)
 
 
@@ -1049,6 +1060,8 @@ def _worker_run(task: dict[str, Any]) -> float:
     from ecgcli.train.data import TrainingData
     from ecgcli.train.supervised import SupervisedConfig
 
+    if _STOP.is_set():
+        raise Interrupted("stopped before it started")
     cfg = SupervisedConfig.from_dict(task["config"])
     key = task["key"]
     data_key = (cfg.data_root, cfg.cache_dir, cfg.sampling_rate)
@@ -1060,6 +1073,8 @@ def _worker_run(task: dict[str, Any]) -> float:
     last = [0.0]
 
     def forward(event: Event) -> None:
+        if _STOP.is_set():
+            raise KeyboardInterrupt  # inside the loop: becomes Interrupted, last epoch kept
         if isinstance(event, BatchDone) and event.batch != event.n_batches:
             now = time.monotonic()
             if now - last[0] < 0.25:  # at most four batch updates a second per worker
@@ -1087,6 +1102,7 @@ def _run_parallel(
     _shared_data(grid.common, callback)  # build the cache here, once, before any worker needs it
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
+    stop = ctx.Event()
     gpus = _gpu_count(str(grid.common.get("device", "auto")))
     gpu_queue = None
     if gpus:
@@ -1109,45 +1125,64 @@ def _run_parallel(
             callback(event)
 
     pool = ProcessPoolExecutor(
-        jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, events, gpu_queue)
+        jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, events, stop, gpu_queue)
     )
-    error: tuple[Cell, BaseException] | None = None
+    error: tuple[Cell | None, BaseException] | None = None
+    futures = {
+        pool.submit(
+            _worker_run,
+            {
+                "key": cell.key,
+                "name": cell.spec.name,
+                "status": status[cell],
+                "config": grid.cell_config(cell).to_dict(),
+            },
+        ): cell
+        for cell in todo
+    }
+    pending = set(futures)
     try:
-        futures = {
-            pool.submit(
-                _worker_run,
-                {
-                    "key": cell.key,
-                    "name": cell.spec.name,
-                    "status": status[cell],
-                    "config": grid.cell_config(cell).to_dict(),
-                },
-            ): cell
-            for cell in todo
-        }
-        pending = set(futures)
         while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            drain()
-            for future in done:
-                if future.cancelled():
-                    continue
-                exc = future.exception()
-                if exc is not None:
-                    if error is None:
+            try:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                drain()
+                for future in done:
+                    if future.cancelled():
+                        continue
+                    exc = future.exception()
+                    if exc is None:
+                        finish(futures[future], future.result())
+                    elif error is None or (
+                        isinstance(error[1], Interrupted) and not isinstance(exc, Interrupted)
+                    ):
                         error = (futures[future], exc)
-                        for p in pending:  # let running cells finish; start no new ones
+                        stop.set()  # running cells stop at their next batch, queued ones never start
+                        for p in pending:
                             p.cancel()
-                    continue
-                finish(futures[future], future.result())
+            except KeyboardInterrupt:
+                if stop.is_set():  # a second Ctrl-C: stop waiting
+                    for proc in list(getattr(pool, "_processes", {}).values()):
+                        proc.terminate()
+                    raise
+                stop.set()
+                error = error or (None, KeyboardInterrupt())
+                for p in pending:
+                    p.cancel()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # shut down while draining: a worker exits only once its queued events are in the pipe
+        import threading
+
+        closer = threading.Thread(target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True})
+        closer.start()
+        while closer.is_alive():
+            drain()
+            closer.join(0.05)
         drain()
         events.close()
     if error is not None:
         cell, exc = error
-        if isinstance(exc, Interrupted):
+        if isinstance(exc, (Interrupted, KeyboardInterrupt)):
             raise Interrupted(str(exc))
-        if isinstance(exc, EcgError):
+        if isinstance(exc, EcgError) and cell is not None:
             exc.args = (f"{cell.key}: {exc}",)
         raise exc
