@@ -24,6 +24,18 @@ runner = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Real training in these tests is tiny: one torch thread is as fast on an idle machine and
+    many times faster on 2 cores shared with other jobs (no OpenMP spin-waiting)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def grid(synth_root: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A real `ecg multiseed` run: two supervised configurations and a probe, two seeds, 1 epoch."""
@@ -53,7 +65,14 @@ def grid(synth_root: Path, session_cache: Path, tmp_path_factory: pytest.TempPat
     args += ["--workers", "1", "--out", str(out), "-c", "bce+standard", "-c", "focal+oversample"]
     args += ["-c", f"probe:rand={ckpt}[lr=0.01]"]
     env = {"ECG_CACHE_DIR": str(session_cache), "COLUMNS": "200"}
-    result = runner.invoke(app, args, env=env)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # see one_torch_thread
+    try:
+        result = runner.invoke(app, args, env=env)
+    finally:
+        torch.set_num_threads(before)
     assert result.exit_code == 0, result.output
     return {"out": out, "stdout": result.stdout, "stderr": result.stderr, "args": args, "env": env}
 
