@@ -1100,6 +1100,7 @@ def _run_parallel(
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     _shared_data(grid.common, callback)  # build the cache here, once, before any worker needs it
+    jobs = min(jobs, len(todo))
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
     stop = ctx.Event()

@@ -181,7 +181,9 @@ def compare(
     ],
     baseline: Annotated[
         str | None,
-        typer.Option("--baseline", help="Method the deltas are relative to [default: the first supervised]."),
+        typer.Option(
+            "--baseline", help="Method the deltas are relative to \\[default: the first supervised]."
+        ),
     ] = None,
     per_class: Annotated[bool, typer.Option("--per-class", help="Also a table per class.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table, markdown, csv or json.")] = "table",
@@ -190,7 +192,7 @@ def compare(
     ] = None,
     plots: Annotated[
         Path | None,
-        typer.Option("--plots", help='Write ROC and label-efficiency PNGs here (needs "ecgcli[plots]").'),
+        typer.Option("--plots", help='Write ROC and label-efficiency PNGs here (needs "ecgcli\\[plots]").'),
     ] = None,
 ) -> None:
     """Compare runs side by side: AUROC, macro F1, sensitivity, specificity, Δ vs a baseline.

@@ -261,7 +261,7 @@ def multiseed(
             "-c",
             help=(
                 "A configuration (repeatable): LOSS+STRATEGY, finetune:NAME=PATH or probe:NAME=PATH, "
-                "optionally with [key=value,...] [default: bce+standard and focal+oversample]."
+                "optionally with \\[key=value,...] \\[default: bce+standard and focal+oversample]."
             ),
             show_default=False,
         ),
@@ -269,7 +269,7 @@ def multiseed(
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = DEFAULT_SEEDS_TEXT,
     label_fraction: Annotated[
         float | None,
-        typer.Option("--label-fraction", help="Fraction of labelled folds 1-8 to train on [default: 0.1]."),
+        typer.Option("--label-fraction", help="Fraction of labelled folds 1-8 to train on \\[default: 0.1]."),
     ] = None,
     label_fractions: Annotated[
         str | None,
@@ -278,11 +278,11 @@ def multiseed(
     baseline: Annotated[
         str | None,
         typer.Option(
-            "--baseline", help="Configuration the others are tested against [default: first supervised]."
+            "--baseline", help="Configuration the others are tested against \\[default: first supervised]."
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder [default: <runs dir>/multiseed].")
+        Path | None, typer.Option("--out", help="Output folder \\[default: <runs dir>/multiseed].")
     ] = None,
     jobs: Annotated[
         int, typer.Option("--jobs", min=0, help="Runs trained in parallel processes; 0 = one per GPU.")
@@ -312,7 +312,12 @@ def multiseed(
 
     A seed fixes the labelled subset, so configurations with the same seed are paired. Each
     run is an ordinary run directory under --out; multiseed.json holds every score and the
-    statistics. Rerunning the same command resumes: finished runs are never trained again.
+    statistics. Rerunning the same command resumes: finished runs are never trained again,
+    and the grid may grow (more seeds, configurations, fractions) but not shrink.
+
+    Configurations: LOSS+STRATEGY (supervised, e.g. focal+oversample), finetune:NAME=PATH (an
+    encoder from `ecg train ssl`, fully fine-tuned), probe:NAME=PATH (frozen encoder), each
+    optionally followed by \\[key=value,...] for any training option (see --set).
 
     Example: ecg multiseed --seeds 42,52,62 --epochs 2 --config focal+oversample --config
     finetune:simclr=runs/simclr/model.safetensors
