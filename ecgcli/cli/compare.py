@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,35 +11,6 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from ecgcli.compare import ClassRow, Comparison, Row
-
-
-@contextmanager
-def literal_errors() -> Iterator[None]:
-    """Error messages shown literally: the app's error line reads rich markup, and our messages
-    hold configuration names such as ``focal+oversample[schedule=cosine]``."""
-    from ecgcli.errors import EcgError
-
-    try:
-        yield
-    except EcgError as exc:
-        from rich.markup import escape
-
-        exc.args = (escape(str(exc)),)
-        raise
-
-
-def literal_messages(callback: Any) -> Any:
-    """A callback that escapes the text of Message events before rich renders them."""
-    from dataclasses import replace
-
-    from rich.markup import escape
-
-    from ecgcli.events import Message
-
-    def handle(event: Any) -> None:
-        callback(replace(event, text=escape(event.text)) if isinstance(event, Message) else event)
-
-    return handle
 
 
 def _cell(row: Row | ClassRow, key: str):
@@ -202,8 +171,7 @@ def compare(
 
     Example: ecg compare runs/multiseed runs/finetune-simclr-ft-s42 --per-class --plots figures
     """
-    with literal_errors():
-        _compare(inputs, baseline, per_class, fmt, output, plots)
+    _compare(inputs, baseline, per_class, fmt, output, plots)
 
 
 def _compare(
@@ -225,7 +193,7 @@ def _compare(
 
         pyplot()  # a missing matplotlib fails before any work
     with progress_events() as callback:
-        methods = load_inputs(inputs, literal_messages(callback))
+        methods = load_inputs(inputs, callback)
     comp = compare(methods, baseline, per_class)
     if fmt == "table":
         if output is None:
@@ -250,7 +218,7 @@ def _compare(
         from ecgcli.plots import write_plots
 
         with progress_events() as callback:
-            written = write_plots(comp.methods, plots, literal_messages(callback))
+            written = write_plots(comp.methods, plots, callback)
         for path in written:
             err.print(f"wrote {path}", soft_wrap=True, markup=False)
         if not written:

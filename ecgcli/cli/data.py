@@ -99,7 +99,8 @@ def cache(
     sampling_rate: SamplingRate = None,
     workers: Workers = None,
     cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="[default: ECG_CACHE_DIR or data/cache]")
+        Path | None,
+        typer.Option("--cache-dir", help="Cache folder \\[default: ECG_CACHE_DIR or data/cache]."),
     ] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild even if up to date.")] = False,
     as_json: JsonFlag = False,

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ecgcli.cli.common import DataRoot, Device, SamplingRate, Workers, settings_from
-from ecgcli.cli.compare import literal_errors
 from ecgcli.cli.train import (
     BatchSize,
     Epochs,
@@ -142,11 +141,7 @@ class MultiseedView:
                     f"({event.seconds:.1f}s; {event.finished}/{event.total} done)",
                     soft_wrap=True,
                 )
-        elif isinstance(event, Message):
-            from dataclasses import replace
-
-            self.setup(replace(event, text=_escape(event.text)))
-        else:
+        else:  # core messages are escaped by the shared renderer
             self.setup(event)
 
 
@@ -322,8 +317,7 @@ def multiseed(
     Example: ecg multiseed --seeds 42,52,62 --epochs 2 --config focal+oversample --config
     finetune:simclr=runs/simclr/model.safetensors
     """
-    with literal_errors():
-        _multiseed(**{k: v for k, v in locals().items() if k != "ctx"}, ctx=ctx)
+    _multiseed(**{k: v for k, v in locals().items() if k != "ctx"}, ctx=ctx)
 
 
 def _multiseed(
