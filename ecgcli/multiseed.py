@@ -808,18 +808,10 @@ def _diff(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
 
 
 def cell_status(path: Path) -> str:
-    """``finished``, ``resume`` (a saved epoch, no metrics), ``restart`` (started, no epoch
-    saved) or ``new``."""
+    """What to do with a cell's run directory (see :meth:`ecgcli.runs.RunDir.status`)."""
     from ecgcli.runs import RunDir
 
-    run = RunDir(Path(path))
-    if run.finished:
-        return "finished"
-    if run.config.is_file() and run.state.is_file():
-        return "resume"
-    if run.path.is_dir() and any(run.path.iterdir()):
-        return "restart"
-    return "new"
+    return RunDir(Path(path)).status()
 
 
 def _check_cell_config(grid: Grid, cell: Cell) -> None:
@@ -835,23 +827,6 @@ def _check_cell_config(grid: Grid, cell: Cell) -> None:
         raise ConfigError(f"{path} was trained with {diff}; use another --out, or the same options")
 
 
-def _clear_unstarted(path: Path) -> None:
-    """Remove what a run leaves before its first epoch is saved, so it can start afresh."""
-    import shutil
-
-    for name in ("config.json", "train.log"):
-        (path / name).unlink(missing_ok=True)
-    state = path / "state"
-    if state.is_dir() and not (state / "last.safetensors").exists():
-        shutil.rmtree(state)
-    left = sorted(p.name for p in path.iterdir())
-    if left:
-        raise ConfigError(
-            f"{path}: unfinished run directory with unexpected files ({', '.join(left[:3])}); "
-            "delete it to retrain this cell"
-        )
-
-
 def train_cell(cfg: Any, status: str, callback: Callback, data: Any = None) -> None:
     """Train (or resume) one cell; its run directory is ``cfg.run_dir``."""
     from ecgcli.train.supervised import resume_classifier, train_classifier
@@ -861,7 +836,9 @@ def train_cell(cfg: Any, status: str, callback: Callback, data: Any = None) -> N
         resume_classifier(path, callback, data=data)
         return
     if status == "restart":
-        _clear_unstarted(path)
+        from ecgcli.runs import RunDir
+
+        RunDir(path).clear_unstarted()
     train_classifier(cfg, callback, data=data)
 
 

@@ -51,11 +51,11 @@ def verify(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        _print_report(report, show)
+        print_verify_report(report, show)
     raise typer.Exit(report.exit_code)
 
 
-def _print_report(report: VerifyReport, show: int) -> None:
+def print_verify_report(report: VerifyReport, show: int) -> None:
     from rich.table import Table
 
     from ecgcli import SUPERCLASSES
