@@ -420,10 +420,35 @@ def _gaussian_noise(
         if p_absolute > 0:
             sel = None if take_abs is None else _pick(take_abs, rows)
             var = var + _fold(sel, var.new_full((xs.shape[0], 1, 1), sigma**2), 0.0)
-        noise = torch.randn(xs.shape, generator=g, device=x.device, dtype=x.dtype)
-        return torch.addcmul(xs, var.sqrt().to(x.dtype), noise)
+        noise, sign = _white_noise(xs.shape, g, x.device, x.dtype)
+        return torch.addcmul(xs, (var.sqrt() * sign).to(x.dtype), noise)
 
     return _on_rows(x, take, add)
+
+
+def _white_noise(
+    shape: torch.Size, g: Generator | None, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """Unit Gaussian white noise of ``shape`` ``(B, C, T)`` at about 40% of ``randn``'s cost,
+    and a random sign per ``(B, C)`` row to multiply into the noise's scale.
+
+    Random-number generation is the policy's most expensive step on CPU (one core, about
+    3 ns a number), so each row of noise is read as a random window of a bank a quarter as
+    tall and 1.5 rows long: every sample is still N(0, 1) and white, and the random sign
+    (free, folded into the scale) keeps two rows sharing a bank row from adding up
+    coherently. For a noise augmentation of 0.5-2% of a lead's amplitude that is as good as
+    fresh noise; small batches just call ``randn``.
+    """
+    batch, leads, length = shape
+    rows = batch * leads
+    sign = torch.randint(0, 2, (batch, leads, 1), generator=g, device=device).mul_(2).sub_(1)
+    if rows < 64:
+        return torch.randn(shape, generator=g, device=device, dtype=dtype), sign
+    bank_rows, bank_len = rows // 4, length + length // 2
+    bank = torch.randn(bank_rows, bank_len, generator=g, device=device, dtype=dtype)
+    pick = torch.randint(bank_rows, (rows,), generator=g, device=device)
+    start = torch.randint(bank_len - length + 1, (rows,), generator=g, device=device)
+    return bank.unfold(1, length, 1)[pick, start].view(shape), sign
 
 
 def channel_noise(

@@ -85,6 +85,14 @@ class SplitEvaluation:
         }
 
 
+def evaluation_from_metrics(metrics: dict) -> SplitEvaluation:
+    """The evaluation stored in a finished run's metrics.json."""
+    return SplitEvaluation(
+        thresholds=np.asarray(metrics["thresholds"]),
+        **{k: Metrics.from_dict(metrics[k]) for k in ("val", "val_tuned", "test", "test_tuned")},
+    )
+
+
 def evaluate_split_pair(
     y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray, p_test: np.ndarray
 ) -> SplitEvaluation:

@@ -44,6 +44,12 @@ class Metrics:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Metrics:
+        """Inverse of :meth:`to_dict` (e.g. scores read back from a run's metrics.json)."""
+        per_class = {name: ClassMetrics(**c) for name, c in d.get("per_class", {}).items()}
+        return cls(**{**d, "per_class": per_class})
+
 
 def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(a, b, out=np.zeros_like(a, dtype=np.float64), where=b > 0)

@@ -56,6 +56,33 @@ class RunDir:
     def finished(self) -> bool:
         return self.metrics.is_file() and self.model.is_file()
 
+    def status(self) -> str:
+        """``finished``, ``resume`` (a saved epoch, no metrics), ``restart`` (started, no epoch
+        saved) or ``new``: what rerunning the same command should do with this directory."""
+        if self.finished:
+            return "finished"
+        if self.config.is_file() and self.state.is_file():
+            return "resume"
+        if self.path.is_dir() and any(self.path.iterdir()):
+            return "restart"
+        return "new"
+
+    def clear_unstarted(self) -> None:
+        """Remove what a run leaves before its first epoch is saved, so it can start afresh."""
+        import shutil
+
+        for name in ("config.json", "train.log", "probe_at_init.json"):
+            (self.path / name).unlink(missing_ok=True)
+        state = self.path / "state"
+        if state.is_dir() and not self.state.exists():
+            shutil.rmtree(state)
+        left = sorted(p.name for p in self.path.iterdir())
+        if left:
+            raise ConfigError(
+                f"{self.path}: unfinished run directory with unexpected files ({', '.join(left[:3])}); "
+                "delete it to start this run again"
+            )
+
     @classmethod
     def create(cls, runs_dir: Path, name: str, explicit: Path | None = None) -> RunDir:
         """A new run directory: ``explicit`` if given (must be new or empty), else

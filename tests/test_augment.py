@@ -360,3 +360,23 @@ def test_policy_stays_on_gpu() -> None:
 
 def test_repr_lists_enabled() -> None:
     assert repr(ECGAugment(AugmentConfig(jitter=A.Jitter(p=0)))).count("jitter") == 0
+
+
+def test_bank_noise_is_unit_white_and_rows_are_decorrelated() -> None:
+    from ecgcli.augment import _white_noise
+
+    g = torch.Generator().manual_seed(3)
+    noise, sign = _white_noise(torch.Size((64, 12, 1000)), g, torch.device("cpu"), torch.float32)
+    assert noise.shape == (64, 12, 1000) and set(sign.unique().tolist()) == {-1, 1}
+    x = (noise * sign).reshape(-1, 1000).double()
+    assert abs(x.mean().item()) < 0.01 and abs(x.std().item() - 1.0) < 0.01
+    lag1 = (x[:, 1:] * x[:, :-1]).mean().item()
+    assert abs(lag1) < 0.01  # white: no correlation between neighbouring samples
+    z = (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True)
+    corr = (z @ z.T) / 1000
+    off = corr[~torch.eye(len(z), dtype=torch.bool)]
+    assert off.abs().mean().item() < 0.05  # rows are (nearly) independent on average
+    again, _ = _white_noise(
+        torch.Size((64, 12, 1000)), torch.Generator().manual_seed(3), torch.device("cpu"), torch.float32
+    )
+    assert torch.equal(noise, again)  # seeded

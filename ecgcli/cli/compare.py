@@ -1,10 +1,225 @@
-"""``ecg compare``."""
+"""``ecg compare``: runs and multiseed results side by side (rich tables live here too)."""
 
 from __future__ import annotations
 
-from ecgcli.cli.common import not_yet
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ecgcli.compare import ClassRow, Comparison, Row
 
 
-def compare() -> None:
-    """Compare runs side by side (AUROC, F1, sensitivity, specificity, deltas)."""
-    not_yet("compare")
+def _cell(row: Row | ClassRow, key: str):
+    from rich.text import Text
+
+    from ecgcli.compare import fmt_summary
+
+    text = fmt_summary(row.summaries[key], sep="\n")
+    return Text(text, style="bold green" if key in row.best else "")
+
+
+def _delta(value: float | None):
+    from rich.text import Text
+
+    from ecgcli.compare import fmt_delta
+
+    style = "" if value is None else ("green" if value > 0 else "red" if value < 0 else "")
+    return Text(fmt_delta(value), style=style)
+
+
+def table_console():
+    """stdout for tables: the terminal as it is, or 150 columns in a pipe or a log (rich
+    would otherwise squeeze the tables into 80)."""
+    from rich.console import Console
+
+    from ecgcli.cli.render import out
+
+    if out.is_terminal:
+        return out
+    return Console(width=max(out.width, 150), highlight=False)
+
+
+def _title(text: str):
+    from rich.text import Text
+
+    return Text(text, style="bold")
+
+
+def comparison_table(comp: Comparison, title: str = "Comparison on the test fold (10)") -> Table:
+    """Method x AUROC / F1 / sensitivity / specificity (mean ± sd, CI below), with deltas."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from ecgcli.compare import HEADLINE, SHORT, caption, fmt_fraction
+
+    fractions = comp.fractions
+    if len(fractions) == 1:
+        title += f", {fmt_fraction(fractions[0])} of the labels"
+    table = Table(
+        title=_title(title),
+        title_justify="left",
+        caption=Text(caption(comp)),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("method", no_wrap=True)
+    if len(fractions) > 1:
+        table.add_column("labels", justify="right")
+    table.add_column("n", justify="right")
+    for k in HEADLINE:
+        table.add_column(SHORT[k], justify="center", no_wrap=True)
+    table.add_column("Δ F1", justify="right", no_wrap=True)
+    table.add_column("Δ AUROC", justify="right", no_wrap=True)
+    for r in comp.rows:
+        name = Text(r.method.name)
+        if r.is_baseline:
+            name.append("\n(baseline)", style="dim")
+        labels = [fmt_fraction(r.method.label_fraction)] if len(fractions) > 1 else []
+        table.add_row(
+            name,
+            *labels,
+            str(r.method.n),
+            *(_cell(r, k) for k in HEADLINE),
+            _delta(r.delta_pct["f1"]),
+            _delta(r.delta_pct["auroc"]),
+        )
+    return table
+
+
+def class_table(comp: Comparison) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from ecgcli.compare import PER_CLASS, SHORT, fmt_fraction
+
+    several = len(comp.fractions) > 1
+    table = Table(
+        title=_title("Per class (test fold 10, thresholds tuned on fold 9)"),
+        title_justify="left",
+        caption=Text("best mean per class and column in bold; Δ relative to the baseline for that class"),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    cols = ("class", "method", "labels", "n") if several else ("class", "method", "n")
+    for col in cols:
+        table.add_column(col, no_wrap=True, justify="left" if col in ("class", "method") else "right")
+    for k in PER_CLASS:
+        table.add_column(SHORT[k], justify="center", no_wrap=True)
+    table.add_column("Δ F1", justify="right", no_wrap=True)
+    table.add_column("Δ AUROC", justify="right", no_wrap=True)
+    rows = comp.class_rows
+    for i, r in enumerate(rows):
+        first = i == 0 or rows[i - 1].cls != r.cls
+        last = i == len(rows) - 1 or rows[i + 1].cls != r.cls
+        labels = [fmt_fraction(r.method.label_fraction)] if several else []
+        table.add_row(
+            r.cls if first else "",
+            Text(r.method.name),
+            *labels,
+            str(r.method.n),
+            *(_cell(r, k) for k in PER_CLASS),
+            _delta(r.delta_pct["f1"]),
+            _delta(r.delta_pct["auroc"]),
+            end_section=last,
+        )
+    return table
+
+
+def print_comparison(comp: Comparison, console=None) -> None:
+    console = console or table_console()
+    console.print(comparison_table(comp))
+    if comp.class_rows:
+        console.print()
+        console.print(class_table(comp))
+
+
+def compare(
+    ctx: typer.Context,
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run directories and/or multiseed results (multiseed.json or the folder holding it).",
+            show_default=False,
+        ),
+    ],
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline", help="Method the deltas are relative to \\[default: the first supervised]."
+        ),
+    ] = None,
+    per_class: Annotated[bool, typer.Option("--per-class", help="Also a table per class.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table, markdown, csv or json.")] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the table to this file instead of stdout.")
+    ] = None,
+    plots: Annotated[
+        Path | None,
+        typer.Option("--plots", help='Write ROC and label-efficiency PNGs here (needs "ecgcli\\[plots]").'),
+    ] = None,
+) -> None:
+    """Compare runs side by side: AUROC, macro F1, sensitivity, specificity, Δ vs a baseline.
+
+    Several seeds of a method give mean ± sd [95% t-CI]; Δ F1 and Δ AUROC are relative to the
+    baseline in percent. Inputs must share the class order and the test set.
+
+    Example: ecg compare runs/multiseed runs/finetune-simclr-ft-s42 --per-class --plots figures
+    """
+    _compare(inputs, baseline, per_class, fmt, output, plots)
+
+
+def _compare(
+    inputs: list[Path],
+    baseline: str | None,
+    per_class: bool,
+    fmt: str,
+    output: Path | None,
+    plots: Path | None,
+) -> None:
+    from ecgcli.cli.render import err, progress_events
+    from ecgcli.compare import FORMATS, compare, load_inputs, to_csv, to_json, to_markdown, write_text_atomic
+    from ecgcli.errors import ConfigError
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if plots is not None:
+        from ecgcli.plots import pyplot
+
+        pyplot()  # a missing matplotlib fails before any work
+    with progress_events() as callback:
+        methods = load_inputs(inputs, callback)
+    comp = compare(methods, baseline, per_class)
+    if fmt == "table":
+        if output is None:
+            print_comparison(comp)
+        else:
+            import io
+
+            from rich.console import Console
+
+            buf = io.StringIO()
+            print_comparison(comp, Console(file=buf, width=160, no_color=True, highlight=False))
+            write_text_atomic(output, buf.getvalue())
+    else:
+        text = {"markdown": to_markdown, "csv": to_csv, "json": to_json}[fmt](comp)
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            write_text_atomic(output, text)
+    if output is not None:
+        err.print(f"wrote {output}", soft_wrap=True, markup=False)
+    if plots is not None:
+        from ecgcli.plots import write_plots
+
+        with progress_events() as callback:
+            written = write_plots(comp.methods, plots, callback)
+        for path in written:
+            err.print(f"wrote {path}", soft_wrap=True, markup=False)
+        if not written:
+            err.print("no plot written (no run has a readable predictions.npz)")

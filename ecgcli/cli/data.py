@@ -51,11 +51,11 @@ def verify(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        _print_report(report, show)
+        print_verify_report(report, show)
     raise typer.Exit(report.exit_code)
 
 
-def _print_report(report: VerifyReport, show: int) -> None:
+def print_verify_report(report: VerifyReport, show: int) -> None:
     from rich.table import Table
 
     from ecgcli import SUPERCLASSES
@@ -99,7 +99,8 @@ def cache(
     sampling_rate: SamplingRate = None,
     workers: Workers = None,
     cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="[default: ECG_CACHE_DIR or data/cache]")
+        Path | None,
+        typer.Option("--cache-dir", help="Cache folder \\[default: ECG_CACHE_DIR or data/cache]."),
     ] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild even if up to date.")] = False,
     as_json: JsonFlag = False,

@@ -1,10 +1,403 @@
-"""``ecg multiseed``."""
+"""``ecg multiseed``: configurations x label fractions x seeds, with the statistics tables."""
 
 from __future__ import annotations
 
-from ecgcli.cli.common import not_yet
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ecgcli.cli.common import DataRoot, Device, SamplingRate, Workers, settings_from
+from ecgcli.cli.train import (
+    BatchSize,
+    Epochs,
+    GradClip,
+    Lr,
+    Patience,
+    Schedule,
+    SelectMetric,
+    SignalLength,
+    WeightDecay,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+DEFAULT_SEEDS_TEXT = ",".join(str(s) for s in range(42, 133, 10))
 
 
-def multiseed() -> None:
-    """Run configurations over many seeds and report means, CIs and significance tests."""
-    not_yet("multiseed")
+class MultiseedView:
+    """Progress across the whole grid: one bar for the grid, one per running cell.
+
+    On a terminal these are live rich bars; in a log or pipe each finished epoch and each
+    finished cell is one plain line.
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from ecgcli.cli.render import EventRenderer, err
+
+        self.console = console or err
+        self.live = self.console.is_terminal
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.live,
+        )
+        self.setup = EventRenderer(self.progress)  # cache building before the first cell
+        self.grid_task: Any = None
+        self.cells: dict[str, Any] = {}
+
+    def __enter__(self) -> MultiseedView:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Any) -> None:
+        from ecgcli.events import (
+            BatchDone,
+            EpochDone,
+            EpochStarted,
+            Message,
+            TaskDone,
+            TaskProgress,
+            TaskStarted,
+        )
+        from ecgcli.multiseed import CellDone, CellEvent, CellStarted, GridStarted
+
+        p = self.progress
+        if isinstance(event, GridStarted):
+            self.grid_task = p.add_task(
+                "[bold]all runs[/]", total=event.total, completed=event.finished, info=""
+            )
+            left = event.total - event.finished
+            self.console.print(
+                f"multiseed: {event.total} runs, {event.finished} already finished, {left} to train "
+                f"({event.jobs} at a time) in {event.out}",
+                soft_wrap=True,
+                markup=False,
+            )
+        elif isinstance(event, CellStarted):
+            verb = "resuming" if event.action == "resume" else "training"
+            self.cells[event.key] = p.add_task(f"  {event.key}", total=None, info=verb)
+            if not self.live:
+                self.console.print(f"{verb} {event.key}", soft_wrap=True, markup=False)
+        elif isinstance(event, CellEvent):
+            inner, task = event.event, self.cells.get(event.key)
+            if isinstance(inner, EpochStarted) and task is not None:
+                p.update(
+                    task,
+                    description=f"  {event.key} · epoch {inner.epoch}/{inner.epochs}",
+                    total=inner.n_batches,
+                    completed=0,
+                )
+            elif isinstance(inner, BatchDone) and task is not None:
+                p.update(task, completed=inner.batch, info=f"loss {inner.loss:.4f}")
+            elif isinstance(inner, EpochDone):
+                m = inner.metrics
+                info = f"val AUROC {m.get('auroc', float('nan')):.3f} F1 {m.get('f1', float('nan')):.3f}"
+                if task is not None:
+                    p.update(task, info=info)
+                if not self.live:
+                    self.console.print(
+                        f"  {event.key} epoch {inner.epoch}/{inner.epochs} loss {inner.train_loss:.4f} {info}"
+                        f"{' *' if inner.best else ''}",
+                        soft_wrap=True,
+                        markup=False,
+                    )
+            elif isinstance(inner, Message) and inner.level == "warning":
+                self.console.print(
+                    f"[yellow]warning:[/] {_escape(f'{event.key}: {inner.text}')}", soft_wrap=True
+                )
+            elif isinstance(inner, (TaskStarted, TaskProgress, TaskDone)):
+                self.setup(inner)
+        elif isinstance(event, CellDone):
+            task = self.cells.pop(event.key, None)
+            if task is not None:
+                p.remove_task(task)
+            if not event.reused:
+                if self.grid_task is not None:
+                    p.update(self.grid_task, completed=event.finished)
+                auroc = "—" if event.auroc is None else f"{event.auroc:.4f}"
+                f1 = "—" if event.f1 is None else f"{event.f1:.4f}"
+                self.console.print(
+                    f"[green]✓[/] {_escape(event.key)}: test AUROC {auroc}  F1 {f1}  "
+                    f"({event.seconds:.1f}s; {event.finished}/{event.total} done)",
+                    soft_wrap=True,
+                )
+        else:  # core messages are escaped by the shared renderer
+            self.setup(event)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def tests_table(doc: dict[str, Any]):
+    """Each configuration against the baseline: paired t p-value first, then the others."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from ecgcli.cli.compare import _title
+    from ecgcli.compare import SHORT, fmt_fraction
+    from ecgcli.multiseed import HEADLINE
+
+    comparisons = doc.get("comparisons") or []
+    several = len({c["label_fraction"] for c in comparisons}) > 1
+    table = Table(
+        title=_title(f"Paired comparisons with the baseline {doc['grid']['baseline']} (test fold 10)"),
+        title_justify="left",
+        caption=Text(
+            "p = two-sided paired t-test on the per-seed test scores of the seeds both configurations "
+            "finished (pairs): the test this table reports. Wilcoxon signed-rank and Welch's unpaired t "
+            "for reference. Δ = configuration − baseline: mean and its 95% t-CI; d_z = mean Δ / sd Δ."
+        ),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    cols = ["configuration", *(["labels"] if several else []), "metric", "pairs", "Δ [95% CI]"]
+    cols += ["p paired t", "p Wilcoxon", "p Welch", "d_z"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("configuration", "metric") else "right", no_wrap=True)
+    for c in comparisons:
+        for i, metric in enumerate(HEADLINE):
+            t = c["tests"].get(metric) or {}
+            diff = "—" if t.get("mean_diff") is None else f"{t['mean_diff']:+.4f}"
+            if t.get("diff_ci_low") is not None:
+                diff += f" [{t['diff_ci_low']:+.4f}, {t['diff_ci_high']:+.4f}]"
+            p = t.get("t_p")
+            labels = [fmt_fraction(c["label_fraction"]) if i == 0 else ""] if several else []
+            table.add_row(
+                Text(c["config"]) if i == 0 else "",
+                *labels,
+                SHORT[metric],
+                str(c["n_pairs"]),
+                diff,
+                Text(_p(p), style="bold" if p is not None and p < 0.05 else ""),
+                _p(t.get("wilcoxon_p")),
+                _p(t.get("welch_p")),
+                "—" if t.get("cohens_dz") is None else f"{t['cohens_dz']:+.2f}",
+                end_section=i == len(HEADLINE) - 1,
+            )
+    return table
+
+
+def bootstrap_table(doc: dict[str, Any]):
+    """Per run: test AUROC with its bootstrap 95% CI over test records (seeds x configurations);
+    None when there are more than four (configuration, fraction) columns."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from ecgcli.cli.compare import _title
+    from ecgcli.compare import fmt_fraction
+
+    groups = [r for r in doc["results"] if r["runs"]]
+    several = len({r["label_fraction"] for r in groups}) > 1
+    if not groups or len(groups) > 4:
+        return None
+    table = Table(
+        title=_title("Per run: test AUROC [bootstrap 95% CI over test records]"),
+        title_justify="left",
+        caption=Text("percentile interval of 1000 bootstrap replicates of the test records, seed 0"),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("seed", justify="right")
+    for r in groups:
+        head = r["config"] + (f" @{fmt_fraction(r['label_fraction'])}" if several else "")
+        table.add_column(Text(head), justify="center", no_wrap=True)
+    for seed in doc["grid"]["seeds"]:
+        cells = []
+        for r in groups:
+            run = next((x for x in r["runs"] if x["seed"] == seed), None)
+            b = (run or {}).get("bootstrap_auroc") or {}
+            if run is None or b.get("estimate") is None:
+                cells.append("—")
+            elif b.get("ci_low") is None:
+                cells.append(f"{b['estimate']:.4f}")
+            else:
+                cells.append(f"{b['estimate']:.4f} [{b['ci_low']:.4f}, {b['ci_high']:.4f}]")
+        table.add_row(str(seed), *cells)
+    return table
+
+
+def multiseed(
+    ctx: typer.Context,
+    config: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help=(
+                "A configuration (repeatable): LOSS+STRATEGY, finetune:NAME=PATH or probe:NAME=PATH, "
+                "optionally with \\[key=value,...] \\[default: bce+standard and focal+oversample]."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = DEFAULT_SEEDS_TEXT,
+    label_fraction: Annotated[
+        float | None,
+        typer.Option("--label-fraction", help="Fraction of labelled folds 1-8 to train on \\[default: 0.1]."),
+    ] = None,
+    label_fractions: Annotated[
+        str | None,
+        typer.Option("--label-fractions", help="Sweep label efficiency, e.g. 0.01,0.05,0.1,0.25,1.0."),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline", help="Configuration the others are tested against \\[default: first supervised]."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder \\[default: <runs dir>/multiseed].")
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", min=0, help="Runs trained in parallel processes; 0 = one per GPU.")
+    ] = 1,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="KEY=VALUE for any other training option (repeatable), e.g. width=32."),
+    ] = None,
+    epochs: Epochs = 30,
+    batch_size: BatchSize = 64,
+    lr: Lr = 1e-3,
+    signal_length: SignalLength = 1000,
+    select_metric: SelectMetric = "f1",
+    schedule: Schedule = "none",
+    weight_decay: WeightDecay = 0.0,
+    grad_clip: GradClip = 0.0,
+    patience: Patience = None,
+    encoder_lr: Annotated[
+        float | None, typer.Option("--encoder-lr", help="Encoder learning rate of finetune: configurations.")
+    ] = None,
+    data_root: DataRoot = None,
+    device: Device = None,
+    workers: Workers = None,
+    sampling_rate: SamplingRate = None,
+) -> None:
+    """Train configurations over many seeds; report means, t-CIs and paired tests.
+
+    A seed fixes the labelled subset, so configurations with the same seed are paired. Each
+    run is an ordinary run directory under --out; multiseed.json holds every score and the
+    statistics. Rerunning the same command resumes: finished runs are never trained again,
+    and the grid may grow (more seeds, configurations, fractions) but not shrink.
+
+    Configurations: LOSS+STRATEGY (supervised, e.g. focal+oversample), finetune:NAME=PATH (an
+    encoder from `ecg train ssl`, fully fine-tuned), probe:NAME=PATH (frozen encoder), each
+    optionally followed by \\[key=value,...] for any training option (see --set).
+
+    Example: ecg multiseed --seeds 42,52,62 --epochs 2 --config focal+oversample --config
+    finetune:simclr=runs/simclr/model.safetensors
+    """
+    _multiseed(**{k: v for k, v in locals().items() if k != "ctx"}, ctx=ctx)
+
+
+def _multiseed(
+    ctx: typer.Context,
+    config: list[str] | None,
+    seeds: str,
+    label_fraction: float | None,
+    label_fractions: str | None,
+    baseline: str | None,
+    out: Path | None,
+    jobs: int,
+    sets: list[str] | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    signal_length: int,
+    select_metric: str,
+    schedule: str,
+    weight_decay: float,
+    grad_clip: float,
+    patience: int | None,
+    encoder_lr: float | None,
+    data_root: Path | None,
+    device: str | None,
+    workers: int | None,
+    sampling_rate: int | None,
+) -> None:
+    from ecgcli.cli.compare import print_comparison, table_console
+    from ecgcli.compare import compare, read_multiseed
+    from ecgcli.errors import ConfigError
+    from ecgcli.multiseed import (
+        build_grid,
+        parse_fractions,
+        parse_seeds,
+        resolve_jobs,
+        results_path,
+        run_multiseed,
+    )
+
+    seed_list = parse_seeds(seeds)
+    if label_fractions is not None and label_fraction is not None:
+        raise ConfigError("give --label-fraction or --label-fractions, not both")
+    fractions = parse_fractions(label_fractions) if label_fractions is not None else (label_fraction or 0.1,)
+    s = settings_from(ctx, data_root=data_root, sampling_rate=sampling_rate, workers=workers, device=device)
+    common = {
+        "data_root": str(s.data_root),
+        "cache_dir": str(s.cache_dir),
+        "runs_dir": str(s.runs_dir),
+        "sampling_rate": s.sampling_rate,
+        "workers": s.resolved_workers(),
+        "device": s.device,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "signal_length": signal_length,
+        "select_metric": select_metric,
+        "schedule": schedule,
+        "weight_decay": weight_decay,
+        "grad_clip": grad_clip,
+        "patience": patience,
+        "encoder_lr": encoder_lr,
+    }
+    out_dir = out if out is not None else Path(s.runs_dir) / "multiseed"
+    grid = build_grid(config, seed_list, fractions, common, sets or [], out_dir, baseline)
+    n_jobs = resolve_jobs(jobs, s.device)
+    with MultiseedView() as view:
+        doc = run_multiseed(grid, view, n_jobs)
+    comp = compare(read_multiseed(results_path(out_dir)), grid.baseline)
+    stdout = table_console()
+    print_comparison(comp, stdout)
+    if doc["comparisons"]:
+        stdout.print()
+        stdout.print(tests_table(doc))
+    table = bootstrap_table(doc)
+    stdout.print()
+    if table is not None:
+        stdout.print(table)
+    else:
+        stdout.print("per-run bootstrap CIs of test AUROC: multiseed.json, results[].runs[].bootstrap_auroc")
+    stdout.print(f"results: {results_path(out_dir)}", soft_wrap=True, markup=False)
+    stdout.print(
+        f"next: ecg compare {out_dir} --per-class --plots {out_dir / 'plots'}", soft_wrap=True, markup=False
+    )

@@ -94,7 +94,7 @@ def predict(
     elif csv_out:
         _print_csv(predictor, results)
     elif len(results) == 1 and not _failures(results):
-        _print_one(predictor, results[0], aggregate.value)  # type: ignore[arg-type]
+        print_prediction(predictor, results[0], aggregate.value)  # type: ignore[arg-type]
     elif len(results) > 1:
         _print_many(predictor, results)
     _report_failures(results)
@@ -135,7 +135,7 @@ def _bar(p: float, width: int = 24, style: str = "green") -> Text:
     return Text(bar.ljust(width), style=style)
 
 
-def _print_one(predictor: Predictor, pred: Prediction, aggregate: str) -> None:
+def print_prediction(predictor: Predictor, pred: Prediction, aggregate: str) -> None:
     from rich.table import Table
 
     from ecgcli.cli.render import out

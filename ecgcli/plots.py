@@ -1,0 +1,188 @@
+"""Figures for ``ecg compare --plots DIR`` (matplotlib, the ``plots`` extra).
+
+``roc_test.png`` (``roc_test_lf<fraction>.png`` per label fraction when there are several):
+one panel per class, one ROC curve per method on the test fold (10). A method with several
+seeds is drawn as the *vertical average* of its seeds' curves (mean true-positive rate at each
+false-positive rate, Fawcett 2006) with a ±1 sd band; the legend gives the mean of the seeds'
+per-class AUROCs. Curves come from each run's ``predictions.npz``.
+
+``label_efficiency.png``, only when some method was run at more than one label fraction:
+mean test macro AUROC (left) and macro F1 (right) against the labelled fraction (log axis),
+with the Student's t 95% interval of the mean as a band.
+
+matplotlib is imported lazily with the Agg backend; without it the error says how to get it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ecgcli.errors import ConfigError
+from ecgcli.events import Callback, Message, ignore
+
+if TYPE_CHECKING:
+    from ecgcli.compare import Method
+
+_FPR = np.linspace(0.0, 1.0, 201)
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend, or a one-line error saying how to install it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError('plots need matplotlib: pip install "ecgcli[plots]"') from None
+    return plt
+
+
+def _roc(y: np.ndarray, score: np.ndarray) -> np.ndarray | None:
+    """TPR interpolated at ``_FPR``; None when the class lacks positives or negatives."""
+    from sklearn.metrics import roc_curve
+
+    if y.all() or not y.any():
+        return None
+    fpr, tpr, _ = roc_curve(y, score)
+    return np.interp(_FPR, fpr, tpr)
+
+
+def _load_predictions(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        with np.load(Path(run_dir) / "predictions.npz", allow_pickle=False) as npz:
+            return npz["test_y"].astype(bool), npz["test_prob"].astype(np.float64)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def roc_figure(
+    methods: Sequence[Method], class_names: Sequence[str], path: Path, callback: Callback = ignore
+):
+    """Write one ROC figure (a panel per class) for ``methods``; returns the path or None."""
+    plt = pyplot()
+    n = len(class_names)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False)
+    drawn = 0
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, m in enumerate(methods):
+        preds = [p for p in (_load_predictions(d) for d in m.run_dirs) if p is not None]
+        if len(preds) < len(m.run_dirs):
+            callback(
+                Message(
+                    f"{m.name}: {len(m.run_dirs) - len(preds)} of {len(m.run_dirs)} runs have no "
+                    "readable predictions.npz; ROC curves use the others",
+                    "warning",
+                )
+            )
+        if not preds:
+            continue
+        drawn += 1
+        colour = colours[i % len(colours)]
+        for c, cls in enumerate(class_names):
+            ax = axes[c // cols][c % cols]
+            curves = [t for t in (_roc(y[:, c], p[:, c]) for y, p in preds) if t is not None]
+            if not curves:
+                continue
+            tpr = np.vstack(curves)
+            mean = tpr.mean(axis=0)
+            s = m.class_summary(cls, "auroc")
+            auc = f"{s.mean:.3f}" if s is not None else "?"
+            label = f"{m.name} ({auc})" + (f", {len(curves)} seeds" if len(curves) > 1 else "")
+            ax.plot(_FPR, mean, color=colour, lw=1.6, label=label)
+            if len(curves) > 1:
+                sd = tpr.std(axis=0, ddof=1)
+                ax.fill_between(
+                    _FPR, np.clip(mean - sd, 0, 1), np.clip(mean + sd, 0, 1), color=colour, alpha=0.15
+                )
+    for c in range(rows * cols):
+        ax = axes[c // cols][c % cols]
+        if c >= n:
+            ax.axis("off")
+            continue
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), title=class_names[c], xlabel="false positive rate")
+        if c % cols == 0:
+            ax.set_ylabel("true positive rate")
+        ax.set_aspect("equal")
+        if ax.lines[1:]:
+            ax.legend(loc="lower right", fontsize=7, title="method (AUROC)", title_fontsize=7)
+    fig.suptitle("Test fold 10 ROC per class (several seeds: mean curve ± 1 sd)", fontsize=11)
+    fig.tight_layout()
+    if drawn == 0:
+        plt.close(fig)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def label_efficiency_figure(methods: Sequence[Method], path: Path):
+    """AUROC and F1 against label fraction per method name; None if no method has 2 fractions."""
+    plt = pyplot()
+    by_name: dict[str, list[Method]] = {}
+    for m in methods:
+        by_name.setdefault(m.name, []).append(m)
+    sweeps = {k: sorted(v, key=lambda m: m.label_fraction) for k, v in by_name.items() if len(v) > 1}
+    if not sweeps:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    for ax, metric, label in ((axes[0], "auroc", "test macro AUROC"), (axes[1], "f1", "test macro F1")):
+        for name, ms in sweeps.items():
+            pts = [(m.label_fraction, m.summary(metric)) for m in ms]
+            pts = [(x, s) for x, s in pts if s is not None]
+            if not pts:
+                continue
+            x = np.array([p[0] for p in pts])
+            y = np.array([p[1].mean for p in pts])
+            (line,) = ax.plot(x, y, marker="o", lw=1.6, label=name)
+            lo = np.array([p[1].ci_low for p in pts], dtype=float)
+            hi = np.array([p[1].ci_high for p in pts], dtype=float)
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            if ok.any():
+                ax.fill_between(x[ok], lo[ok], hi[ok], color=line.get_color(), alpha=0.18)
+        ax.set_xscale("log")
+        ticks = sorted({m.label_fraction for ms in sweeps.values() for m in ms})
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{100 * t:g}%" for t in ticks])
+        ax.minorticks_off()
+        ax.set(xlabel="labelled fraction of folds 1-8", ylabel=label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Label efficiency: mean over seeds with Student-t 95% CI band", fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_plots(methods: Sequence[Method], out_dir: Path, callback: Callback = ignore) -> list[Path]:
+    """Every figure that applies to ``methods``; returns the files written."""
+    pyplot()  # fail before doing anything when matplotlib is missing
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot write --plots {out_dir}: {exc.strerror or exc}") from None
+    class_names = methods[0].class_names
+    written: list[Path] = []
+    fractions = sorted({m.label_fraction for m in methods})
+    for lf in fractions:
+        name = "roc_test.png" if len(fractions) == 1 else f"roc_test_lf{lf:g}.png"
+        group = [m for m in methods if m.label_fraction == lf]
+        path = roc_figure(group, class_names, out_dir / name, callback)
+        if path is not None:
+            written.append(path)
+    path = label_efficiency_figure(methods, out_dir / "label_efficiency.png")
+    if path is not None:
+        written.append(path)
+    return written

@@ -1,0 +1,307 @@
+"""ecg multiseed end to end and ecg compare: tables, formats, deltas, refusals, plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ecgcli import LEADS, SUPERCLASSES
+from ecgcli.cli.app import app
+from ecgcli.compare import Method, compare, delta_pct, load_inputs
+from ecgcli.errors import ConfigError
+from ecgcli.stats import summarize
+
+runner = CliRunner()
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Real training in these tests is tiny: one torch thread is as fast on an idle machine and
+    many times faster on 2 cores shared with other jobs (no OpenMP spin-waiting)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def grid(synth_root: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A real `ecg multiseed` run: two supervised configurations and a probe, two seeds, 1 epoch."""
+    from ecgcli.checkpoint import checkpoint_meta, save_checkpoint
+    from ecgcli.models import build_encoder
+
+    root = tmp_path_factory.mktemp("grid")
+    encoder = build_encoder("cnn1d", in_ch=12, width=16)
+    ckpt = save_checkpoint(
+        root / "rand" / "model.safetensors",
+        encoder,
+        checkpoint_meta(
+            "encoder",
+            architecture={
+                "encoder": "cnn1d",
+                "encoder_args": encoder.config(),
+                "feature_dim": encoder.out_dim,
+            },
+            leads=list(LEADS),
+            sampling_rate=100,
+            normalisation={"mean": [0.0] * 12, "std": [1.0] * 12},
+        ),
+    )
+    out = root / "ms"
+    args = ["multiseed", "--data-root", str(synth_root), "--seeds", "42,52", "--epochs", "1"]
+    args += ["--label-fraction", "1.0", "--set", "width=16", "--batch-size", "32", "--device", "cpu"]
+    args += ["--workers", "1", "--out", str(out), "-c", "bce+standard", "-c", "focal+oversample"]
+    args += ["-c", f"probe:rand={ckpt}[lr=0.01]"]
+    env = {"ECG_CACHE_DIR": str(session_cache), "COLUMNS": "200"}
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # see one_torch_thread
+    try:
+        result = runner.invoke(app, args, env=env)
+    finally:
+        torch.set_num_threads(before)
+    assert result.exit_code == 0, result.output
+    return {"out": out, "stdout": result.stdout, "stderr": result.stderr, "args": args, "env": env}
+
+
+def invoke(args: list[str]):
+    return runner.invoke(app, args, env={"COLUMNS": "200"})
+
+
+def one_error_line(result, pattern: str) -> str:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_multiseed_prints_the_tables(grid: dict) -> None:
+    out, text = grid["out"], grid["stdout"]
+    assert "Comparison on the test fold (10), 100% of the labels" in text
+    for name in ("bce+standard", "focal+oversample", "probe:rand[lr=0.01]"):
+        assert name in text
+    assert re.search(r"0\.\d{3} ± 0\.\d{3}", text) and re.search(r"\[0\.\d{3}, ", text)
+    assert "Paired comparisons with the baseline bce+standard" in text
+    assert "p = two-sided paired t-test" in text and "p paired t" in text and "p Wilcoxon" in text
+    assert "bootstrap 95% CI over test records" in text
+    assert "6 runs, 0 already finished" in grid["stderr"]
+    doc = json.loads((out / "multiseed.json").read_text())
+    assert [r["config"] for r in doc["results"]] == [
+        "bce+standard",
+        "focal+oversample",
+        "probe:rand[lr=0.01]",
+    ]
+    assert all(r["n"] == 2 for r in doc["results"]) and doc["complete"]
+    for sub in ("bce_standard", "focal_oversample", "probe_rand_lr=0.01"):
+        for seed in (42, 52):
+            run = out / sub / "lf1" / f"seed{seed}"
+            assert (run / "metrics.json").is_file() and (run / "predictions.npz").is_file()
+    probe = json.loads((out / "probe_rand_lr=0.01" / "lf1" / "seed42" / "config.json").read_text())
+    assert (
+        probe["freeze_encoder"]
+        and probe["lr"] == 0.01
+        and probe["ssl_checkpoint"].endswith("model.safetensors")
+    )
+    # running it again trains nothing and says so; leaving part of the grid out is refused
+    again = runner.invoke(app, grid["args"], env=grid["env"])
+    assert again.exit_code == 0, again.output
+    assert "6 runs, 6 already finished, 0 to train" in again.stderr
+    line = one_error_line(runner.invoke(app, grid["args"][:-4], env=grid["env"]), "holds a larger grid")
+    assert "focal+oversample, probe:rand[lr=0.01]" in line
+
+
+def test_compare_formats(grid: dict, tmp_path: Path) -> None:
+    out = grid["out"]
+    doc = json.loads((out / "multiseed.json").read_text())
+    summary = {r["config"]: r["summary"]["test"] for r in doc["results"]}
+
+    md = invoke(["compare", str(out), "--format", "markdown"])
+    assert md.exit_code == 0, md.output
+    lines = md.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| method |"))
+    assert "AUROC" in lines[header] and "Δ F1" in lines[header]
+    assert re.fullmatch(r"\|[-:|]+\|", lines[header + 1])
+    assert len([line for line in lines[header + 2 :] if line.startswith("|")]) == 3
+    assert "**" in md.stdout  # the best value per column is bold
+
+    rows = list(csv.DictReader(io.StringIO(invoke(["compare", str(out), "--format", "csv"]).stdout)))
+    assert [r["method"] for r in rows] == ["bce+standard", "focal+oversample", "probe:rand[lr=0.01]"]
+    base = summary["bce+standard"]
+    for r in rows:
+        s = summary[r["method"]]
+        assert float(r["auroc_mean"]) == pytest.approx(s["auroc"]["mean"])
+        assert float(r["f1_ci_low"]) == pytest.approx(s["f1"]["ci_low"])
+        if r["method"] == "bce+standard":
+            assert r["delta_f1_pct"] == "" and r["baseline"] == "True"
+        else:
+            want = 100 * (s["f1"]["mean"] - base["f1"]["mean"]) / base["f1"]["mean"]
+            assert float(r["delta_f1_pct"]) == pytest.approx(want)
+
+    data = json.loads(invoke(["compare", str(out), "--format", "json", "--per-class"]).stdout)
+    assert data["format"] == "ecgcli-compare" and data["baseline"] == "bce+standard"
+    assert [m["n"] for m in data["methods"]] == [2, 2, 2]
+    assert set(data["methods"][1]["per_class"]) == set(SUPERCLASSES)
+    assert data["methods"][0]["delta_pct"] == {"f1": None, "auroc": None}
+
+    per_class = list(
+        csv.DictReader(io.StringIO(invoke(["compare", str(out), "--per-class", "--format", "csv"]).stdout))
+    )
+    assert len(per_class) == 3 + 3 * 5 and {r["class"] for r in per_class} == {"all", *SUPERCLASSES}
+
+    table = invoke(["compare", str(out), "--per-class"])
+    assert table.exit_code == 0 and "Per class" in table.stdout and "Δ AUROC" in table.stdout
+
+    for fmt in ("table", "markdown", "csv", "json"):
+        target = tmp_path / f"cmp.{fmt}"
+        res = invoke(["compare", str(out), "--format", fmt, "--output", str(target)])
+        assert res.exit_code == 0 and res.stdout == "" and target.stat().st_size > 0
+        assert not list(tmp_path.glob(".*tmp*"))  # atomic write leaves no temporary file
+    json.loads((tmp_path / "cmp.json").read_text())
+    assert "bce+standard" in (tmp_path / "cmp.table").read_text()
+
+    rebased = json.loads(
+        invoke(["compare", str(out), "--format", "json", "--baseline", "focal+oversample"]).stdout
+    )
+    assert rebased["methods"][1]["baseline"] and rebased["methods"][0]["delta_pct"]["f1"] is not None
+    one_error_line(invoke(["compare", str(out), "--baseline", "nope"]), "--baseline 'nope'.*bce\\+standard")
+
+
+def test_single_runs_group_into_seeds(grid: dict) -> None:
+    out = grid["out"]
+    focal = [out / "focal_oversample" / "lf1" / f"seed{s}" for s in (42, 52)]
+    bce = out / "bce_standard" / "lf1" / "seed42"
+    methods = load_inputs([*focal, bce])
+    assert [(m.name, m.n, m.seeds) for m in methods] == [
+        ("focal+oversample", 2, [42, 52]),
+        ("bce+standard", 1, [42]),
+    ]
+    doc = json.loads((out / "multiseed.json").read_text())
+    ms = next(r for r in doc["results"] if r["config"] == "focal+oversample")["summary"]["test"]["f1"]
+    assert methods[0].summary("f1").to_dict() == pytest.approx(ms)  # same runs, same numbers
+    comp = compare(methods)
+    assert comp.baseline == "focal+oversample"  # the first supervised input
+    # a run directory given next to the multiseed file it belongs to: names are told apart
+    names = [m.name for m in load_inputs([out, bce])]
+    assert "bce+standard [ms]" in names and "bce+standard [seed42]" in names
+    res = invoke(["compare", str(focal[0]), str(focal[0])])
+    one_error_line(res, "same configuration and seed 42")
+
+
+def _copy_run(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest)
+    return dest
+
+
+def test_mismatched_inputs_are_refused(grid: dict, tmp_path: Path) -> None:
+    out = grid["out"]
+    run = out / "bce_standard" / "lf1" / "seed42"
+
+    swapped = _copy_run(run, tmp_path / "swapped")
+    side = json.loads((swapped / "model.json").read_text())
+    side["class_names"] = list(reversed(side["class_names"]))
+    (swapped / "model.json").write_text(json.dumps(side))
+    line = one_error_line(invoke(["compare", str(out), str(swapped)]), "class order differs")
+    assert str(swapped) in line and "NORM,MI,STTC,HYP,CD" in line and "CD,HYP,STTC,MI,NORM" in line
+
+    other = _copy_run(run, tmp_path / "other-test")
+    with np.load(other / "predictions.npz") as npz:
+        arrays = dict(npz)
+    arrays["test_ecg_id"] = arrays["test_ecg_id"] + 100_000
+    np.savez(other / "predictions.npz", **arrays)
+    line = one_error_line(invoke(["compare", str(run), str(other)]), "test sets differ")
+    assert str(other) in line and str(run) in line
+
+    doc = json.loads((out / "multiseed.json").read_text())
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "multiseed.json").write_text(json.dumps({**doc, "version": 2}))
+    one_error_line(invoke(["compare", str(tmp_path / "v2")]), "version 2 is not supported")
+    half = tmp_path / "half.json"
+    half.write_text((out / "multiseed.json").read_text()[:500])
+    one_error_line(invoke(["compare", str(half)]), "half-written")
+    (tmp_path / "empty").mkdir()
+    one_error_line(invoke(["compare", str(tmp_path / "empty")]), "neither a run directory")
+    one_error_line(invoke(["compare", str(tmp_path / "missing")]), "not found")
+    one_error_line(invoke(["compare", str(out), "--format", "xml"]), "--format must be one of")
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text("{}")
+    (unfinished / "metrics.json").write_text("{}")
+    one_error_line(invoke(["compare", str(unfinished)]), "no test scores")
+
+
+def test_plots_are_pngs(grid: dict, tmp_path: Path) -> None:
+    res = invoke(["compare", str(grid["out"]), "--plots", str(tmp_path / "figs"), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    png = tmp_path / "figs" / "roc_test.png"
+    assert png.read_bytes()[:8] == PNG and png.stat().st_size > 10_000
+    assert not (tmp_path / "figs" / "label_efficiency.png").exists()  # one label fraction: no curve
+
+
+def sweep_methods() -> list[Method]:
+    rng = np.random.default_rng(0)
+    methods = []
+    for name, kind, gain in (("bce+standard", "supervised", 0.0), ("finetune:simclr", "finetune", 0.03)):
+        for lf in (0.01, 0.1, 1.0):
+            scores = [
+                {
+                    "auroc": 0.7 + 0.05 * np.log10(lf) + gain + e,
+                    "f1": 0.5 + gain + e,
+                    "sensitivity": 0.7,
+                    "specificity": 0.8,
+                }
+                for e in rng.normal(0, 0.01, 3)
+            ]
+            methods.append(
+                Method(name, kind, lf, "multiseed", "x", list(SUPERCLASSES), {"n": 10}, [1, 2, 3], scores)
+            )
+    return methods
+
+
+def test_deltas_best_flags_and_label_efficiency_plot(tmp_path: Path) -> None:
+    from ecgcli.plots import write_plots
+
+    methods = sweep_methods()
+    comp = compare(methods)
+    assert comp.baseline == "bce+standard" and comp.fractions == [0.01, 0.1, 1.0]
+    for row in comp.rows:
+        base = next(
+            r for r in comp.rows if r.is_baseline and r.method.label_fraction == row.method.label_fraction
+        )
+        if row is base:
+            assert row.delta_pct == {"f1": None, "auroc": None}
+        else:
+            f1 = summarize([s["f1"] for s in row.method.scores]).mean
+            b = summarize([s["f1"] for s in base.method.scores]).mean
+            assert row.delta_pct["f1"] == pytest.approx(100 * (f1 - b) / b)
+            assert {"auroc", "f1"} <= row.best  # the better method wins within its label fraction
+    assert delta_pct(0.55, 0.5) == pytest.approx(10.0) and delta_pct(1.0, 0.0) is None
+    written = write_plots(methods, tmp_path)  # no predictions: only the label-efficiency curve
+    assert written == [tmp_path / "label_efficiency.png"]
+    assert written[0].read_bytes()[:8] == PNG and written[0].stat().st_size > 10_000
+
+
+def test_missing_matplotlib_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, grid: dict, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    from ecgcli.plots import pyplot
+
+    with pytest.raises(ConfigError, match='pip install "ecgcli\\[plots\\]"'):
+        pyplot()
+    line = one_error_line(invoke(["compare", str(grid["out"]), "--plots", str(tmp_path)]), "matplotlib")
+    assert 'pip install "ecgcli[plots]"' in line
