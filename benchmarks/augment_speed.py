@@ -144,9 +144,7 @@ def ref_ops(cfg: AugmentConfig, fs: int) -> dict[str, Callable]:
     }
 
 
-def reference_view(
-    x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, names
-) -> np.ndarray:
+def reference_view(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, names) -> np.ndarray:
     ops = ref_ops(cfg, cfg.fs)
     out = np.empty_like(x)
     for i in range(len(x)):  # the per-record loop being replaced
