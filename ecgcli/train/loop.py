@@ -223,6 +223,10 @@ def fit(
 ) -> FitState:
     """Train ``objective`` for ``cfg.epochs`` epochs; returns the final :class:`FitState`."""
     module, device = objective.module, cfg.device
+    if device.type == "cpu":
+        from ecgcli.train.allocator import keep_freed_memory
+
+        keep_freed_memory()
     dist = cfg.dist or Distributed(device=device)
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
