@@ -102,3 +102,11 @@ def test_batch_conversion_is_vectorised_and_float32(synth_root: Path, cache_dir:
     assert x.dtype == np.float32 and x.shape == (4, 12, 1000)
     np.testing.assert_array_equal(x[1], x[3])
     np.testing.assert_allclose(x[0], store.get([250])[0])
+
+
+def test_relative_and_absolute_roots_share_one_cache(synth_root: Path, cache_dir: Path, monkeypatch) -> None:
+    monkeypatch.chdir(synth_root.parent)
+    first = ensure_cache(load_ptbxl(Path(synth_root.name)), cache_dir.resolve())
+    events: list = []
+    second = ensure_cache(load_ptbxl(synth_root.resolve()), cache_dir.resolve(), callback=events.append)
+    assert _messages(events) == [] and first.path == second.path  # reused, not rebuilt

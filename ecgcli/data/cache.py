@@ -79,11 +79,14 @@ def cache_dir_for(cache_root: Path, data_root: Path, sampling_rate: int) -> Path
 
 
 def source_fingerprint(dataset: PTBXL) -> str:
-    """Hash of every record's identity, path, and header/signal file sizes and mtimes."""
+    """Hash of every record's identity, path within the root, and header/signal file sizes
+    and mtimes."""
     h = hashlib.sha256()
     h.update(f"{dataset.sampling_rate}\n".encode())
+    root = os.path.normpath(dataset.root)
     for eid, stem in zip(dataset.ecg_ids, dataset.record_paths, strict=True):
-        parts = [str(eid), str(stem)]
+        # relative to the root: the same folder named relatively or absolutely is one dataset
+        parts = [str(eid), os.path.relpath(stem, root)]
         for suffix in (".hea", ".dat"):
             try:
                 st = os.stat(f"{stem}{suffix}")
