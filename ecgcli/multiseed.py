@@ -137,10 +137,9 @@ _RESERVED = {
     "sampling_rate": "use --sampling-rate",
     "device": "use --device",
     "workers": "use --workers",
-    "extra": "not a training option",
 }
 # Fields that do not change what a run computes: ignored when comparing configurations.
-_NOT_IDENTITY = {"runs_dir", "run_dir", "name", "out", "device", "workers", "cache_dir", "extra"}
+_NOT_IDENTITY = {"runs_dir", "run_dir", "name", "out", "device", "workers", "cache_dir"}
 _CELL_FIELDS = {"seed", "label_fraction"}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

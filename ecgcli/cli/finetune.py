@@ -27,6 +27,7 @@ from ecgcli.cli.train import (
     SignalLength,
     Strategy,
     WeightDecay,
+    command_options,
     run_classifier,
 )
 
@@ -76,35 +77,10 @@ def finetune(
 
     Example: ecg finetune --ssl-checkpoint runs/simclr-s42/model.safetensors --encoder-lr 1e-4
     """
+    overrides = command_options(locals(), "resume", "nproc")  # first: before any local name
     from ecgcli.errors import ConfigError
 
     if ssl_checkpoint is None and resume is None:
         raise ConfigError("--ssl-checkpoint is required (an encoder from `ecg train ssl`)")
-    overrides = {
-        "data_root": data_root,
-        "sampling_rate": sampling_rate,
-        "workers": workers,
-        "device": device,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "label_fraction": label_fraction,
-        "signal_length": signal_length,
-        "seed": seed,
-        "out": out,
-        "loss": loss,
-        "balance_strategy": balance_strategy,
-        "run_dir": run_dir,
-        "patience": patience,
-        "select_metric": select_metric,
-        "schedule": schedule,
-        "weight_decay": weight_decay,
-        "grad_clip": grad_clip,
-        "name": name,
-        "ssl_checkpoint": ssl_checkpoint,
-        "freeze_encoder": freeze_encoder,
-        "encoder_lr": encoder_lr,
-        "width": width,
-    }
     mode = "linear probe" if freeze_encoder else "fine-tuning"
     run_classifier(ctx, overrides, resume, f"{mode} of {ssl_checkpoint} (seed {seed})", nproc=nproc)

@@ -70,6 +70,27 @@ GradClip = Annotated[float, typer.Option("--grad-clip", help="Clip the gradient 
 Name = Annotated[str | None, typer.Option("--name", help="Run name under the runs directory.")]
 
 
+def command_options(values: dict[str, Any], *drop: str) -> dict[str, Any]:
+    """A command's own option values (from ``locals()``) as configuration fields: ``ctx`` and
+    the names in ``drop`` removed, paths as strings (configurations are saved as JSON)."""
+    skip = {"ctx", *drop}
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if k not in skip}
+
+
+def settings_fields(ctx: typer.Context, options: dict[str, Any]) -> dict[str, Any]:
+    """The configuration fields that come from settings (flag > environment > env file > default);
+    the flags among them are taken out of ``options``."""
+    s = settings_from(ctx, **{k: options.pop(k) for k in ("data_root", "sampling_rate", "workers", "device")})
+    return {
+        "data_root": str(s.data_root),
+        "cache_dir": str(s.cache_dir),
+        "runs_dir": str(s.runs_dir),
+        "sampling_rate": s.sampling_rate,
+        "workers": s.resolved_workers(),
+        "device": s.device,
+    }
+
+
 def relaunch(nproc: int | None, device: str, batch_size: int | None) -> None:
     """``--nproc N`` (N > 1): this command again under torchrun; exits with its code."""
     if nproc is None or nproc == 1:
@@ -119,28 +140,14 @@ def run_classifier(
     from ecgcli.cli.render import print_evaluation
     from ecgcli.train.supervised import SupervisedConfig, resume_classifier, train_classifier
 
-    s = settings_from(
-        ctx,
-        data_root=overrides.pop("data_root"),
-        sampling_rate=overrides.pop("sampling_rate"),
-        workers=overrides.pop("workers"),
-        device=overrides.pop("device"),
-    )
-    relaunch(nproc, s.device, None if resume else overrides["batch_size"])
-    with distributed(s.device) as dist, training_view(title, dist) as view:
+    common = settings_fields(ctx, overrides)
+    relaunch(nproc, common["device"], None if resume else overrides["batch_size"])
+    with distributed(common["device"]) as dist, training_view(title, dist) as view:
         if resume is not None:
             view(_note(f"resuming {resume} with its saved configuration"))
             result = resume_classifier(resume, view, dist=dist)
         else:
-            cfg = SupervisedConfig(
-                data_root=str(s.data_root),
-                cache_dir=str(s.cache_dir),
-                runs_dir=str(s.runs_dir),
-                sampling_rate=s.sampling_rate,
-                workers=s.resolved_workers(),
-                device=s.device,
-                **{k: (str(v) if isinstance(v, Path) else v) for k, v in overrides.items()},
-            )
+            cfg = SupervisedConfig(**common, **overrides)
             result = train_classifier(cfg, view, init_encoder=init_encoder, dist=dist)
     if not dist.is_main:
         return
@@ -186,28 +193,7 @@ def supervised(
 
     Example: ecg train supervised --epochs 30 --loss focal --balance-strategy oversample --seed 42
     """
-    overrides = {
-        "data_root": data_root,
-        "sampling_rate": sampling_rate,
-        "workers": workers,
-        "device": device,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "label_fraction": label_fraction,
-        "signal_length": signal_length,
-        "seed": seed,
-        "out": out,
-        "loss": loss,
-        "balance_strategy": balance_strategy,
-        "run_dir": run_dir,
-        "patience": patience,
-        "select_metric": select_metric,
-        "schedule": schedule,
-        "weight_decay": weight_decay,
-        "grad_clip": grad_clip,
-        "name": name,
-    }
+    overrides = command_options(locals(), "resume", "nproc")
     run_classifier(
         ctx, overrides, resume, f"supervised ({loss}, {balance_strategy}, seed {seed})", nproc=nproc
     )
@@ -254,41 +240,20 @@ def ssl(
 
     Example: ecg train ssl --method simclr --epochs 20 --batch-size 256 --out runs/simclr.safetensors
     """
+    options = command_options(locals(), "resume", "nproc")  # first: before any local name
     from ecgcli.cli.render import out as stdout
     from ecgcli.train.ssl import SSLConfig, resume_ssl, train_ssl
 
-    s = settings_from(ctx, data_root=data_root, sampling_rate=sampling_rate, workers=workers, device=device)
-    relaunch(nproc, s.device, None if resume else batch_size)
-    with distributed(s.device) as dist, training_view(f"{method} pretraining (seed {seed})", dist) as view:
+    options["no_aug"] = list(no_aug or [])
+    common = settings_fields(ctx, options)
+    relaunch(nproc, common["device"], None if resume else batch_size)
+    title = f"{method} pretraining (seed {seed})"
+    with distributed(common["device"]) as dist, training_view(title, dist) as view:
         if resume is not None:
             view(_note(f"resuming {resume} with its saved configuration"))
             run_path, metrics = resume_ssl(resume, view, dist=dist)
         else:
-            cfg = SSLConfig(
-                data_root=str(s.data_root),
-                cache_dir=str(s.cache_dir),
-                runs_dir=str(s.runs_dir),
-                sampling_rate=s.sampling_rate,
-                workers=s.resolved_workers(),
-                device=s.device,
-                method=method,
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
-                temperature=temperature,
-                projection_dim=projection_dim,
-                hidden_dim=hidden_dim,
-                momentum_tau=momentum_tau,
-                signal_length=signal_length,
-                seed=seed,
-                probe_every=probe_every,
-                no_aug=list(no_aug or []),
-                schedule=schedule,
-                weight_decay=weight_decay,
-                run_dir=str(run_dir) if run_dir else None,
-                name=name,
-                out=str(out) if out else None,
-            )
+            cfg = SSLConfig(**common, **options)
             run_path, metrics = train_ssl(cfg, view, dist=dist)
     if not dist.is_main:
         return

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,53 +35,35 @@ from ecgcli import LEADS, SUPERCLASSES
 from ecgcli.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.data.loader import batch_slices
 from ecgcli.data.normalize import LeadNorm, fit_lead_norm
-from ecgcli.data.ptbxl import RECORD_LENGTH
 from ecgcli.errors import ConfigError
 from ecgcli.evaluate import encode
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.metrics import compute_metrics
 from ecgcli.models import build_encoder
-from ecgcli.runs import RunDir, check_writable
-from ecgcli.train.data import TrainingData, load_training_data, signals_tensor
+from ecgcli.runs import RunDir
+from ecgcli.train.data import TrainingData, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
-from ecgcli.train.loop import SCHEDULES, LoopConfig, epoch_seed, fit, pick_device
+from ecgcli.train.loop import LoopConfig, epoch_seed, fit, pick_device
+from ecgcli.train.run import RunConfig, load_data, open_run
 from ecgcli.train.supervised import random_crop
 
 METHODS = ("simclr", "byol")
 
 
 @dataclass
-class SSLConfig:
+class SSLConfig(RunConfig):
     """Everything that defines a pretraining run (saved as config.json)."""
 
-    data_root: str = "data/PTB-XL"
-    cache_dir: str = "data/cache"
-    runs_dir: str = "runs"
-    sampling_rate: int = 100
-    workers: int = 1
-    method: str = "simclr"
     epochs: int = 20
     batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    schedule: str = "none"
-    warmup_epochs: int = 0
+    method: str = "simclr"
     temperature: float = 0.07
     projection_dim: int = 128
     hidden_dim: int = 2048
     momentum_tau: float = 0.99
-    signal_length: int = 1000
-    seed: int = 42
-    device: str = "auto"
     probe_every: int = 1
     probe_fraction: float = 0.1
     no_aug: list[str] = field(default_factory=list)
-    encoder: str = "cnn1d"
-    width: int = 64
-    grad_clip: float = 0.0
-    run_dir: str | None = None
-    name: str | None = None
-    out: str | None = None
 
     def default_name(self) -> str:
         return f"{self.method}-s{self.seed}"
@@ -100,34 +82,14 @@ class SSLConfig:
                 f"--batch-size must be at least 2 for {self.method} (contrastive pairs and "
                 f"BatchNorm need two records), got {self.batch_size}"
             )
-        if self.epochs < 1:
-            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
-        if not self.lr > 0:
-            raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.projection_dim < 1 or self.hidden_dim < 1:
             raise ConfigError("--projection-dim and --hidden-dim must be positive")
-        if self.sampling_rate not in RECORD_LENGTH:
-            raise ConfigError(f"sampling rate must be 100 or 500, got {self.sampling_rate}")
-        length = RECORD_LENGTH[self.sampling_rate]
-        if not 64 <= self.signal_length <= length:
-            raise ConfigError(f"--signal-length must be between 64 and {length}, got {self.signal_length}")
         if self.probe_every < 0:
             raise ConfigError(f"--probe-every must be 0 (never) or more, got {self.probe_every}")
         if not 0.0 < self.probe_fraction <= 1.0:
             raise ConfigError(f"--probe-fraction must be in (0, 1], got {self.probe_fraction}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         build_policy(self.sampling_rate, disabled=self.no_aug)  # unknown names fail here
-        if self.out:
-            check_writable(Path(self.out))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SSLConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        self.check_common()
 
 
 def build_ssl_module(cfg: SSLConfig, encoder: nn.Module) -> nn.Module:
@@ -261,31 +223,8 @@ def train_ssl(
     t_start = time.perf_counter()
     device = dist.device
     placement = dist.info(cfg.batch_size, sync_bn=True)
-    if resume is None:
-
-        def create() -> RunDir:
-            run = RunDir.create(
-                Path(cfg.runs_dir),
-                cfg.name or cfg.default_name(),
-                Path(cfg.run_dir) if cfg.run_dir else None,
-            )
-            run.write_config({**cfg.to_dict(), "distributed": placement})
-            return run
-
-        run = dist.on_main(create)
-    else:
-        run = resume
-    data = data or dist.main_first(
-        lambda: load_training_data(
-            Path(cfg.data_root),
-            Path(cfg.cache_dir),
-            cfg.sampling_rate,
-            cfg.probe_fraction,
-            cfg.seed,
-            cfg.workers,
-            callback,
-        )
-    )
+    run = open_run(cfg, dist, placement, resume)
+    data = data or load_data(cfg, cfg.probe_fraction, dist, callback)
     ds, split, store = data.dataset, data.split, data.store
     norm = fit_lead_norm(store, split.pretrain)
     x = signals_tensor(store, split.pretrain, LeadNorm.identity(len(LEADS)))  # mV: augment, then normalise

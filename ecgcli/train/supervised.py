@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,57 +27,39 @@ from ecgcli import LEADS, SUPERCLASSES
 from ecgcli.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.data.loader import STRATEGIES, EpochSampler, batch_slices
 from ecgcli.data.normalize import fit_lead_norm
-from ecgcli.data.ptbxl import RECORD_LENGTH
 from ecgcli.errors import ConfigError
 from ecgcli.evaluate import SplitEvaluation, evaluate_split_pair, headline, predict_proba
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.losses import LOSSES, build_loss
 from ecgcli.metrics import compute_metrics
 from ecgcli.models import ECGClassifier
-from ecgcli.runs import RunDir, check_writable
-from ecgcli.train.data import TrainingData, labels_tensor, load_training_data, signals_tensor
+from ecgcli.runs import RunDir
+from ecgcli.train.data import TrainingData, labels_tensor, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
-from ecgcli.train.loop import SCHEDULES, LoopConfig, epoch_seed, fit, pick_device
+from ecgcli.train.loop import LoopConfig, epoch_seed, fit, pick_device
+from ecgcli.train.run import RunConfig, load_data, open_run
 
 SELECT_METRICS = ("f1", "auroc")
 
 
 @dataclass
-class SupervisedConfig:
-    """Everything that defines a supervised or fine-tuning run (saved as config.json)."""
+class SupervisedConfig(RunConfig):
+    """Everything that defines a supervised or fine-tuning run (saved as config.json).
 
-    data_root: str = "data/PTB-XL"
-    cache_dir: str = "data/cache"
-    runs_dir: str = "runs"
-    sampling_rate: int = 100
-    workers: int = 1
+    ``width`` is None when fine-tuning: the checkpoint's encoder width is used.
+    """
+
     label_fraction: float = 0.1
-    signal_length: int = 1000
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
     loss: str = "focal"
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     balance_strategy: str = "oversample"
-    seed: int = 42
-    device: str = "auto"
     patience: int | None = None
     select_metric: str = "f1"
-    schedule: str = "none"
-    warmup_epochs: int = 0
-    grad_clip: float = 0.0
-    encoder: str = "cnn1d"
-    width: int | None = 64  # None when fine-tuning: the checkpoint's width
-    run_dir: str | None = None
-    name: str | None = None
-    out: str | None = None
     # fine-tuning
     ssl_checkpoint: str | None = None
     freeze_encoder: bool = False
     encoder_lr: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -99,40 +81,15 @@ class SupervisedConfig:
             )
         if not 0.0 < self.label_fraction <= 1.0:
             raise ConfigError(f"--label-fraction must be in (0, 1], got {self.label_fraction}")
-        if self.sampling_rate not in RECORD_LENGTH:
-            raise ConfigError(f"sampling rate must be 100 or 500, got {self.sampling_rate}")
-        length = RECORD_LENGTH[self.sampling_rate]
-        if not 64 <= self.signal_length <= length:
-            raise ConfigError(
-                f"--signal-length must be between 64 and {length} samples "
-                f"at {self.sampling_rate} Hz, got {self.signal_length}"
-            )
-        for name, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 2)):
-            if value < low:
-                raise ConfigError(f"{name} must be at least {low}, got {value}")
-        for name, value in (("--lr", self.lr), ("--encoder-lr", self.encoder_lr)):
-            if value is not None and not value > 0:
-                raise ConfigError(f"{name} must be positive, got {value}")
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ConfigError("--weight-decay and --grad-clip must not be negative")
+        if self.encoder_lr is not None and not self.encoder_lr > 0:
+            raise ConfigError(f"--encoder-lr must be positive, got {self.encoder_lr}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"--patience must be at least 1, got {self.patience}")
         if self.select_metric not in SELECT_METRICS:
             raise ConfigError(f"--select-metric must be f1 or auroc, got {self.select_metric!r}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.freeze_encoder and self.encoder_lr is not None:
             raise ConfigError("--freeze-encoder and --encoder-lr exclude each other")
-        if self.out:
-            check_writable(Path(self.out))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SupervisedConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        self.check_common()
 
 
 @dataclass
@@ -283,33 +240,10 @@ def train_classifier(
     # a bad checkpoint fails here, early
     model, encoder_info = dist.main_first(lambda: _build_model(cfg, init_encoder))
     placement = dist.info(cfg.batch_size)
-    if resume is None:
-
-        def create() -> RunDir:
-            run = RunDir.create(
-                Path(cfg.runs_dir),
-                cfg.name or cfg.default_name(),
-                Path(cfg.run_dir) if cfg.run_dir else None,
-            )
-            run.write_config({**cfg.to_dict(), "distributed": placement})
-            return run
-
-        run = dist.on_main(create)
-    else:
-        run = resume
+    run = open_run(cfg, dist, placement, resume)
     command = "finetune" if cfg.kind == "finetune" else "train supervised"
     hint = f"Resume with: ecg {command} --resume {run.path}"
-    data = data or dist.main_first(
-        lambda: load_training_data(
-            Path(cfg.data_root),
-            Path(cfg.cache_dir),
-            cfg.sampling_rate,
-            cfg.label_fraction,
-            cfg.seed,
-            cfg.workers,
-            callback,
-        )
-    )
+    data = data or load_data(cfg, cfg.label_fraction, dist, callback)
     ds, split, store = data.dataset, data.split, data.store
     norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train)
     y_train = ds.labels[split.train]
