@@ -37,6 +37,20 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     return load_settings(obj.get("env_file"), **overrides)
 
 
+def run_settings(ctx: typer.Context, **flags: Any) -> dict[str, Any]:
+    """The training-configuration fields that come from settings (flag > environment > env
+    file > default); ``flags`` are the command's own values of those settings."""
+    s = settings_from(ctx, **flags)
+    return {
+        "data_root": str(s.data_root),
+        "cache_dir": str(s.cache_dir),
+        "runs_dir": str(s.runs_dir),
+        "sampling_rate": s.sampling_rate,
+        "workers": s.resolved_workers(),
+        "device": s.device,
+    }
+
+
 def not_yet(command: str) -> None:
     """Placeholder for a command a later release fills in."""
     from ecgcli.errors import ConfigError

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ecgcli.cli.common import DataRoot, Device, SamplingRate, Workers, settings_from
+from ecgcli.cli.common import DataRoot, Device, SamplingRate, Workers, run_settings
 from ecgcli.cli.train import (
     BatchSize,
     Epochs,
@@ -361,14 +361,8 @@ def _multiseed(
     if label_fractions is not None and label_fraction is not None:
         raise ConfigError("give --label-fraction or --label-fractions, not both")
     fractions = parse_fractions(label_fractions) if label_fractions is not None else (label_fraction or 0.1,)
-    s = settings_from(ctx, data_root=data_root, sampling_rate=sampling_rate, workers=workers, device=device)
     common = {
-        "data_root": str(s.data_root),
-        "cache_dir": str(s.cache_dir),
-        "runs_dir": str(s.runs_dir),
-        "sampling_rate": s.sampling_rate,
-        "workers": s.resolved_workers(),
-        "device": s.device,
+        **run_settings(ctx, data_root=data_root, sampling_rate=sampling_rate, workers=workers, device=device),
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
@@ -380,9 +374,9 @@ def _multiseed(
         "patience": patience,
         "encoder_lr": encoder_lr,
     }
-    out_dir = out if out is not None else Path(s.runs_dir) / "multiseed"
+    out_dir = out if out is not None else Path(common["runs_dir"]) / "multiseed"
     grid = build_grid(config, seed_list, fractions, common, sets or [], out_dir, baseline)
-    n_jobs = resolve_jobs(jobs, s.device)
+    n_jobs = resolve_jobs(jobs, common["device"])
     with MultiseedView() as view:
         doc = run_multiseed(grid, view, n_jobs)
     comp = compare(read_multiseed(results_path(out_dir)), grid.baseline)

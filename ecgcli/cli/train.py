@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ecgcli.cli.common import DataRoot, Device, SamplingRate, Workers, settings_from
+from ecgcli.cli.common import DataRoot, Device, SamplingRate, Workers, run_settings
 
 if TYPE_CHECKING:
     from ecgcli.train.distributed import Distributed
@@ -78,17 +78,10 @@ def command_options(values: dict[str, Any], *drop: str) -> dict[str, Any]:
 
 
 def settings_fields(ctx: typer.Context, options: dict[str, Any]) -> dict[str, Any]:
-    """The configuration fields that come from settings (flag > environment > env file > default);
-    the flags among them are taken out of ``options``."""
-    s = settings_from(ctx, **{k: options.pop(k) for k in ("data_root", "sampling_rate", "workers", "device")})
-    return {
-        "data_root": str(s.data_root),
-        "cache_dir": str(s.cache_dir),
-        "runs_dir": str(s.runs_dir),
-        "sampling_rate": s.sampling_rate,
-        "workers": s.resolved_workers(),
-        "device": s.device,
-    }
+    """:func:`run_settings`, with the command's setting flags taken out of ``options``."""
+    return run_settings(
+        ctx, **{k: options.pop(k) for k in ("data_root", "sampling_rate", "workers", "device")}
+    )
 
 
 def relaunch(nproc: int | None, device: str, batch_size: int | None) -> None:
