@@ -49,10 +49,3 @@ def run_settings(ctx: typer.Context, **flags: Any) -> dict[str, Any]:
         "workers": s.resolved_workers(),
         "device": s.device,
     }
-
-
-def not_yet(command: str) -> None:
-    """Placeholder for a command a later release fills in."""
-    from ecgcli.errors import ConfigError
-
-    raise ConfigError(f"`ecg {command}` is not available in this version yet")
