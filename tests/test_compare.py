@@ -305,3 +305,10 @@ def test_missing_matplotlib_says_how_to_get_it(
         pyplot()
     line = one_error_line(invoke(["compare", str(grid["out"]), "--plots", str(tmp_path)]), "matplotlib")
     assert 'pip install "ecgcli[plots]"' in line
+
+
+def test_per_class_header_says_f1_not_macro_f1() -> None:
+    from ecgcli.compare import class_header, headline_header
+
+    assert "macro F1" in headline_header()
+    assert "F1" in class_header() and "macro F1" not in class_header()
