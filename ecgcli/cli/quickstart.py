@@ -26,7 +26,7 @@ def quickstart(
     device: Device = None,
     workers: Workers = None,
 ) -> None:
-    """Run the whole pipeline on a synthetic PTB-XL in about five minutes on two CPU cores.
+    """Run the whole pipeline on a synthetic PTB-XL in about two minutes on two CPU cores.
 
     synthetic PTB-XL → verify → supervised baseline → SimCLR → fine-tune → compare → predict.
     Everything goes under --out; running it again reuses what is done and resumes what was
