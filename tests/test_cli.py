@@ -93,3 +93,17 @@ def test_console_script_error_is_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:")
+
+
+def test_reflow_joins_wrapped_paragraph_lines_but_keeps_indented_ones() -> None:
+    from ecgcli.cli.app import reflow
+
+    text = "First line\nof one paragraph.\n\nExamples:\n  ecg a\n  ecg b\n\n- item\n- item"
+    assert reflow(text) == "First line of one paragraph.\n\nExamples:\n  ecg a\n  ecg b\n\n- item\n- item"
+
+
+def test_help_paragraphs_flow_with_the_terminal_width() -> None:
+    result = runner.invoke(app, ["quickstart", "--help"], terminal_width=200, env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    # one source paragraph, hard-wrapped in the docstring, is one line on a wide terminal
+    assert "reuses what is done and resumes what was interrupted." in result.stdout

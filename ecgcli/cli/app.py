@@ -17,10 +17,38 @@ from ecgcli import __version__
 from ecgcli.cli import compare, config, data, finetune, multiseed, predict, quickstart, train
 
 
+def reflow(text: str) -> str:
+    """Join the hard-wrapped lines of each help paragraph so the terminal can wrap them.
+
+    Docstrings are wrapped at the source's line length; rich markup mode keeps single line
+    breaks, which gives ragged help on terminals narrower than the source. Paragraphs with an
+    indented line (examples, lists) keep their line breaks.
+    """
+    paragraphs = text.split("\n\n")
+    return "\n\n".join(
+        p
+        if any(line[:1].isspace() or line.startswith(("\b", "-")) for line in p.splitlines())
+        else " ".join(line.strip() for line in p.splitlines())
+        for p in paragraphs
+    )
+
+
+def reflow_help(command: Any) -> None:
+    """Apply :func:`reflow` to a command and every subcommand, once."""
+    if getattr(command, "_ecg_reflowed", False):
+        return
+    if getattr(command, "help", None):
+        command.help = reflow(command.help)
+    command._ecg_reflowed = True
+    for sub in getattr(command, "commands", {}).values():
+        reflow_help(sub)
+
+
 class EcgGroup(TyperGroup):
     """Root group: every error a user can cause becomes one red line and an exit code."""
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        reflow_help(self)
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
