@@ -20,20 +20,10 @@ runner = CliRunner()
 
 
 @pytest.fixture()
-def ssl_kwargs(synth_root: Path, session_cache: Path, tmp_path: Path) -> dict:
-    return {
-        "data_root": str(synth_root),
-        "cache_dir": str(session_cache),
-        "runs_dir": str(tmp_path / "runs"),
-        "device": "cpu",
-        "workers": 1,
-        "epochs": 2,
-        "batch_size": 64,
-        "width": 16,
-        "hidden_dim": 64,
-        "projection_dim": 32,
-        "probe_fraction": 1.0,
-    }
+def ssl_kwargs(train_kwargs: dict) -> dict:
+    """The tiny supervised run's settings (conftest), with SSL's batch, heads and probe."""
+    common = {k: v for k, v in train_kwargs.items() if k != "label_fraction"}
+    return {**common, "batch_size": 64, "hidden_dim": 64, "projection_dim": 32, "probe_fraction": 1.0}
 
 
 @pytest.fixture(scope="module")
