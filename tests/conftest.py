@@ -72,3 +72,15 @@ def train_kwargs(synth_root: Path, session_cache: Path, tmp_path: Path) -> dict:
         "batch_size": 32,
         "width": 16,
     }
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Real training in these tests is tiny: one torch thread is as fast on an idle machine and
+    many times faster on 2 cores shared with other jobs (no OpenMP spin-waiting)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

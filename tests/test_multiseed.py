@@ -34,16 +34,8 @@ from ecgcli.stats import bootstrap_auroc_ci
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Real training in these tests is tiny: one torch thread is as fast on an idle machine and
-    many times faster on 2 cores shared with other jobs (no OpenMP spin-waiting)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny real training: one torch thread (see conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_encoder_checkpoint(path: Path, width: int = 16) -> Path:
