@@ -19,6 +19,7 @@ from ecgcli import LEADS, SUPERCLASSES
 from ecgcli.checkpoint import checkpoint_meta, load_classifier, save_checkpoint
 from ecgcli.cli.app import app
 from ecgcli.data.records import prepare_record
+from ecgcli.data.synth import write_record
 from ecgcli.errors import CheckpointError, ConfigError
 from ecgcli.events import Message, TaskDone, TaskProgress, TaskStarted
 from ecgcli.models import ECGClassifier
@@ -104,17 +105,7 @@ def _write(
     names = names or list(LEADS)
     folder.mkdir(parents=True, exist_ok=True)
     digital = np.round(_ecg_like(round(seconds * fs), fs, len(names), seed) * 1000).astype(np.int16)
-    wfdb.wrsamp(
-        name,
-        fs=fs,
-        units=["mV"] * len(names),
-        sig_name=names,
-        d_signal=digital,
-        fmt=["16"] * len(names),
-        adc_gain=[1000.0] * len(names),
-        baseline=[0] * len(names),
-        write_dir=str(folder),
-    )
+    write_record(folder / name, digital, names, fs)
     return folder / name
 
 
@@ -148,17 +139,7 @@ def test_500hz_lowercase_leads_three_extra_channels_30s(tmp_path: Path, ckpt: Pa
     # the same 12 leads written in standard order, upper case, without extras: same result
     rec = wfdb.rdrecord(str(stem), physical=False)
     cols = [names.index(lead) for lead in LOWER]
-    wfdb.wrsamp(
-        "std",
-        fs=500,
-        units=["mV"] * 12,
-        sig_name=list(LEADS),
-        d_signal=rec.d_signal[:, cols],
-        fmt=["16"] * 12,
-        adc_gain=[1000.0] * 12,
-        baseline=[0] * 12,
-        write_dir=str(tmp_path),
-    )
+    write_record(tmp_path / "std", rec.d_signal[:, cols], list(LEADS), 500)
     same = predictor.predict_one(tmp_path / "std").probabilities
     np.testing.assert_allclose(list(same.values()), list(pred.probabilities.values()), atol=1e-6)
 

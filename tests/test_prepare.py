@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import wfdb
 from scipy.signal import resample_poly
 
 from ecgcli import LEADS
 from ecgcli.data.records import prepare_record, resolve_records, window_starts
+from ecgcli.data.synth import write_record
 from ecgcli.errors import ConfigError, RecordError
 
 LOWER = ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6"]
@@ -42,17 +42,7 @@ def _write(
     mv = _ecg_like(n, fs, len(names))
     per_unit = {"mV": 1.0, "uV": 1e3, "V": 1e-3}[units]
     digital = np.round(mv * per_unit * gain).astype(np.int16)
-    wfdb.wrsamp(
-        name,
-        fs=fs,
-        units=[units] * len(names),
-        sig_name=names,
-        d_signal=digital,
-        fmt=["16"] * len(names),
-        adc_gain=[gain] * len(names),
-        baseline=[0] * len(names),
-        write_dir=str(tmp_path),
-    )
+    write_record(tmp_path / name, digital, names, fs, units=units, gain=gain)
     return tmp_path / name, (digital / (per_unit * gain)).T
 
 

@@ -16,6 +16,7 @@ from ecgcli.data.records import (
     read_record,
     read_standard_record,
 )
+from ecgcli.data.synth import write_record
 from ecgcli.errors import RecordError
 
 
@@ -33,17 +34,7 @@ def _write(
     names = names or list(LEADS)
     rng = np.random.default_rng(seed)
     digital = rng.integers(-2000, 2000, size=(n, len(names))).astype(np.int16)
-    wfdb.wrsamp(
-        name,
-        fs=fs,
-        units=[units] * len(names),
-        sig_name=names,
-        d_signal=digital,
-        fmt=[fmt] * len(names),
-        adc_gain=[gain] * len(names),
-        baseline=[5] * len(names),
-        write_dir=str(tmp_path),
-    )
+    write_record(tmp_path / name, digital, names, fs, units=units, gain=gain, baseline=5, fmt=fmt)
     return tmp_path / name, digital
 
 

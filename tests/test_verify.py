@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import wfdb
 from typer.testing import CliRunner
 
 from ecgcli import LEADS
 from ecgcli.cli.app import app
+from ecgcli.data.synth import write_record
 from ecgcli.data.verify import verify_folder
 
 runner = CliRunner()
@@ -34,17 +34,7 @@ def test_clean_synthetic_folder_passes(synth_root: Path) -> None:
 def _rewrite(stem: Path, names: list[str], fs: int, n: int) -> None:
     digital = np.zeros((n, len(names)), dtype=np.int16) + np.arange(len(names), dtype=np.int16)
     digital[::7] += 50
-    wfdb.wrsamp(
-        stem.name,
-        fs=fs,
-        units=["mV"] * len(names),
-        sig_name=names,
-        d_signal=digital,
-        fmt=["16"] * len(names),
-        adc_gain=[1000.0] * len(names),
-        baseline=[0] * len(names),
-        write_dir=str(stem.parent),
-    )
+    write_record(stem, digital, names, fs)
 
 
 def test_broken_records_are_reported(synth_copy: Path) -> None:

@@ -279,11 +279,43 @@ def _record_beat(
     return beat
 
 
+def write_record(
+    path: Path | str,
+    digital: np.ndarray,
+    names: list[str],
+    fs: float,
+    *,
+    units: str = "mV",
+    gain: float = 1000.0,
+    baseline: int = 0,
+    fmt: str = "16",
+) -> None:
+    """Write ``digital`` (samples x channels, ADC units) as WFDB record ``path`` (no suffix).
+
+    The defaults are PTB-XL's: format 16 at 1000 ADC units per mV, baseline 0. One place for
+    the generator and for tests that need a record with other leads, units or gains.
+    """
+    import wfdb
+
+    path = Path(path)
+    n = len(names)
+    wfdb.wrsamp(
+        path.name,
+        fs=fs,
+        units=[units] * n,
+        sig_name=list(names),
+        d_signal=digital,
+        fmt=[fmt] * n,
+        adc_gain=[float(gain)] * n,
+        baseline=[baseline] * n,
+        write_dir=str(path.parent),
+    )
+
+
 def _write_chunk(
     start: int, rows: list[tuple], out: str, seed: int, sampling_rate: int
 ) -> list[tuple[int, dict[str, bool], float]]:
     """Worker: simulate and write a chunk of records; returns artefact flags and heart rates."""
-    import wfdb
     from scipy.signal import resample_poly
 
     done = []
@@ -298,17 +330,7 @@ def _write_chunk(
             path = Path(out) / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             digital = np.clip(np.round(sig.T * 1000.0), -32767, 32767).astype(np.int16)
-            wfdb.wrsamp(
-                path.name,
-                fs=fs,
-                units=["mV"] * 12,
-                sig_name=list(LEADS),
-                d_signal=digital,
-                fmt=["16"] * 12,
-                adc_gain=[1000.0] * 12,
-                baseline=[0] * 12,
-                write_dir=str(path.parent),
-            )
+            write_record(path, digital, list(LEADS), fs)
         done.append((ecg_id, flags, beat.heart_rate))
     return done
 
