@@ -6,7 +6,7 @@ Times two SSL views of a ``(batch, 12, 10 s)`` batch with every augmentation ena
 with 2 torch threads, as the median of interleaved runs after warm-up (the best run is shown
 too: on a shared machine the background load moves the median):
 
-- "torch": :func:`ecgcli.augment.build_policy` (default probabilities, and all at p = 1);
+- "torch": :func:`ecgcli.ssl.augment.build_policy` (default probabilities, and all at p = 1);
 - "per-record numpy/scipy": a re-creation of the reference study's pipeline, a Python loop
   over records applying the same augmentations with numpy and scipy (``butter`` + ``filtfilt``
   band-pass, ``np.interp`` time warp and dropout fill, per record and lead).
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from scipy import signal
 
-from ecgcli.augment import AUGMENTATIONS, AugmentConfig, ECGAugment, build_policy
+from ecgcli.ssl.augment import AUGMENTATIONS, AugmentConfig, ECGAugment, build_policy
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -35,8 +35,8 @@ def _make_checkpoint(path: Path, width: int) -> Path:
     import torch
 
     from ecgcli import LEADS, SUPERCLASSES
-    from ecgcli.checkpoint import checkpoint_meta, save_checkpoint
     from ecgcli.models import ECGClassifier
+    from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 
     torch.manual_seed(0)
     model = ECGClassifier.build("cnn1d", n_classes=5, width=width).eval()
@@ -97,7 +97,7 @@ def main() -> None:
 
     from ecgcli.data.records import resolve_records
     from ecgcli.data.synth import write_synthetic_ptbxl
-    from ecgcli.predict import Predictor
+    from ecgcli.inference.predict import Predictor
 
     work = args.work_dir
     ckpt = args.checkpoint or _make_checkpoint(work / f"model-w{args.width}.safetensors", args.width)

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from ecgcli.stats import bootstrap_auroc_ci
+from ecgcli.scoring.stats import bootstrap_auroc_ci
 
 
 def main() -> None:

@@ -33,9 +33,9 @@ def main() -> None:
     from ecgcli import SUPERCLASSES
     from ecgcli.data.loader import EpochSampler
     from ecgcli.data.normalize import fit_lead_norm
-    from ecgcli.losses import build_loss
     from ecgcli.models import ECGClassifier
     from ecgcli.train.data import labels_tensor, load_training_data, signals_tensor
+    from ecgcli.train.losses import build_loss
     from ecgcli.train.supervised import ClassifierObjective
 
     data = load_training_data(

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from ecgcli import augment as A
-from ecgcli.augment import AUGMENTATIONS, AugmentConfig, ECGAugment, build_policy
 from ecgcli.errors import ConfigError
+from ecgcli.ssl import augment as A
+from ecgcli.ssl.augment import AUGMENTATIONS, AugmentConfig, ECGAugment, build_policy
 
 FS = 100
 T = 1000
@@ -363,7 +363,7 @@ def test_repr_lists_enabled() -> None:
 
 
 def test_bank_noise_is_unit_white_and_rows_are_decorrelated() -> None:
-    from ecgcli.augment import _white_noise
+    from ecgcli.ssl.augment import _white_noise
 
     g = torch.Generator().manual_seed(3)
     noise, sign = _white_noise(torch.Size((64, 12, 1000)), g, torch.device("cpu"), torch.float32)

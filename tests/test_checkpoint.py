@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ecgcli.checkpoint import (
+from ecgcli.errors import CheckpointError
+from ecgcli.models import ECGClassifier
+from ecgcli.storage.checkpoint import (
     checkpoint_meta,
     flatten_state,
     load_classifier,
@@ -16,8 +18,6 @@ from ecgcli.checkpoint import (
     save_checkpoint,
     unflatten_state,
 )
-from ecgcli.errors import CheckpointError
-from ecgcli.models import ECGClassifier
 
 
 def _saved(tmp_path: Path) -> tuple[Path, ECGClassifier]:

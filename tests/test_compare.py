@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from ecgcli import LEADS, SUPERCLASSES
 from ecgcli.cli.app import app
-from ecgcli.compare import Method, compare, delta_pct, load_inputs
 from ecgcli.errors import ConfigError
-from ecgcli.stats import summarize
+from ecgcli.experiments.compare import Method, compare, delta_pct, load_inputs
+from ecgcli.scoring.stats import summarize
 
 runner = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -31,8 +31,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def grid(synth_root: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A real `ecg multiseed` run: two supervised configurations and a probe, two seeds, 1 epoch."""
-    from ecgcli.checkpoint import checkpoint_meta, save_checkpoint
     from ecgcli.models import build_encoder
+    from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 
     root = tmp_path_factory.mktemp("grid")
     encoder = build_encoder("cnn1d", in_ch=12, width=16)
@@ -265,7 +265,7 @@ def sweep_methods() -> list[Method]:
 
 
 def test_deltas_best_flags_and_label_efficiency_plot(tmp_path: Path) -> None:
-    from ecgcli.plots import write_plots
+    from ecgcli.experiments.plots import write_plots
 
     methods = sweep_methods()
     comp = compare(methods)
@@ -291,7 +291,7 @@ def test_missing_matplotlib_says_how_to_get_it(
     monkeypatch: pytest.MonkeyPatch, grid: dict, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    from ecgcli.plots import pyplot
+    from ecgcli.experiments.plots import pyplot
 
     with pytest.raises(ConfigError, match='pip install "ecgcli\\[plots\\]"'):
         pyplot()
@@ -300,7 +300,7 @@ def test_missing_matplotlib_says_how_to_get_it(
 
 
 def test_per_class_header_says_f1_not_macro_f1() -> None:
-    from ecgcli.compare import class_header, headline_header
+    from ecgcli.experiments.compare import class_header, headline_header
 
     assert "macro F1" in headline_header()
     assert "F1" in class_header() and "macro F1" not in class_header()

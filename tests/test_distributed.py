@@ -170,7 +170,7 @@ SUPERVISED = ["--epochs", "1", "--batch-size", "32", "--label-fraction", "1", "-
 
 
 def test_supervised_with_nproc_2(synth_root: Path, session_cache: Path, tmp_path: Path) -> None:
-    from ecgcli.checkpoint import load_classifier
+    from ecgcli.storage.checkpoint import load_classifier
 
     runs = tmp_path / "runs"
     args = [
@@ -201,7 +201,7 @@ def test_supervised_with_nproc_2(synth_root: Path, session_cache: Path, tmp_path
 def test_simclr_under_torchrun_then_a_2_process_probe(
     synth_root: Path, session_cache: Path, tmp_path: Path
 ) -> None:
-    from ecgcli.checkpoint import load_encoder
+    from ecgcli.storage.checkpoint import load_encoder
 
     runs = tmp_path / "runs"
     args = ["train", "ssl", "--method", "simclr", "--data-root", str(synth_root), "--epochs", "1"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ecgcli.errors import ConfigError
-from ecgcli.losses import (
+from ecgcli.train.losses import (
     build_loss,
     class_balanced_weights,
     inverse_frequency_pos_weight,

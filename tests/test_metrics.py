@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from ecgcli.metrics import compute_metrics, tune_thresholds
+from ecgcli.scoring.metrics import compute_metrics, tune_thresholds
 
 
 def _data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

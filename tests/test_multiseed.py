@@ -16,20 +16,11 @@ from ecgcli import LEADS, SUPERCLASSES
 from ecgcli.cli.app import app
 from ecgcli.errors import CheckpointError, ConfigError, Interrupted
 from ecgcli.events import EpochDone, EpochStarted
-from ecgcli.multiseed import (
-    DEFAULT_CONFIGS,
-    DEFAULT_SEEDS,
-    CellDone,
-    CellEvent,
-    build_grid,
-    load_results,
-    parse_fractions,
-    parse_seeds,
-    parse_spec,
-    results_path,
-    run_multiseed,
-)
-from ecgcli.stats import bootstrap_auroc_ci
+from ecgcli.experiments.grid import build_grid
+from ecgcli.experiments.results import load_results, results_path
+from ecgcli.experiments.runner import CellDone, CellEvent, run_multiseed
+from ecgcli.experiments.spec import DEFAULT_CONFIGS, DEFAULT_SEEDS, parse_fractions, parse_seeds, parse_spec
+from ecgcli.scoring.stats import bootstrap_auroc_ci
 
 runner = CliRunner()
 
@@ -40,8 +31,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def make_encoder_checkpoint(path: Path, width: int = 16) -> Path:
     """A random (untrained) encoder checkpoint in the format `ecg train ssl` writes."""
-    from ecgcli.checkpoint import checkpoint_meta, save_checkpoint
     from ecgcli.models import build_encoder
+    from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 
     encoder = build_encoder("cnn1d", in_ch=12, width=width)
     meta = checkpoint_meta(
@@ -210,7 +201,7 @@ def fake_trainer(calls: list[str]):
     """A stand-in for train_classifier that writes a complete run directory with known scores."""
 
     def train(cfg, callback=None, resume=None, init_encoder=None, data=None):
-        from ecgcli.runs import RunDir
+        from ecgcli.storage.runs import RunDir
 
         name = f"{cfg.loss}+{cfg.balance_strategy}"
         calls.append(f"{name} {cfg.seed}")
@@ -328,15 +319,17 @@ def test_pairs_are_the_seed_intersection(train_kwargs: dict, tmp_path: Path, can
 def test_rerun_reuses_finished_runs_and_may_grow(
     train_kwargs: dict, tmp_path: Path, canned: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ecgcli.stats
+    import ecgcli.scoring.stats
 
     out = tmp_path / "ms"
     first = run_multiseed(grid_for(train_kwargs, out, seeds=(42, 52)))
     assert len(canned) == 4
     canned.clear()
     boots: list[int] = []
-    real = ecgcli.stats.bootstrap_auroc_ci
-    monkeypatch.setattr(ecgcli.stats, "bootstrap_auroc_ci", lambda *a, **k: boots.append(1) or real(*a, **k))
+    real = ecgcli.scoring.stats.bootstrap_auroc_ci
+    monkeypatch.setattr(
+        ecgcli.scoring.stats, "bootstrap_auroc_ci", lambda *a, **k: boots.append(1) or real(*a, **k)
+    )
     again = run_multiseed(grid_for(train_kwargs, out, seeds=(42, 52)))
     assert canned == [] and boots == []  # nothing trained twice, bootstrap CIs reused
     assert [r["runs"] for r in again["results"]] == [r["runs"] for r in first["results"]]
@@ -479,7 +472,7 @@ def test_interrupted_grid_resumes_without_redoing_finished_runs(
 def test_parallel_jobs_with_one_thread_each(train_kwargs: dict, tmp_path: Path) -> None:
     """Two spawned workers; Ctrl-C (here: raised by the callback) stops both, which keep their
     last epoch; a second invocation resumes them in parallel."""
-    from ecgcli.multiseed import available_cores
+    from ecgcli.experiments.runner import available_cores
 
     out = tmp_path / "ms"
     grid = grid_for(train_kwargs, out, seeds=(42,), common={"epochs": 2})

@@ -1,4 +1,4 @@
-"""``ecg predict`` and :mod:`ecgcli.predict`: foreign records, aggregation, outputs, bad input."""
+"""``ecg predict`` and :mod:`ecgcli.inference.predict`: foreign records, aggregation, outputs, bad input."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ import wfdb
 from typer.testing import CliRunner
 
 from ecgcli import LEADS, SUPERCLASSES
-from ecgcli.checkpoint import checkpoint_meta, load_classifier, save_checkpoint
 from ecgcli.cli.app import app
 from ecgcli.data.records import prepare_record
 from ecgcli.data.synth import write_record
 from ecgcli.errors import CheckpointError, ConfigError
 from ecgcli.events import Message, TaskDone, TaskProgress, TaskStarted
+from ecgcli.inference.predict import Failure, Prediction, Predictor, exit_code
 from ecgcli.models import ECGClassifier
-from ecgcli.predict import Failure, Prediction, Predictor, exit_code
+from ecgcli.storage.checkpoint import checkpoint_meta, load_classifier, save_checkpoint
 
 runner = CliRunner()
 LOWER = ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6"]

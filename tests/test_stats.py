@@ -14,7 +14,7 @@ from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
 from ecgcli.errors import ConfigError
-from ecgcli.stats import (
+from ecgcli.scoring.stats import (
     _macro_auroc_weighted,
     _replicate_counts,
     bootstrap_auroc_ci,
@@ -242,7 +242,7 @@ def test_bootstrap_skips_classes_absent_from_a_replicate() -> None:
 
 
 def test_bootstrap_block_boundary_does_not_change_result(monkeypatch) -> None:
-    import ecgcli.stats as stats_mod
+    import ecgcli.scoring.stats as stats_mod
 
     y, s = _labels(500)
     whole = bootstrap_auroc_ci(y, s, n_boot=300, seed=4)

@@ -9,10 +9,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ecgcli.checkpoint import load_classifier, load_encoder
 from ecgcli.cli.app import app
 from ecgcli.errors import ConfigError, Interrupted
 from ecgcli.events import EpochDone, EpochStarted
+from ecgcli.storage.checkpoint import load_classifier, load_encoder
 from ecgcli.train.ssl import SSLConfig, resume_ssl, train_ssl
 from ecgcli.train.supervised import SupervisedConfig, train_classifier
 

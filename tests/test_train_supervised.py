@@ -10,10 +10,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ecgcli.checkpoint import load_classifier
 from ecgcli.cli.app import app
 from ecgcli.errors import ConfigError, Interrupted, TrainingError
 from ecgcli.events import EpochDone, EpochStarted
+from ecgcli.storage.checkpoint import load_classifier
 from ecgcli.train.supervised import SupervisedConfig, resume_classifier, train_classifier
 
 runner = CliRunner()

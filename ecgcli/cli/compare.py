@@ -10,13 +10,13 @@ import typer
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from ecgcli.compare import ClassRow, Comparison, Row
+    from ecgcli.experiments.compare import ClassRow, Comparison, Row
 
 
 def _cell(row: Row | ClassRow, key: str):
     from rich.text import Text
 
-    from ecgcli.compare import fmt_summary
+    from ecgcli.experiments.compare import fmt_summary
 
     text = fmt_summary(row.summaries[key], sep="\n")
     return Text(text, style="bold green" if key in row.best else "")
@@ -25,7 +25,7 @@ def _cell(row: Row | ClassRow, key: str):
 def _delta(value: float | None):
     from rich.text import Text
 
-    from ecgcli.compare import fmt_delta
+    from ecgcli.experiments.compare import fmt_delta
 
     style = "" if value is None else ("green" if value > 0 else "red" if value < 0 else "")
     return Text(fmt_delta(value), style=style)
@@ -55,7 +55,7 @@ def comparison_table(comp: Comparison, title: str = "Comparison on the test fold
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.compare import HEADLINE, SHORT, caption, fmt_fraction
+    from ecgcli.experiments.compare import HEADLINE, SHORT, caption, fmt_fraction
 
     fractions = comp.fractions
     if len(fractions) == 1:
@@ -96,7 +96,7 @@ def class_table(comp: Comparison) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.compare import PER_CLASS, SHORT, fmt_fraction
+    from ecgcli.experiments.compare import PER_CLASS, SHORT, fmt_fraction
 
     several = len(comp.fractions) > 1
     table = Table(
@@ -183,13 +183,14 @@ def _compare(
     plots: Path | None,
 ) -> None:
     from ecgcli.cli.render import err, progress_events
-    from ecgcli.compare import FORMATS, compare, load_inputs, to_csv, to_json, to_markdown, write_text_atomic
     from ecgcli.errors import ConfigError
+    from ecgcli.experiments.compare import FORMATS, compare, load_inputs, to_csv, to_json, to_markdown
+    from ecgcli.storage.files import write_text_atomic
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if plots is not None:
-        from ecgcli.plots import pyplot
+        from ecgcli.experiments.plots import pyplot
 
         pyplot()  # a missing matplotlib fails before any work
     with progress_events() as callback:
@@ -215,7 +216,7 @@ def _compare(
     if output is not None:
         err.print(f"wrote {output}", soft_wrap=True, markup=False)
     if plots is not None:
-        from ecgcli.plots import write_plots
+        from ecgcli.experiments.plots import write_plots
 
         with progress_events() as callback:
             written = write_plots(comp.methods, plots, callback)

@@ -79,7 +79,7 @@ class MultiseedView:
             TaskProgress,
             TaskStarted,
         )
-        from ecgcli.multiseed import CellDone, CellEvent, CellStarted, GridStarted
+        from ecgcli.experiments.runner import CellDone, CellEvent, CellStarted, GridStarted
 
         p = self.progress
         if isinstance(event, GridStarted):
@@ -164,8 +164,8 @@ def tests_table(doc: dict[str, Any]):
     from rich.text import Text
 
     from ecgcli.cli.compare import _title
-    from ecgcli.compare import SHORT, fmt_fraction
-    from ecgcli.multiseed import HEADLINE
+    from ecgcli.experiments.compare import SHORT, fmt_fraction
+    from ecgcli.experiments.results import HEADLINE
 
     comparisons = doc.get("comparisons") or []
     several = len({c["label_fraction"] for c in comparisons}) > 1
@@ -215,7 +215,7 @@ def bootstrap_table(doc: dict[str, Any]):
     from rich.text import Text
 
     from ecgcli.cli.compare import _title
-    from ecgcli.compare import fmt_fraction
+    from ecgcli.experiments.compare import fmt_fraction
 
     groups = [r for r in doc["results"] if r["runs"]]
     several = len({r["label_fraction"] for r in groups}) > 1
@@ -346,16 +346,12 @@ def _multiseed(
     sampling_rate: int | None,
 ) -> None:
     from ecgcli.cli.compare import print_comparison, table_console
-    from ecgcli.compare import compare, read_multiseed
     from ecgcli.errors import ConfigError
-    from ecgcli.multiseed import (
-        build_grid,
-        parse_fractions,
-        parse_seeds,
-        resolve_jobs,
-        results_path,
-        run_multiseed,
-    )
+    from ecgcli.experiments.compare import compare, read_multiseed
+    from ecgcli.experiments.grid import build_grid
+    from ecgcli.experiments.results import results_path
+    from ecgcli.experiments.runner import resolve_jobs, run_multiseed
+    from ecgcli.experiments.spec import parse_fractions, parse_seeds
 
     seed_list = parse_seeds(seeds)
     if label_fractions is not None and label_fraction is not None:

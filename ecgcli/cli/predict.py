@@ -1,6 +1,6 @@
 """``ecg predict``: classify WFDB records with a trained checkpoint.
 
-Thin: parse options, call :class:`ecgcli.predict.Predictor`, render. torch, rich tables and
+Thin: parse options, call :class:`ecgcli.inference.predict.Predictor`, render. torch, rich tables and
 the core are imported inside the command, so ``ecg --help`` stays light.
 """
 
@@ -17,7 +17,7 @@ from ecgcli.cli.common import Device, JsonFlag, settings_from
 if TYPE_CHECKING:
     from rich.text import Text
 
-    from ecgcli.predict import Failure, Prediction, Predictor
+    from ecgcli.inference.predict import Failure, Prediction, Predictor
 
 
 class Aggregate(str, Enum):
@@ -82,7 +82,7 @@ def predict(
 
     from ecgcli.cli.render import progress_events
     from ecgcli.data.records import resolve_records
-    from ecgcli.predict import Predictor, exit_code
+    from ecgcli.inference.predict import Predictor, exit_code
 
     stems = resolve_records(records)  # a typo fails here, before torch is even imported
     predictor = Predictor.from_checkpoint(settings.checkpoint, device=settings.device)
@@ -104,7 +104,7 @@ def predict(
 
 
 def _failures(results: list) -> list[Failure]:
-    from ecgcli.predict import Failure
+    from ecgcli.inference.predict import Failure
 
     return [r for r in results if isinstance(r, Failure)]
 
@@ -173,7 +173,7 @@ def _print_many(predictor: Predictor, results: list) -> None:
     from rich.table import Table
 
     from ecgcli.cli.render import out
-    from ecgcli.predict import Failure
+    from ecgcli.inference.predict import Failure
 
     names = predictor.class_names
     base = _common_folder([r.record for r in results])
@@ -243,7 +243,7 @@ def _print_json(predictor: Predictor, results: list, aggregate: str) -> None:
     import json
     import sys
 
-    from ecgcli.predict import Failure
+    from ecgcli.inference.predict import Failure
 
     doc = {
         "checkpoint": str(predictor.checkpoint),
@@ -263,7 +263,7 @@ def _print_csv(predictor: Predictor, results: list) -> None:
     import csv
     import sys
 
-    from ecgcli.predict import Failure
+    from ecgcli.inference.predict import Failure
 
     names = predictor.class_names
     writer = csv.writer(sys.stdout, lineterminator="\n")

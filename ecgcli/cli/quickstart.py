@@ -38,8 +38,8 @@ def quickstart(
     from ecgcli.cli.data import print_verify_report
     from ecgcli.cli.predict import print_prediction
     from ecgcli.cli.render import TrainingView, out, print_evaluation, progress_events
-    from ecgcli.evaluate import evaluation_from_metrics
-    from ecgcli.quickstart import Quickstart, QuickstartConfig
+    from ecgcli.experiments.quickstart import Quickstart, QuickstartConfig
+    from ecgcli.scoring.evaluate import evaluation_from_metrics
 
     s = settings_from(ctx, device=device, workers=workers)
     qs = Quickstart(

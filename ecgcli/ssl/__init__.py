@@ -2,7 +2,7 @@
 
 Each method is a small ``nn.Module`` wrapping any encoder ``(B, 12, T) -> (B, feature_dim)``;
 ``forward(v1, v2)`` takes two augmented views of the same records (see
-:mod:`ecgcli.augment`) and returns the scalar loss, and ``.encoder`` is what fine-tuning keeps.
+:mod:`ecgcli.ssl.augment`) and returns the scalar loss, and ``.encoder`` is what fine-tuning keeps.
 The losses and heads are exposed separately so they can be tested and reused on their own.
 """
 

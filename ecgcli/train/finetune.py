@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from ecgcli import LEADS
-from ecgcli.checkpoint import load_encoder
 from ecgcli.data.normalize import LeadNorm
 from ecgcli.errors import CheckpointError
+from ecgcli.storage.checkpoint import load_encoder
 
 if TYPE_CHECKING:
     from ecgcli.train.supervised import SupervisedConfig

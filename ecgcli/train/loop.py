@@ -30,9 +30,9 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from ecgcli.checkpoint import flatten_state, save_tensors, unflatten_state
 from ecgcli.errors import CheckpointError, Interrupted, TrainingError
 from ecgcli.events import BatchDone, Callback, EpochDone, EpochStarted, RunDone, ignore
+from ecgcli.storage.checkpoint import flatten_state, save_tensors, unflatten_state
 from ecgcli.train.distributed import Distributed, all_ranks
 
 SCHEDULES = ("none", "cosine")

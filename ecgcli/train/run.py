@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ecgcli.data.ptbxl import RECORD_LENGTH
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback
-from ecgcli.runs import RunDir, check_writable
+from ecgcli.storage.runs import RunDir, check_writable
 from ecgcli.train.data import TrainingData, load_training_data
 from ecgcli.train.loop import SCHEDULES
 

@@ -2,7 +2,7 @@
 
 Every record of folds 1-8 is used, labelled or not (17,441 on PTB-XL v1.0.1); labels are never
 read for the objective. Two views of each batch come from the batched ECG augmentations
-(:mod:`ecgcli.augment`), generated on the training device. Every ``probe_every`` epochs a
+(:mod:`ecgcli.ssl.augment`), generated on the training device. Every ``probe_every`` epochs a
 *linear probe* measures the representation: logistic regression on frozen encoder features of
 the labelled fraction (the same records ``train supervised --seed S`` would use), scored on
 fold 9 (macro AUROC and F1), so the user sees whether pretraining helps while it runs. Fold 10
@@ -32,15 +32,15 @@ import torch
 from torch import nn
 
 from ecgcli import LEADS, SUPERCLASSES
-from ecgcli.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.data.loader import batch_slices
 from ecgcli.data.normalize import LeadNorm, fit_lead_norm
 from ecgcli.errors import ConfigError
-from ecgcli.evaluate import encode
 from ecgcli.events import Callback, Message, ignore
-from ecgcli.metrics import compute_metrics
 from ecgcli.models import build_encoder
-from ecgcli.runs import RunDir
+from ecgcli.scoring.evaluate import encode
+from ecgcli.scoring.metrics import compute_metrics
+from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
+from ecgcli.storage.runs import RunDir
 from ecgcli.train.data import TrainingData, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import LoopConfig, epoch_seed, fit, pick_device
@@ -69,7 +69,7 @@ class SSLConfig(RunConfig):
         return f"{self.method}-s{self.seed}"
 
     def check(self) -> None:
-        from ecgcli.augment import build_policy
+        from ecgcli.ssl.augment import build_policy
 
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r} (choose simclr or byol)")
@@ -208,7 +208,7 @@ def train_ssl(
     dist: Distributed | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Pretrain; returns the run directory and its metrics (``dist``: see the module doc)."""
-    from ecgcli.augment import build_policy
+    from ecgcli.ssl.augment import build_policy
 
     def checked() -> None:
         cfg.check()

@@ -24,19 +24,19 @@ import torch
 from torch import nn
 
 from ecgcli import LEADS, SUPERCLASSES
-from ecgcli.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.data.loader import STRATEGIES, EpochSampler, batch_slices
 from ecgcli.data.normalize import fit_lead_norm
 from ecgcli.errors import ConfigError
-from ecgcli.evaluate import SplitEvaluation, evaluate_split_pair, headline, predict_proba
 from ecgcli.events import Callback, Message, ignore
-from ecgcli.losses import LOSSES, build_loss
-from ecgcli.metrics import compute_metrics
 from ecgcli.models import ECGClassifier
-from ecgcli.runs import RunDir
+from ecgcli.scoring.evaluate import SplitEvaluation, evaluate_split_pair, headline, predict_proba
+from ecgcli.scoring.metrics import compute_metrics
+from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
+from ecgcli.storage.runs import RunDir
 from ecgcli.train.data import TrainingData, labels_tensor, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import LoopConfig, epoch_seed, fit, pick_device
+from ecgcli.train.losses import LOSSES, build_loss
 from ecgcli.train.run import RunConfig, load_data, open_run
 
 SELECT_METRICS = ("f1", "auroc")

@@ -13,7 +13,7 @@ the same name, the name gets the input's folder name in brackets.
 *Numbers.* Test fold 10. AUROC is macro-averaged; macro F1 and the micro-averaged
 sensitivity and specificity use per-class thresholds tuned on fold 9. With several seeds a
 cell is ``mean ± sd [95% CI]``: sample sd (ddof 1) and Student's t interval of the mean
-(:func:`ecgcli.stats.summarize`); one run is just its value. Δ F1 and Δ AUROC are relative to
+(:func:`ecgcli.scoring.stats.summarize`); one run is just its value. Δ F1 and Δ AUROC are relative to
 the baseline at the same label fraction, in percent as the reference study reports them:
 ``100 * (mean - baseline mean) / baseline mean``. The baseline is ``--baseline NAME``, by
 default the first supervised method. The best mean per column (within a label fraction) is
@@ -32,7 +32,6 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,17 +41,18 @@ import numpy as np
 
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
-from ecgcli.multiseed import (
+from ecgcli.experiments.grid import identity
+from ecgcli.experiments.results import (
     HEADLINE,
     METRICS,
     PER_CLASS,
     RESULTS_FILE,
-    identity,
     load_results,
     scores,
     test_set_id,
 )
-from ecgcli.stats import Summary, summarize
+from ecgcli.scoring.stats import Summary, summarize
+from ecgcli.storage.files import json_safe
 
 FORMATS = ("table", "markdown", "csv", "json")
 LABELS = {"auroc": "AUROC", "f1": "macro F1", "sensitivity": "sensitivity", "specificity": "specificity"}
@@ -578,21 +578,4 @@ def to_dict(comp: Comparison) -> dict[str, Any]:
 
 
 def to_json(comp: Comparison) -> str:
-    from ecgcli.multiseed import json_safe
-
     return json.dumps(json_safe(to_dict(comp)), indent=2, ensure_ascii=False) + "\n"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` so a reader sees the old file or the new one, never half of one."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -26,7 +26,7 @@ from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 
 if TYPE_CHECKING:
-    from ecgcli.compare import Method
+    from ecgcli.experiments.compare import Method
 
 _FPR = np.linspace(0.0, 1.0, 201)
 

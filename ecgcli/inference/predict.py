@@ -1,6 +1,6 @@
 """Classifying WFDB records with a trained classifier checkpoint (``ecg predict``).
 
-:class:`Predictor` loads a checkpoint (never unpickling: :func:`ecgcli.checkpoint.load_classifier`)
+:class:`Predictor` loads a checkpoint (never unpickling: :func:`ecgcli.storage.checkpoint.load_classifier`)
 and scores records of any rate, length and lead order. Each record is read and cut into the
 model's windows by :func:`ecgcli.data.records.prepare_record` (12 leads matched by name, mV,
 polyphase resampling to the model's rate, end-aligned last window, zero-padding of short
@@ -143,7 +143,7 @@ class Predictor:
         """
         import torch
 
-        from ecgcli.checkpoint import load_classifier
+        from ecgcli.storage.checkpoint import load_classifier
         from ecgcli.train.loop import pick_device
 
         if threads is not None:

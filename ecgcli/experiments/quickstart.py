@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ecgcli.events import Callback, Message, ignore
-from ecgcli.runs import RunDir
+from ecgcli.storage.runs import RunDir
 
 
 @dataclass
@@ -147,7 +147,8 @@ class Quickstart:
 
     def compare(self, callback: Callback = ignore) -> tuple[Any, list[Path]]:
         """The supervised and fine-tuned runs side by side; ROC plots when matplotlib exists."""
-        from ecgcli.compare import compare, load_inputs, to_markdown, write_text_atomic
+        from ecgcli.experiments.compare import compare, load_inputs, to_markdown
+        from ecgcli.storage.files import write_text_atomic
 
         methods = load_inputs([self.supervised_dir, self.finetune_dir], callback)
         comp = compare(methods, baseline=None, per_class=True)
@@ -155,7 +156,7 @@ class Quickstart:
         write_text_atomic(self.compare_dir / "comparison.md", to_markdown(comp))
         plots: list[Path] = []
         try:
-            from ecgcli.plots import write_plots
+            from ecgcli.experiments.plots import write_plots
 
             plots = write_plots(comp.methods, self.compare_dir, callback)
         except Exception as exc:  # plots are a bonus: matplotlib is an optional extra
@@ -172,7 +173,7 @@ class Quickstart:
         import numpy as np
 
         from ecgcli.data.ptbxl import TEST_FOLD, load_ptbxl
-        from ecgcli.predict import Predictor
+        from ecgcli.inference.predict import Predictor
 
         ds = load_ptbxl(self.data_root)
         row = int(np.flatnonzero((ds.folds == TEST_FOLD) & ds.labelled)[0])

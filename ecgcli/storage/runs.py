@@ -5,7 +5,7 @@ Layout of ``runs/<name>/``::
     config.json          the full configuration (resume reads it back)
     train.log            one line per epoch, then the final scores
     metrics.json         per-epoch history, best epoch, val and test scores, per class, timing
-    model.safetensors    best weights  (+ model.json sidecar: see ecgcli.checkpoint)
+    model.safetensors    best weights  (+ model.json sidecar: see ecgcli.storage.checkpoint)
     predictions.npz      val and test probabilities with labels and ecg_ids (no pickle)
     state/last.*         resume state after the last completed epoch
 """
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ecgcli.checkpoint import write_json_atomic
 from ecgcli.errors import ConfigError
+from ecgcli.storage.files import probe_writable, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -100,13 +100,7 @@ class RunDir:
             while path.exists() and any(path.iterdir()):
                 path = Path(runs_dir) / f"{name}-{k}"
                 k += 1
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            probe = path / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise ConfigError(f"cannot write the run directory {path}: {exc.strerror}") from None
+        probe_writable(path, "the run directory")
         return cls(path)
 
     @classmethod
@@ -157,12 +151,6 @@ class RunDir:
 def check_writable(path: Path) -> None:
     """Fail before training, not after, when ``--out`` cannot be written."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.parent / f".{path.name}.write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"cannot write --out {path}: {exc.strerror or exc}") from None
+    probe_writable(path.parent, "--out")
     if path.exists() and path.is_dir():
         raise ConfigError(f"--out {path} is a directory; give a file path such as model.safetensors")

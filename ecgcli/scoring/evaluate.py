@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcli.metrics import Metrics, compute_metrics, tune_thresholds
+from ecgcli.scoring.metrics import Metrics, compute_metrics, tune_thresholds
 
 
 def to_windows(x: torch.Tensor, window: int) -> tuple[torch.Tensor, int]:

@@ -1,0 +1,416 @@
+"""Running a grid (``ecg multiseed``): every unfinished cell, in this process or in a pool.
+
+A cell whose ``metrics.json`` and ``model.safetensors`` exist is finished and is only read,
+never retrained; one with a saved epoch but no metrics is resumed (``resume_classifier``); one
+that never completed an epoch is started again. ``OUT/multiseed.json`` is rewritten atomically
+after every finished cell (see :mod:`ecgcli.experiments.results`).
+
+``jobs=1`` trains the cells one after another in this process, loading the dataset and the
+signal cache once (``train_classifier(data=...)``). ``jobs=N>1`` trains N cells at a time in a
+spawn-context process pool; each worker uses ``max(1, cores // N)`` torch threads (so two jobs
+on two cores do not oversubscribe) and, when CUDA GPUs are visible, its own GPU (round robin
+when N exceeds the GPU count). The signal cache is built before the pool starts, so workers
+never race to build it; workers send their training events back through a queue.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecgcli.errors import ConfigError, EcgError, Interrupted
+from ecgcli.events import BatchDone, Callback, Event, Message, ignore
+from ecgcli.experiments.grid import Cell, Grid, check_cell_config, check_compatible
+from ecgcli.experiments.results import load_results, read_cell, results_path, write_results
+from ecgcli.storage.files import probe_writable
+
+# --- events --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridStarted(Event):
+    """A grid of ``total`` cells begins; ``finished`` of them were already done."""
+
+    total: int
+    finished: int
+    out: str
+    jobs: int
+
+
+@dataclass(frozen=True)
+class CellStarted(Event):
+    """One (configuration, label fraction, seed) cell starts training (or resumes)."""
+
+    key: str
+    config: str
+    label_fraction: float
+    seed: int
+    action: str  # "train" or "resume"
+
+
+@dataclass(frozen=True)
+class CellEvent(Event):
+    """A training event (epoch, batch, message) of the cell ``key``."""
+
+    key: str
+    event: Event
+
+
+@dataclass(frozen=True)
+class CellDone(Event):
+    """A cell finished (``reused``: it was finished before this invocation)."""
+
+    key: str
+    config: str
+    label_fraction: float
+    seed: int
+    auroc: float | None
+    f1: float | None
+    seconds: float
+    reused: bool
+    finished: int
+    total: int
+
+
+def cell_status(path: Path) -> str:
+    """What to do with a cell's run directory (see :meth:`ecgcli.storage.runs.RunDir.status`)."""
+    from ecgcli.storage.runs import RunDir
+
+    return RunDir(Path(path)).status()
+
+
+def train_cell(cfg: Any, status: str, callback: Callback, data: Any = None) -> None:
+    """Train (or resume) one cell; its run directory is ``cfg.run_dir``."""
+    from ecgcli.train.supervised import resume_classifier, train_classifier
+
+    path = Path(cfg.run_dir)
+    if status == "resume":
+        resume_classifier(path, callback, data=data)
+        return
+    if status == "restart":
+        from ecgcli.storage.runs import RunDir
+
+        RunDir(path).clear_unstarted()
+    train_classifier(cfg, callback, data=data)
+
+
+def _shared_data(common: dict[str, Any], callback: Callback) -> tuple[Any, Any]:
+    """The dataset tables and the signal cache, loaded (or built) once."""
+    from ecgcli.data.cache import ensure_cache
+    from ecgcli.data.ptbxl import load_ptbxl
+
+    ds = load_ptbxl(Path(common.get("data_root", "data/PTB-XL")), int(common.get("sampling_rate", 100)))
+    store = ensure_cache(
+        ds, Path(common.get("cache_dir", "data/cache")), int(common.get("workers", 1)), callback
+    )
+    return ds, store
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def resolve_jobs(jobs: int, device: str) -> int:
+    """``jobs`` as given, or for 0: one per visible CUDA GPU (1 without GPUs)."""
+    if jobs < 0:
+        raise ConfigError(f"--jobs must be 0 (one per GPU) or more, got {jobs}")
+    if jobs > 0:
+        return jobs
+    return max(1, _gpu_count(device))
+
+
+def _gpu_count(device: str) -> int:
+    if device not in ("auto", "cuda"):
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def run_multiseed(grid: Grid, callback: Callback = ignore, jobs: int = 1) -> dict[str, Any]:
+    """Run every unfinished cell of ``grid``; returns the final multiseed.json document.
+
+    Raises :class:`~ecgcli.errors.Interrupted` on Ctrl-C (or a ``KeyboardInterrupt`` raised by
+    ``callback``) after saving what finished: rerunning the same grid continues from there.
+    """
+    out = grid.out
+    probe_writable(out, "--out")
+    previous: dict[tuple[str, float, int], dict[str, Any]] = {}
+    if results_path(out).exists():
+        doc = load_results(results_path(out))
+        check_compatible(grid, doc, out)
+        for res in doc["results"]:
+            for run in res.get("runs") or []:
+                previous[(res["config"], float(res["label_fraction"]), int(run["seed"]))] = run
+    cells = grid.cells()
+    status = {c: cell_status(c.path(out)) for c in cells}
+    for c in cells:
+        if status[c] in ("finished", "resume"):
+            check_cell_config(grid, c)
+    records: dict[tuple[str, float, int], dict[str, Any]] = {}
+    for c in cells:
+        if status[c] == "finished":
+            key = (c.spec.name, c.label_fraction, c.seed)
+            records[key] = read_cell(c.path(out), out, c.seed, previous.get(key))
+    total = len(cells)
+    callback(GridStarted(total, len(records), str(out), jobs))
+    write_results(grid, records)
+    for c in cells:
+        rec = records.get((c.spec.name, c.label_fraction, c.seed))
+        if rec is not None:
+            callback(_done_event(c, rec, 0.0, True, len(records), total))
+    todo = [c for c in cells if status[c] != "finished"]
+
+    def finish(cell: Cell, seconds: float) -> None:
+        rec = read_cell(cell.path(out), out, cell.seed)
+        records[(cell.spec.name, cell.label_fraction, cell.seed)] = rec
+        write_results(grid, records)
+        callback(_done_event(cell, rec, seconds, False, len(records), total))
+
+    try:
+        if todo and jobs > 1:
+            _run_parallel(grid, todo, status, jobs, callback, finish)
+        elif todo:
+            _run_serial(grid, todo, status, callback, finish)
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted_message(len(records), total, out)) from None
+    except Interrupted:
+        raise Interrupted(_interrupted_message(len(records), total, out)) from None
+    return write_results(grid, records)
+
+
+def _interrupted_message(done: int, total: int, out: Path) -> str:
+    return (
+        f"interrupted: {done} of {total} runs finished and saved in {out}; run the same command again "
+        "to continue (finished runs are reused, an interrupted one resumes from its last saved epoch)"
+    )
+
+
+def _done_event(
+    cell: Cell, rec: dict[str, Any], seconds: float, reused: bool, done: int, total: int
+) -> CellDone:
+    return CellDone(
+        cell.key,
+        cell.spec.name,
+        cell.label_fraction,
+        cell.seed,
+        rec["test"]["auroc"],
+        rec["test"]["f1"],
+        seconds,
+        reused,
+        done,
+        total,
+    )
+
+
+def _run_serial(
+    grid: Grid,
+    todo: Sequence[Cell],
+    status: dict[Cell, str],
+    callback: Callback,
+    finish: Callable[[Cell, float], None],
+) -> None:
+    from ecgcli.train.data import TrainingData
+
+    shared = None
+    for cell in todo:
+        if shared is None:
+            shared = _shared_data(grid.common, callback)
+        ds, store = shared
+        data = TrainingData(ds, ds.split(cell.label_fraction, cell.seed), store)
+        callback(CellStarted(cell.key, cell.spec.name, cell.label_fraction, cell.seed, _action(status[cell])))
+        t0 = time.perf_counter()
+        try:
+            train_cell(grid.cell_config(cell), status[cell], _wrap(cell.key, callback), data)
+        except Interrupted:
+            raise
+        except EcgError as exc:
+            exc.args = (f"{cell.key}: {exc}",)
+            raise
+        finish(cell, time.perf_counter() - t0)
+
+
+def _action(status: str) -> str:
+    return "resume" if status == "resume" else "train"
+
+
+def _wrap(key: str, callback: Callback) -> Callback:
+    def handle(event: Event) -> None:
+        callback(CellEvent(key, event))
+
+    return handle
+
+
+# --- parallel ------------------------------------------------------------------------------
+#
+# Ctrl-C: workers ignore SIGINT (a terminal sends it to the whole process group); the parent
+# catches it, sets the shared stop event and keeps draining the event queue. Each worker's
+# callback sees the event at its next batch and raises KeyboardInterrupt inside the training
+# loop, which keeps the last completed epoch and raises Interrupted; cells still queued see the
+# event before they start. Only then is the pool shut down, so no worker ever blocks on a full
+# event pipe. A second Ctrl-C stops waiting and terminates the workers.
+
+_QUEUE: Any = None  # the event queue of a worker process
+_STOP: Any = None  # set by the parent to stop every worker at its next batch
+_WORKER_DATA: dict[tuple[Any, ...], Any] = {}
+
+
+def _worker_init(threads: int, queue: Any, stop: Any, gpu_queue: Any) -> None:
+    global _QUEUE, _STOP
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (see above)
+    if gpu_queue is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())  # before CUDA starts
+    import torch
+
+    torch.set_num_threads(threads)
+    _QUEUE, _STOP = queue, stop
+
+
+def _send(event: Event) -> None:
+    import contextlib
+
+    with contextlib.suppress(Exception):  # the parent went away: training goes on
+        _QUEUE.put(event)
+
+
+def _worker_run(task: dict[str, Any]) -> float:
+    """Train one cell in a worker process; events go back through the queue."""
+    from ecgcli.train.data import TrainingData
+    from ecgcli.train.supervised import SupervisedConfig
+
+    if _STOP.is_set():
+        raise Interrupted("stopped before it started")
+    cfg = SupervisedConfig.from_dict(task["config"])
+    key = task["key"]
+    data_key = (cfg.data_root, cfg.cache_dir, cfg.sampling_rate)
+    if data_key not in _WORKER_DATA:
+        _WORKER_DATA[data_key] = _shared_data(task["config"], ignore)
+    ds, store = _WORKER_DATA[data_key]
+    data = TrainingData(ds, ds.split(cfg.label_fraction, cfg.seed), store)
+    _send(CellStarted(key, task["name"], cfg.label_fraction, cfg.seed, _action(task["status"])))
+    last = [0.0]
+
+    def forward(event: Event) -> None:
+        if _STOP.is_set():
+            raise KeyboardInterrupt  # inside the loop: becomes Interrupted, last epoch kept
+        if isinstance(event, BatchDone) and event.batch != event.n_batches:
+            now = time.monotonic()
+            if now - last[0] < 0.25:  # at most four batch updates a second per worker
+                return
+            last[0] = now
+        _send(CellEvent(key, event))
+
+    t0 = time.perf_counter()
+    train_cell(cfg, task["status"], forward, data)
+    return time.perf_counter() - t0
+
+
+def _run_parallel(
+    grid: Grid,
+    todo: Sequence[Cell],
+    status: dict[Cell, str],
+    jobs: int,
+    callback: Callback,
+    finish: Callable[[Cell, float], None],
+) -> None:
+    import multiprocessing as mp
+    import queue as queue_mod
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    _shared_data(grid.common, callback)  # build the cache here, once, before any worker needs it
+    jobs = min(jobs, len(todo))
+    ctx = mp.get_context("spawn")
+    events = ctx.Queue()
+    stop = ctx.Event()
+    gpus = _gpu_count(str(grid.common.get("device", "auto")))
+    gpu_queue = None
+    if gpus:
+        gpu_queue = ctx.Queue()
+        for i in range(jobs):
+            gpu_queue.put(i % gpus)
+    threads = max(1, available_cores() // jobs)
+    callback(
+        Message(
+            f"{jobs} parallel jobs, {threads} torch thread(s) each" + (f", on {gpus} GPU(s)" if gpus else "")
+        )
+    )
+
+    def drain() -> None:
+        while True:
+            try:
+                event = events.get_nowait()
+            except (queue_mod.Empty, OSError, EOFError, ValueError):
+                return
+            callback(event)
+
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, events, stop, gpu_queue)
+    )
+    error: tuple[Cell | None, BaseException] | None = None
+    futures = {
+        pool.submit(
+            _worker_run,
+            {
+                "key": cell.key,
+                "name": cell.spec.name,
+                "status": status[cell],
+                "config": grid.cell_config(cell).to_dict(),
+            },
+        ): cell
+        for cell in todo
+    }
+    pending = set(futures)
+    try:
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                drain()
+                for future in done:
+                    if future.cancelled():
+                        continue
+                    exc = future.exception()
+                    if exc is None:
+                        finish(futures[future], future.result())
+                    elif error is None or (
+                        isinstance(error[1], Interrupted) and not isinstance(exc, Interrupted)
+                    ):
+                        error = (futures[future], exc)
+                        stop.set()  # running cells stop at their next batch, queued ones never start
+                        for p in pending:
+                            p.cancel()
+            except KeyboardInterrupt:
+                if stop.is_set():  # a second Ctrl-C: stop waiting
+                    for proc in list(getattr(pool, "_processes", {}).values()):
+                        proc.terminate()
+                    raise
+                stop.set()
+                error = error or (None, KeyboardInterrupt())
+                for p in pending:
+                    p.cancel()
+    finally:
+        # shut down while draining: a worker exits only once its queued events are in the pipe
+        import threading
+
+        closer = threading.Thread(target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True})
+        closer.start()
+        while closer.is_alive():
+            drain()
+            closer.join(0.05)
+        drain()
+        events.close()
+    if error is not None:
+        cell, exc = error
+        if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            raise Interrupted(str(exc))
+        if isinstance(exc, EcgError) and cell is not None:
+            exc.args = (f"{cell.key}: {exc}",)
+        raise exc
