@@ -19,8 +19,8 @@ from ecgcli.data.ptbxl import (
     parse_scp_codes,
     read_statements,
     safe_record_path,
-    sample_labelled_fraction,
 )
+from ecgcli.data.sampling import sample_by_combination as sample_labelled_fraction
 from ecgcli.errors import ConfigError, DataError
 
 
