@@ -61,16 +61,6 @@ def read_statements(root: Path) -> pd.DataFrame:
     return df
 
 
-def diagnostic_map(statements: pd.DataFrame) -> dict[str, int]:
-    """SCP code -> superclass index, for the rows with ``diagnostic == 1``."""
-    diag = statements[pd.to_numeric(statements["diagnostic"], errors="coerce") == 1]
-    mapping = {}
-    for code, cls in diag["diagnostic_class"].items():
-        if cls in SUPERCLASSES:
-            mapping[code] = SUPERCLASSES.index(cls)
-    return mapping
-
-
 def parse_scp_codes(text: object, ecg_id: int) -> dict[str, float]:
     """Parse one ``scp_codes`` cell (a Python dict literal) safely, without ``eval``."""
     try:
@@ -85,19 +75,6 @@ def parse_scp_codes(text: object, ecg_id: int) -> dict[str, float]:
         return {str(k): float(v) for k, v in value.items()}
     except (TypeError, ValueError):
         raise DataError(f"{DATABASE_CSV}: ecg_id {ecg_id}: scp_codes likelihoods must be numbers") from None
-
-
-def aggregate_labels(
-    scp_codes: list[dict[str, float]], mapping: dict[str, int], min_likelihood: float = 0.0
-) -> np.ndarray:
-    """Multi-hot ``(N, 5)`` uint8 superclass labels in :data:`ecgcli.SUPERCLASSES` order."""
-    y = np.zeros((len(scp_codes), len(SUPERCLASSES)), dtype=np.uint8)
-    for i, codes in enumerate(scp_codes):
-        for code, likelihood in codes.items():
-            j = mapping.get(code)
-            if j is not None and likelihood >= min_likelihood:
-                y[i, j] = 1
-    return y
 
 
 def safe_record_path(root: Path, relative: str, ecg_id: int) -> Path:

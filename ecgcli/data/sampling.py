@@ -92,25 +92,44 @@ def sample_rarest_first(labels: np.ndarray, pool: np.ndarray, fraction: float, s
         pick = cand[np.lexsort((priority[cand], overshoot))[:want]]
         chosen[pick] = True
         got += y[pick].sum(axis=0)
-    if chosen.sum() < target:
-        # all quotas are met: top up with rows of the least served classes
-        served = np.where(counts > 0, got / np.maximum(fraction * counts, 1e-9), np.inf)
+    share = np.maximum(fraction * counts, 1e-9)
+    while chosen.sum() < target:
+        # all quotas are met: top up with rows whose classes are the least served so far, in
+        # rounds of at most a quarter of what is missing and one row per class, so that no
+        # class takes the whole top-up
+        served = np.where(counts > 0, got / share, np.inf)
         cand = np.flatnonzero(~chosen)
-        worst = np.where(y[cand], served, -np.inf).max(axis=1)
+        ratio = np.where(y[cand], served, -np.inf)
+        worst = ratio.max(axis=1)
         worst[~y[cand].any(axis=1)] = np.inf  # a row of no class serves none: last
-        chosen[cand[np.lexsort((priority[cand], worst))[: target - chosen.sum()]]] = True
+        ranked = np.lexsort((priority[cand], worst))
+        add = _one_per_class(cand[ranked], ratio[ranked].argmax(axis=1))[: _round_size(target - chosen.sum())]
+        chosen[add] = True
+        got += y[add].sum(axis=0)
     while chosen.sum() > target:
-        got = y[chosen].sum(axis=0)
+        # remove rows of the most over-served classes, in the same rounds, never a class's
+        # last record
         cand = np.flatnonzero(chosen & ~(y & (got <= 1)).any(axis=1))
         if len(cand) == 0:
             break  # every chosen row holds some class's only record
-        excess = np.where(y[cand], got - quota, 0).sum(axis=1)
-        k = min(len(cand), int(chosen.sum() - target))
-        # remove the rows of the most over-served classes, a few at a time
-        drop = cand[np.lexsort((priority[cand], -excess))[: max(1, k // 4)]]
-        # dropping several at once may take a class's last two records: keep one of them
-        g2 = got - y[drop].sum(axis=0)
-        if (g2[got > 0] < 1).any():
+        excess = np.where(y[cand], got / share, -np.inf)
+        ranked = np.lexsort((priority[cand], -excess.max(axis=1)))
+        drop = _one_per_class(cand[ranked], excess[ranked].argmax(axis=1))[
+            : _round_size(chosen.sum() - target)
+        ]
+        # two dropped rows may hold a class's last two records: then drop only the first
+        if ((got - y[drop].sum(axis=0))[got > 0] < 1).any():
             drop = drop[:1]
         chosen[drop] = False
+        got -= y[drop].sum(axis=0)
     return np.sort(pool[chosen])
+
+
+def _one_per_class(rows: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """The first of ``rows`` (already ranked) for each distinct ``key``, in rank order."""
+    _, first = np.unique(key, return_index=True)
+    return rows[np.sort(first)]
+
+
+def _round_size(missing: int) -> int:
+    return max(1, int(missing) // 4)
