@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgcli import SUPERCLASSES
+from ecgcli import SUPERCLASSES, TASKS
 from ecgcli.data.ptbxl import PTBXL, Split, load_ptbxl, read_statements
 from ecgcli.data.sampling import sample_rarest_first
-from ecgcli.data.tasks import TASKS, CodeTable, check_task, task_labels
+from ecgcli.data.tasks import CodeTable, check_task, task_labels
 from ecgcli.errors import ConfigError, DataError
 
 CODES = [

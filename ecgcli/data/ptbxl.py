@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgcli import SUPERCLASSES
+from ecgcli import DEFAULT_TASK, SUPERCLASSES
 from ecgcli.data.sampling import sample_by_combination, sample_rarest_first
-from ecgcli.data.tasks import DEFAULT_TASK, CodeTable, absent_classes, check_task, task_labels
+from ecgcli.data.tasks import CodeTable, absent_classes, check_task, task_labels
 from ecgcli.errors import ConfigError, DataError
 
 DATABASE_CSV = "ptbxl_database.csv"

@@ -25,11 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ecgcli import SUPERCLASSES
+from ecgcli import SUPERCLASSES, TASKS
 from ecgcli.errors import ConfigError, DataError
-
-TASKS: tuple[str, ...] = ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all")
-DEFAULT_TASK = "superdiagnostic"
 
 
 def check_task(task: str) -> str:
