@@ -31,6 +31,7 @@ from ecgcli.events import Callback, Message, ignore
 from ecgcli.models import ECGClassifier
 from ecgcli.scoring.evaluate import evaluate_split_pair, headline, predict_proba
 from ecgcli.scoring.metrics import compute_metrics
+from ecgcli.scoring.stats import test_bootstraps
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
 from ecgcli.train.config import SupervisedConfig
@@ -254,6 +255,9 @@ def train_classifier(
         "stopped_early": state.stopped_early,
         "history": state.history,
         **evaluation.to_dict(),
+        "bootstrap": dist.on_main(
+            lambda: test_bootstraps(ds.labels[split.test], p_test, evaluation.test_tuned.sample_threshold)
+        ),
         "class_frequencies": {"train": before.tolist(), "sampled": after.tolist()},
         "data": {
             "n_train": int(len(split.train)),
