@@ -76,14 +76,21 @@ def test_with_task_matches_loading_the_task(synth_root: Path) -> None:
         assert direct.labels.shape == (len(base), len(direct.class_names))
 
 
-def test_task_without_records_is_an_error(synth_copy: Path) -> None:
+def test_task_without_records_loads_but_cannot_split(synth_copy: Path) -> None:
     import pandas as pd
 
     db_path = synth_copy / "ptbxl_database.csv"
     db = pd.read_csv(db_path)
     db["scp_codes"] = "{'NORM': 100.0}"
     db.to_csv(db_path, index=False)
-    with pytest.raises(DataError, match="no record has a rhythm statement"):
+    ds = load_ptbxl(synth_copy, task="rhythm")  # pretraining can still use the records
+    assert ds.class_names == () and not ds.labelled.any()
+    with pytest.raises(DataError, match="the train split has no labelled records for task rhythm"):
+        ds.split(0.1, seed=0)
+    statements = pd.read_csv(synth_copy / "scp_statements.csv")
+    statements["rhythm"] = 0
+    statements.to_csv(synth_copy / "scp_statements.csv", index=False)
+    with pytest.raises(DataError, match="scp_statements.csv: no rhythm statements"):
         load_ptbxl(synth_copy, task="rhythm")
 
 

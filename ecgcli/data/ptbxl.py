@@ -20,7 +20,7 @@ import pandas as pd
 
 from ecgcli import DEFAULT_TASK, SUPERCLASSES
 from ecgcli.data.sampling import sample_by_combination, sample_rarest_first
-from ecgcli.data.tasks import CodeTable, absent_classes, check_task, task_labels
+from ecgcli.data.tasks import CodeTable, absent_classes, check_task, statement_classes, task_labels
 from ecgcli.errors import ConfigError, DataError
 
 DATABASE_CSV = "ptbxl_database.csv"
@@ -122,6 +122,7 @@ class PTBXL:
     class_names: tuple[str, ...] = SUPERCLASSES
     statements: pd.DataFrame | None = field(default=None, repr=False)
     min_likelihood: float = 0.0
+    code_table: CodeTable | None = field(default=None, repr=False)  # scp_codes flattened once
 
     @property
     def labelled(self) -> np.ndarray:
@@ -133,9 +134,9 @@ class PTBXL:
         check_task(task)
         if task == self.task:
             return self
-        if self.statements is None:
+        if self.statements is None or self.code_table is None:
             raise DataError(f"{self.root}: no statements table to relabel the records with")
-        labels, names = _task_labels(self.root, self.scp_codes, self.statements, task, self.min_likelihood)
+        labels, names = _task_labels(self.root, self.code_table, self.statements, task, self.min_likelihood)
         return replace(self, labels=labels, class_names=names, task=task)
 
     def check_classes(self, split: Split) -> None:
@@ -201,14 +202,17 @@ class PTBXL:
 
 
 def _task_labels(
-    root: Path, scp_codes: list[dict[str, float]], statements: pd.DataFrame, task: str, min_likelihood: float
+    root: Path, table: CodeTable, statements: pd.DataFrame, task: str, min_likelihood: float
 ) -> tuple[np.ndarray, tuple[str, ...]]:
-    labels, names = task_labels(CodeTable.from_dicts(scp_codes), statements, task, min_likelihood)
-    if task == "superdiagnostic" and not (statements["diagnostic_class"].isin(SUPERCLASSES)).any():
-        raise DataError(f"{root / STATEMENTS_CSV}: no diagnostic statements with a superclass")
-    if not labels.any():
-        raise DataError(f"{root}: no record has a {task} statement")
-    return labels, names
+    """Labels of ``task``; a statements table that defines none of its classes is an error (a
+    folder whose records simply have none is not: pretraining can still use it, and a split
+    says there is nothing to train on)."""
+    if statement_classes(statements, task).empty:
+        what = (
+            "diagnostic statements with a superclass" if task == "superdiagnostic" else f"{task} statements"
+        )
+        raise DataError(f"{root / STATEMENTS_CSV}: no {what}")
+    return task_labels(table, statements, task, min_likelihood)
 
 
 def load_ptbxl(
@@ -252,7 +256,8 @@ def load_ptbxl(
     ]
     codes = [parse_scp_codes(t, int(e)) for t, e in zip(db["scp_codes"], ecg_ids, strict=True)]
     statements = read_statements(root)
-    labels, names = _task_labels(root, codes, statements, task, min_likelihood)
+    table = CodeTable.from_dicts(codes)
+    labels, names = _task_labels(root, table, statements, task, min_likelihood)
     return PTBXL(
         root=root,
         sampling_rate=sampling_rate,
@@ -265,4 +270,5 @@ def load_ptbxl(
         class_names=names,
         statements=statements,
         min_likelihood=min_likelihood,
+        code_table=table,
     )
