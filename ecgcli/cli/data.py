@@ -195,7 +195,8 @@ def synth(
 
     Real table formats and SCP statements; record morphology follows the labels (Q waves and
     ST elevation for MI, ST-T changes, high voltage, wide QRS and long PR) with PTB-XL's class
-    imbalance and co-occurrence.
+    imbalance and co-occurrence, and every benchmark task has labels: rhythm by rate and RR
+    (SR, SBRAD, STACH, SARRH, AFIB), form (INVT, LVOLT, PVC, NDT, NST_), subclasses.
 
     Example: ecg data synth --out data/synth --records 2000 --seed 0
     """
