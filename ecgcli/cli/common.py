@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ecgcli import TASKS
+from ecgcli.train.config import RunConfig, option_help
 
 if TYPE_CHECKING:
     from ecgcli.settings import Settings
@@ -49,7 +49,7 @@ Task = Annotated[
     str,
     typer.Option(
         "--task",
-        help=f"PTB-XL benchmark label set: {', '.join(TASKS)}.",
+        help=option_help(RunConfig, "task")["help"],
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]

@@ -75,6 +75,7 @@ class Method:
     per_class: list[dict[str, dict[str, Any]]] = field(default_factory=list)
     run_dirs: list[Path] = field(default_factory=list)
     label: str = ""  # the input folder's name, used to tell same-named methods apart
+    task: str = "superdiagnostic"  # the PTB-XL label set it was trained on
 
     @property
     def n(self) -> int:
@@ -154,6 +155,7 @@ def read_run(path: Path) -> tuple[dict[str, Any], Method]:
         source=str(path),
         class_names=class_names,
         test_set=test_set,
+        task=str(config.get("task", "superdiagnostic")),
         seeds=[int(config.get("seed", -1))],
         scores=[run_scores],
         per_class=[per_class],
@@ -192,6 +194,7 @@ def read_multiseed(path: Path, callback: Callback = ignore) -> list[Method]:
                     origin="multiseed",
                     source=str(file),
                     class_names=list(doc["class_names"] or []),
+                    task=str(_grid_task(doc, str(res["config"]))),
                     test_set=dict(doc["test_set"] or {}),
                     seeds=[int(r["seed"]) for r in runs],
                     scores=[{k: r["test"].get(k) for k in METRICS} for r in runs],
@@ -285,12 +288,25 @@ def _describe_test_set(t: dict[str, Any]) -> str:
     return f"{t.get('n')} records, data cache {t.get('cache_id')}"
 
 
+def _grid_task(doc: dict[str, Any], config: str) -> str:
+    """The task a configuration of a multiseed.json trained (its options; older files: the default)."""
+    for c in (doc.get("grid") or {}).get("configs") or []:
+        if c.get("name") == config:
+            return str((c.get("options") or {}).get("task", "superdiagnostic"))
+    return "superdiagnostic"
+
+
 def check_agreement(methods: Sequence[Method]) -> None:
     """Refuse inputs with different class orders or test sets, naming both inputs."""
     if not methods:
         return
     first = methods[0]
     for m in methods[1:]:
+        if m.task != first.task:
+            raise ConfigError(
+                f"different tasks: {first.source} was trained on {first.task}, {m.source} on {m.task}; "
+                "compare runs of one task (--task)"
+            )
         if m.class_names != first.class_names:
             raise ConfigError(
                 f"class order differs: {first.source} has {','.join(first.class_names)} but "

@@ -209,18 +209,20 @@ def _run_serial(
     callback: Callback,
     finish: Callable[[Cell, float], None],
 ) -> None:
-    from ecgcli.train.data import TrainingData
+    from ecgcli.train.data import split_data
 
     shared = None
     for cell in todo:
         if shared is None:
             shared = _shared_data(grid.common, callback)
         ds, store = shared
-        data = TrainingData(ds, ds.split(cell.label_fraction, cell.seed), store)
+        cfg = grid.cell_config(cell)
+        # a configuration may train another task ([task=...]) on the same records
+        data = split_data(ds.with_task(cfg.task), store, cell.label_fraction, cell.seed)
         callback(CellStarted(cell.key, cell.spec.name, cell.label_fraction, cell.seed, _action(status[cell])))
         t0 = time.perf_counter()
         try:
-            train_cell(grid.cell_config(cell), _wrap(cell.key, callback), data)
+            train_cell(cfg, _wrap(cell.key, callback), data)
         except Interrupted:
             raise
         except EcgError as exc:
@@ -277,7 +279,7 @@ def _send(event: Event) -> None:
 def _worker_run(task: dict[str, Any]) -> float:
     """Train one cell in a worker process; events go back through the queue."""
     from ecgcli.train.config import SupervisedConfig
-    from ecgcli.train.data import TrainingData
+    from ecgcli.train.data import split_data
 
     if _STOP.is_set():
         raise Interrupted("stopped before it started")
@@ -287,7 +289,7 @@ def _worker_run(task: dict[str, Any]) -> float:
     if data_key not in _WORKER_DATA:
         _WORKER_DATA[data_key] = _shared_data(task["config"], ignore)
     ds, store = _WORKER_DATA[data_key]
-    data = TrainingData(ds, ds.split(cfg.label_fraction, cfg.seed), store)
+    data = split_data(ds.with_task(cfg.task), store, cfg.label_fraction, cfg.seed)
     _send(CellStarted(key, task["name"], cfg.label_fraction, cfg.seed, _action(task["status"])))
     last = [0.0]
 

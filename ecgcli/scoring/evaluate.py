@@ -100,7 +100,11 @@ def evaluation_from_metrics(metrics: dict) -> SplitEvaluation:
 
 
 def evaluate_split_pair(
-    y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray, p_test: np.ndarray
+    y_val: np.ndarray,
+    p_val: np.ndarray,
+    y_test: np.ndarray,
+    p_test: np.ndarray,
+    class_names: tuple[str, ...] | None = None,
 ) -> SplitEvaluation:
     """Scores on fold 9 and fold 10 at 0.5 and at fold-9-tuned thresholds: per class for F1
     and the rest, one global threshold for the sample-centric F (the honest Fmax)."""
@@ -108,10 +112,10 @@ def evaluate_split_pair(
     global_t = fmax_threshold(y_val, p_val)
     return SplitEvaluation(
         thresholds=thresholds,
-        val=compute_metrics(y_val, p_val, 0.5),
-        val_tuned=compute_metrics(y_val, p_val, thresholds, sample_threshold=global_t),
-        test=compute_metrics(y_test, p_test, 0.5),
-        test_tuned=compute_metrics(y_test, p_test, thresholds, sample_threshold=global_t),
+        val=compute_metrics(y_val, p_val, 0.5, class_names),
+        val_tuned=compute_metrics(y_val, p_val, thresholds, class_names, global_t),
+        test=compute_metrics(y_test, p_test, 0.5, class_names),
+        test_tuned=compute_metrics(y_test, p_test, thresholds, class_names, global_t),
     )
 
 

@@ -120,6 +120,11 @@ class RunConfig:
     grad_clip: float = option(0.0, "Clip the gradient norm (0 = off).")
     signal_length: int = option(1000, "Samples per input window; shorter than a record = random crops.")
     seed: int = option(42, "Fixes the labelled subset, initialisation and shuffling.")
+    task: str = option(
+        "superdiagnostic",
+        "PTB-XL benchmark label set: superdiagnostic (5 classes), subdiagnostic (23), "
+        "diagnostic (44), form (19), rhythm (12) or all (71).",
+    )
     device: str = "auto"
     encoder: str = option("cnn1d", "Encoder architecture from the model registry.")
     width: int | None = option(64, "Encoder width (channels of its first block).")
@@ -133,8 +138,10 @@ class RunConfig:
     def check_common(self) -> None:
         """Reject bad values of the shared options with one clear line each."""
         from ecgcli.data.ptbxl import RECORD_LENGTH
+        from ecgcli.data.tasks import check_task
         from ecgcli.train.loop import SCHEDULES
 
+        check_task(self.task)
         if self.sampling_rate not in RECORD_LENGTH:
             raise ConfigError(f"sampling rate must be 100 or 500, got {self.sampling_rate}")
         length = RECORD_LENGTH[self.sampling_rate]

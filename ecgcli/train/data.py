@@ -37,11 +37,20 @@ def load_training_data(
     seed: int,
     workers: int = 1,
     callback: Callback = ignore,
+    task: str = "superdiagnostic",
 ) -> TrainingData:
-    """Tables, the standard split for ``seed`` and the signal cache (built on first use)."""
-    ds = load_ptbxl(Path(data_root), sampling_rate)
+    """Tables labelled for ``task``, the standard split for ``seed`` and the signal cache
+    (built on first use)."""
+    ds = load_ptbxl(Path(data_root), sampling_rate, task=task)
+    split_data(ds, None, label_fraction, seed)  # a task that cannot train fails before the cache
+    return split_data(ds, ensure_cache(ds, Path(cache_dir), workers, callback), label_fraction, seed)
+
+
+def split_data(ds: PTBXL, store: SignalStore | None, label_fraction: float, seed: int) -> TrainingData:
+    """The standard split of ``ds`` (labelled for its task) for ``seed``, checked: a class
+    absent from the labelled fraction, fold 9 or fold 10 is one line, before any training."""
     split = ds.split(label_fraction, seed)
-    store = ensure_cache(ds, Path(cache_dir), workers, callback)
+    ds.check_classes(split)
     return TrainingData(ds, split, store)
 
 

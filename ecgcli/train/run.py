@@ -60,6 +60,7 @@ def load_data(cfg: RunConfig, label_fraction: float, dist: Distributed, callback
             cfg.seed,
             cfg.workers,
             callback,
+            cfg.task,
         )
     )
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcli import LEADS, SUPERCLASSES
+from ecgcli import LEADS
 from ecgcli.data.loader import batch_slices
 from ecgcli.data.normalize import LeadNorm, fit_lead_norm
 from ecgcli.device import pick_device
@@ -304,7 +304,7 @@ def encoder_meta(
         },
         augmentations=policy.config.to_dict(),
         augmentations_enabled=list(policy.enabled),
-        class_names=list(SUPERCLASSES),
+        probe_task=cfg.task,
         leads=list(LEADS),
         sampling_rate=cfg.sampling_rate,
         signal_length=cfg.signal_length,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcli import LEADS, SUPERCLASSES
+from ecgcli import LEADS
 from ecgcli.data.loader import EpochSampler, batch_slices
 from ecgcli.data.normalize import fit_lead_norm
 from ecgcli.device import pick_device
@@ -66,6 +66,7 @@ class ClassifierObjective:
         freeze_encoder: bool = False,
         dist: Distributed | None = None,
         score: Callable[[nn.Module, torch.Tensor], np.ndarray] | None = None,
+        class_names: tuple[str, ...] | None = None,
     ) -> None:
         self.module = model
         self.dist = dist or Distributed(device=device)
@@ -78,6 +79,7 @@ class ClassifierObjective:
         self.window, self.seed, self.device = window, seed, device
         self.freeze_encoder = freeze_encoder
         self.score = score or scorer(window, x_val.shape[-1], device)
+        self.class_names = class_names
         self._slices = batch_slices(self.dist.shard_size(len(y)), batch_size)
 
     def n_batches(self, epoch: int) -> int:
@@ -109,7 +111,8 @@ class ClassifierObjective:
 
     def validate(self, epoch: int) -> dict[str, float]:
         prob = self.dist.predict_rows(lambda x: self.score(self.module, x), self.x_val)
-        return self.dist.on_main(lambda: headline(compute_metrics(self.y_val, prob)))
+        names = self.class_names
+        return self.dist.on_main(lambda: headline(compute_metrics(self.y_val, prob, class_names=names)))
 
 
 def scorer(
@@ -121,12 +124,14 @@ def scorer(
     return lambda model, x: predict_proba(model, x, device, cut, stride=stride, aggregate=aggregate)
 
 
-def _build_model(cfg: SupervisedConfig, init_encoder: Callable[[], tuple[nn.Module, dict]] | None):
+def _build_model(
+    cfg: SupervisedConfig, n_classes: int, init_encoder: Callable[[], tuple[nn.Module, dict]] | None
+):
     if init_encoder is None:
-        model = ECGClassifier.build(cfg.encoder, len(SUPERCLASSES), in_ch=len(LEADS), width=cfg.width or 64)
+        model = ECGClassifier.build(cfg.encoder, n_classes, in_ch=len(LEADS), width=cfg.width or 64)
         return model, {}
     encoder, info = init_encoder()
-    model = ECGClassifier(encoder, len(SUPERCLASSES))
+    model = ECGClassifier(encoder, n_classes)
     model.encoder_name = info.get("encoder", cfg.encoder)
     return model, info
 
@@ -179,15 +184,16 @@ def train_classifier(
         def init_encoder() -> tuple[nn.Module, dict[str, Any]]:
             return pretrained_encoder(cfg)
 
+    # the data first (the task's classes size the head), then the model (a bad checkpoint
+    # fails here), and only then the run directory: a run that cannot start leaves none
+    data = data or load_data(cfg, cfg.label_fraction, dist, callback)
+    ds, split, store = data.dataset, data.split, data.store
     torch.manual_seed(cfg.seed)
-    # a bad checkpoint fails here, early
-    model, encoder_info = dist.main_first(lambda: _build_model(cfg, init_encoder))
+    model, encoder_info = dist.main_first(lambda: _build_model(cfg, len(ds.class_names), init_encoder))
     placement = dist.info(cfg.batch_size)
     run = open_run(cfg, dist, placement, resume)
     command = "finetune" if cfg.kind == "finetune" else "train supervised"
     hint = f"Resume with: ecg {command} --resume {run.path}"
-    data = data or load_data(cfg, cfg.label_fraction, dist, callback)
-    ds, split, store = data.dataset, data.split, data.store
     norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train)
     y_train = ds.labels[split.train]
     x_train = signals_tensor(store, split.train, norm).to(device)
@@ -196,7 +202,9 @@ def train_classifier(
     model.to(device)
     sampler = EpochSampler(y_train, cfg.balance_strategy, cfg.seed)
     before, after = sampler.frequencies()
-    freq = ", ".join(f"{c} {b:.0%}→{a:.0%}" for c, b, a in zip(SUPERCLASSES, before, after, strict=True))
+    freq = ", ".join(
+        f"{c} {b:.0%}→{a:.0%}" for c, b, a in list(zip(ds.class_names, before, after, strict=True))[:8]
+    ) + (f" (+{len(ds.class_names) - 8} more classes)" if len(ds.class_names) > 8 else "")
     callback(
         Message(
             f"{len(split.train)} training records ({cfg.label_fraction:g} of folds 1-8), "
@@ -221,6 +229,7 @@ def train_classifier(
         cfg.freeze_encoder,
         dist,
         score,
+        ds.class_names,
     )
     optimizer = _optimizer(model, cfg)
     loop_cfg = LoopConfig(
@@ -252,12 +261,16 @@ def train_classifier(
     p_val = dist.predict_rows(lambda x: score(model, x), x_val)
     p_test = dist.predict_rows(lambda x: score(model, x), x_test)
     evaluation = dist.on_main(
-        lambda: evaluate_split_pair(ds.labels[split.val], p_val, ds.labels[split.test], p_test)
+        lambda: evaluate_split_pair(
+            ds.labels[split.val], p_val, ds.labels[split.test], p_test, class_names=ds.class_names
+        )
     )
     eval_seconds = time.perf_counter() - t_eval
 
     metrics = {
         "kind": cfg.kind,
+        "task": cfg.task,
+        "class_names": list(ds.class_names),
         "select_metric": cfg.select_metric,
         "best_epoch": state.best_epoch,
         "epochs_run": state.epoch,
@@ -291,7 +304,8 @@ def train_classifier(
     meta = checkpoint_meta(
         "classifier",
         architecture=model.architecture(),
-        class_names=list(SUPERCLASSES),
+        class_names=list(ds.class_names),
+        task=cfg.task,
         leads=list(LEADS),
         sampling_rate=cfg.sampling_rate,
         signal_length=cfg.signal_length,
