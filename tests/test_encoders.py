@@ -199,3 +199,13 @@ def test_ecg_models_table() -> None:
     result = CliRunner().invoke(app, ["models", "--samples", "100"])
     assert result.exit_code == 0, result.output
     assert all(name in result.stdout for name in ALL) and "multiply-add" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["lstm_bidir", "xresnet1d50"])
+def test_bf16_autocast_on_cpu_runs(name: str) -> None:
+    """oneDNN refuses bf16 LSTMs on CPUs without bf16 units; the encoder falls back to fp32."""
+    torch.manual_seed(0)
+    model = ECGClassifier.build(name, 5, head="benchmark", in_ch=12, **SMALL[name])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(4, 12, 250))
+    assert out.shape == (4, 5) and torch.isfinite(out.float()).all()

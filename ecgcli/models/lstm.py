@@ -22,6 +22,14 @@ from torch import nn
 from ecgcli.errors import ConfigError
 
 
+def _cpu_lstm_bf16() -> bool:
+    """Whether this CPU's oneDNN can run an LSTM in bf16."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 class LSTMEncoder(nn.Module):
     """``layers`` stacked LSTMs of ``width`` hidden units, batch first."""
 
@@ -39,7 +47,14 @@ class LSTMEncoder(nn.Module):
         self.last_step = "bidirectional" if self.bidirectional else "forward"
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.lstm(x.transpose(1, 2))
+        x = x.transpose(1, 2)
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and not _cpu_lstm_bf16():
+            # oneDNN has no bf16 LSTM on CPUs without AVX512-BF16 / AMX (it refuses with an
+            # opaque error), so under bf16 autocast on such a CPU the LSTM runs in fp32
+            with torch.autocast("cpu", enabled=False):
+                out, _ = self.lstm(x.float())
+        else:
+            out, _ = self.lstm(x)
         return out.transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
