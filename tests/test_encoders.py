@@ -118,11 +118,8 @@ def test_benchmark_head_layout_and_rnn_last_step() -> None:
     kinds = [type(m) for m in head.layers]
     assert kinds == [nn.BatchNorm1d, nn.Dropout, nn.Linear, nn.ReLU, nn.BatchNorm1d, nn.Dropout, nn.Linear]
     assert [head.layers[1].p, head.layers[5].p] == [0.25, 0.5]
-    assert (head.layers[2].in_features, head.layers[2].out_features, head.layers[6].out_features) == (
-        8,
-        128,
-        3,
-    )
+    first, last = head.layers[2], head.layers[6]
+    assert (first.in_features, first.out_features, last.out_features) == (8, 128, 3)
     fmap = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)  # (B, C, T)
     pooled = head.pool(fmap)
     assert torch.equal(pooled, torch.cat([fmap.amax(-1), fmap.mean(-1)], dim=1))
