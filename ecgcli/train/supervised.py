@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,80 +23,24 @@ import torch
 from torch import nn
 
 from ecgcli import LEADS, SUPERCLASSES
-from ecgcli.data.loader import STRATEGIES, EpochSampler, batch_slices
+from ecgcli.data.loader import EpochSampler, batch_slices
 from ecgcli.data.normalize import fit_lead_norm
+from ecgcli.device import pick_device
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.models import ECGClassifier
-from ecgcli.scoring.evaluate import SplitEvaluation, evaluate_split_pair, headline, predict_proba
+from ecgcli.scoring.evaluate import evaluate_split_pair, headline, predict_proba
 from ecgcli.scoring.metrics import compute_metrics
+from ecgcli.scoring.stats import test_bootstraps
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
-from ecgcli.train.data import TrainingData, labels_tensor, signals_tensor
+from ecgcli.train.config import SupervisedConfig
+from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
-from ecgcli.train.loop import LoopConfig, epoch_seed, fit, pick_device
-from ecgcli.train.losses import LOSSES, build_loss
-from ecgcli.train.run import RunConfig, load_data, open_run
-
-SELECT_METRICS = ("f1", "auroc")
-
-
-@dataclass
-class SupervisedConfig(RunConfig):
-    """Everything that defines a supervised or fine-tuning run (saved as config.json).
-
-    ``width`` is None when fine-tuning: the checkpoint's encoder width is used.
-    """
-
-    label_fraction: float = 0.1
-    loss: str = "focal"
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
-    balance_strategy: str = "oversample"
-    patience: int | None = None
-    select_metric: str = "f1"
-    # fine-tuning
-    ssl_checkpoint: str | None = None
-    freeze_encoder: bool = False
-    encoder_lr: float | None = None
-
-    @property
-    def kind(self) -> str:
-        return "finetune" if self.ssl_checkpoint else "supervised"
-
-    def default_name(self) -> str:
-        if self.kind == "finetune":
-            mode = "probe" if self.freeze_encoder else "ft"
-            return f"finetune-{Path(str(self.ssl_checkpoint)).parent.name}-{mode}-s{self.seed}"
-        return f"supervised-{self.loss}-{self.balance_strategy}-s{self.seed}"
-
-    def check(self) -> None:
-        """Reject bad values with one clear line each, before any work starts."""
-        if self.loss not in LOSSES:
-            raise ConfigError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
-        if self.balance_strategy not in STRATEGIES:
-            raise ConfigError(
-                f"unknown balance strategy {self.balance_strategy!r} (choose from {', '.join(STRATEGIES)})"
-            )
-        if not 0.0 < self.label_fraction <= 1.0:
-            raise ConfigError(f"--label-fraction must be in (0, 1], got {self.label_fraction}")
-        if self.encoder_lr is not None and not self.encoder_lr > 0:
-            raise ConfigError(f"--encoder-lr must be positive, got {self.encoder_lr}")
-        if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"--patience must be at least 1, got {self.patience}")
-        if self.select_metric not in SELECT_METRICS:
-            raise ConfigError(f"--select-metric must be f1 or auroc, got {self.select_metric!r}")
-        if self.freeze_encoder and self.encoder_lr is not None:
-            raise ConfigError("--freeze-encoder and --encoder-lr exclude each other")
-        self.check_common()
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    checkpoint: Path
-    evaluation: SplitEvaluation
-    metrics: dict[str, Any]
+from ecgcli.train.loop import LoopConfig, fit, optimizer_class
+from ecgcli.train.losses import build_loss
+from ecgcli.train.run import RunResult, load_data, open_run
+from ecgcli.train.seeds import epoch_seed
 
 
 class ClassifierObjective:
@@ -122,6 +65,7 @@ class ClassifierObjective:
         device: torch.device,
         freeze_encoder: bool = False,
         dist: Distributed | None = None,
+        score: Callable[[nn.Module, torch.Tensor], np.ndarray] | None = None,
     ) -> None:
         self.module = model
         self.dist = dist or Distributed(device=device)
@@ -133,6 +77,7 @@ class ClassifierObjective:
         self.x_val, self.y_val = x_val, y_val
         self.window, self.seed, self.device = window, seed, device
         self.freeze_encoder = freeze_encoder
+        self.score = score or scorer(window, x_val.shape[-1], device)
         self._slices = batch_slices(self.dist.shard_size(len(y)), batch_size)
 
     def n_batches(self, epoch: int) -> int:
@@ -163,19 +108,17 @@ class ClassifierObjective:
         return None
 
     def validate(self, epoch: int) -> dict[str, float]:
-        window = self.window if self.window < self.x_val.shape[-1] else None
-        prob = self.dist.predict_rows(
-            lambda x: predict_proba(self.module, x, self.device, window), self.x_val
-        )
+        prob = self.dist.predict_rows(lambda x: self.score(self.module, x), self.x_val)
         return self.dist.on_main(lambda: headline(compute_metrics(self.y_val, prob)))
 
 
-def random_crop(x: torch.Tensor, window: int, generator: torch.Generator) -> torch.Tensor:
-    """An independent random ``window``-sample crop of each record (one gather, no loop)."""
-    b, c, t = x.shape
-    start = torch.randint(0, t - window + 1, (b,), generator=generator, device=x.device)
-    idx = start[:, None] + torch.arange(window, device=x.device)
-    return x.gather(2, idx[:, None, :].expand(b, c, window))
+def scorer(
+    window: int, length: int, device: torch.device, stride: int | None = None, aggregate: str = "mean"
+) -> Callable[[nn.Module, torch.Tensor], np.ndarray]:
+    """How a run scores whole records: one pass when its window is the record, else the
+    record's windows every ``stride`` samples, combined by ``aggregate`` (what predict does)."""
+    cut = window if window < length else None
+    return lambda model, x: predict_proba(model, x, device, cut, stride=stride, aggregate=aggregate)
 
 
 def _build_model(cfg: SupervisedConfig, init_encoder: Callable[[], tuple[nn.Module, dict]] | None):
@@ -200,7 +143,7 @@ def _optimizer(model: ECGClassifier, cfg: SupervisedConfig) -> torch.optim.Optim
         ]
     else:
         groups = [{"params": list(model.parameters()), "lr": cfg.lr}]
-    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return optimizer_class(cfg.optimizer)(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def train_classifier(
@@ -262,6 +205,7 @@ def train_classifier(
         )
     )
     loss_fn = build_loss(cfg.loss, y_train, cfg.focal_alpha, cfg.focal_gamma).to(device)
+    score = scorer(cfg.signal_length, store.length, device, cfg.window_stride, cfg.aggregate)
     objective = ClassifierObjective(
         model,
         x_train,
@@ -276,6 +220,7 @@ def train_classifier(
         device,
         cfg.freeze_encoder,
         dist,
+        score,
     )
     optimizer = _optimizer(model, cfg)
     loop_cfg = LoopConfig(
@@ -304,9 +249,8 @@ def train_classifier(
     t_eval = time.perf_counter()
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
-    window = cfg.signal_length if cfg.signal_length < store.length else None
-    p_val = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_val)
-    p_test = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_test)
+    p_val = dist.predict_rows(lambda x: score(model, x), x_val)
+    p_test = dist.predict_rows(lambda x: score(model, x), x_test)
     evaluation = dist.on_main(
         lambda: evaluate_split_pair(ds.labels[split.val], p_val, ds.labels[split.test], p_test)
     )
@@ -320,6 +264,9 @@ def train_classifier(
         "stopped_early": state.stopped_early,
         "history": state.history,
         **evaluation.to_dict(),
+        "bootstrap": dist.on_main(
+            lambda: test_bootstraps(ds.labels[split.test], p_test, evaluation.test_tuned.sample_threshold)
+        ),
         "class_frequencies": {"train": before.tolist(), "sampled": after.tolist()},
         "data": {
             "n_train": int(len(split.train)),
@@ -348,6 +295,8 @@ def train_classifier(
         leads=list(LEADS),
         sampling_rate=cfg.sampling_rate,
         signal_length=cfg.signal_length,
+        window_stride=cfg.window_stride,
+        aggregate=cfg.aggregate,
         thresholds=evaluation.thresholds.tolist(),
         normalisation=norm.to_dict(),
         config=cfg.to_dict(),
