@@ -206,3 +206,22 @@ def test_bf16_autocast_on_cpu_runs(name: str) -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(torch.randn(4, 12, 250))
     assert out.shape == (4, 5) and torch.isfinite(out.float()).all()
+
+
+def test_config_heads_match_the_model_heads() -> None:
+    """train/config.py lists the heads without importing torch; the lists must agree."""
+    from ecgcli.models import HEADS
+    from ecgcli.train.config import HEADS as CONFIG_HEADS
+
+    assert tuple(CONFIG_HEADS) == tuple(HEADS)
+
+
+def test_training_with_the_benchmark_head_saves_and_reloads_it(train_kwargs: dict, tmp_path: Path) -> None:
+    from ecgcli.train.config import SupervisedConfig
+    from ecgcli.train.supervised import train_classifier
+
+    out = tmp_path / "m.safetensors"
+    cfg = SupervisedConfig(**{**train_kwargs, "epochs": 1, "head": "benchmark", "out": str(out)})
+    train_classifier(cfg)
+    model, meta = load_classifier(out)
+    assert meta["architecture"]["head"] == "benchmark" and isinstance(model.head, ConcatPoolHead)

@@ -123,10 +123,12 @@ def scorer(
 
 def _build_model(cfg: SupervisedConfig, init_encoder: Callable[[], tuple[nn.Module, dict]] | None):
     if init_encoder is None:
-        model = ECGClassifier.build(cfg.encoder, len(SUPERCLASSES), in_ch=len(LEADS), width=cfg.width or 64)
+        model = ECGClassifier.build(
+            cfg.encoder, len(SUPERCLASSES), head=cfg.head, in_ch=len(LEADS), width=cfg.width or 64
+        )
         return model, {}
     encoder, info = init_encoder()
-    model = ECGClassifier(encoder, len(SUPERCLASSES))
+    model = ECGClassifier(encoder, len(SUPERCLASSES), head=cfg.head)
     model.encoder_name = info.get("encoder", cfg.encoder)
     return model, info
 
