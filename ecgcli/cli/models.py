@@ -26,7 +26,7 @@ def models(
         ),
     ] = 1000,
 ) -> None:
-    """List the encoders (--encoder NAME): parameters and forward FLOPs per 12-lead record.
+    """List the encoders by name, with parameters and forward FLOPs per 12-lead record.
 
     Parameters include a 5-class linear head. FLOPs are counted by torch's FlopCounterMode
     on one forward pass: 2 per multiply-add of convolutions and matrix products.
