@@ -128,10 +128,12 @@ def _build_model(
     cfg: SupervisedConfig, n_classes: int, init_encoder: Callable[[], tuple[nn.Module, dict]] | None
 ):
     if init_encoder is None:
-        model = ECGClassifier.build(cfg.encoder, n_classes, in_ch=len(LEADS), width=cfg.width or 64)
+        model = ECGClassifier.build(
+            cfg.encoder, n_classes, head=cfg.head, in_ch=len(LEADS), width=cfg.width or 64
+        )
         return model, {}
     encoder, info = init_encoder()
-    model = ECGClassifier(encoder, n_classes)
+    model = ECGClassifier(encoder, n_classes, head=cfg.head)
     model.encoder_name = info.get("encoder", cfg.encoder)
     return model, info
 
