@@ -225,3 +225,18 @@ def test_training_with_the_benchmark_head_saves_and_reloads_it(train_kwargs: dic
     train_classifier(cfg)
     model, meta = load_classifier(out)
     assert meta["architecture"]["head"] == "benchmark" and isinstance(model.head, ConcatPoolHead)
+
+
+def test_config_knows_every_encoder_and_its_default_width() -> None:
+    """train/config.py keeps the widths without importing torch: they must match the registry."""
+    import inspect
+
+    from ecgcli.models.encoders import _REGISTRY
+    from ecgcli.train.config import ENCODER_WIDTHS, SupervisedConfig
+
+    assert set(ENCODER_WIDTHS) == set(_REGISTRY)
+    for name, factory in _REGISTRY.items():
+        assert inspect.signature(factory).parameters["width"].default == ENCODER_WIDTHS[name], name
+    assert SupervisedConfig(encoder="resnet1d_wang").width == 128
+    assert SupervisedConfig().width == 64  # cnn1d: what configurations saved before hold
+    assert SupervisedConfig(ssl_checkpoint="e.safetensors").width is None  # the checkpoint's

@@ -24,6 +24,18 @@ from ecgcli.errors import ConfigError
 
 C = TypeVar("C", bound="RunConfig")
 
+#: Each registered encoder's default width (a test keeps it equal to the constructors'), here
+#: so that reading a configuration never imports torch.
+ENCODER_WIDTHS: dict[str, int] = {
+    "cnn1d": 64,
+    "xresnet1d50": 64,
+    "xresnet1d101": 64,
+    "inception1d": 32,
+    "resnet1d_wang": 128,
+    "fcn_wang": 128,
+    "lstm": 256,
+    "lstm_bidir": 256,
+}
 SELECT_METRICS = ("f1", "auroc")
 METHODS = ("simclr", "byol")
 OPTIMIZERS = ("adam", "adamw")
@@ -53,6 +65,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         "head": "benchmark",
     },
 }
+
+
+def encoder_width(cfg: RunConfig) -> dict[str, int]:
+    """``{"width": w}`` for the encoder constructor, or nothing (its own default)."""
+    return {"width": cfg.width} if cfg.width else {}
 
 
 def apply_recipe(values: dict[str, Any], given: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -127,10 +144,17 @@ class RunConfig:
     )
     device: str = "auto"
     encoder: str = option("cnn1d", "Encoder architecture from the model registry.")
-    width: int | None = option(64, "Encoder width (channels of its first block).")
+    width: int | None = option(
+        None, "Encoder width (the channels that scale it) \\[default: the encoder's own; see `ecg models`]."
+    )
     run_dir: str | None = option(None, "Run directory \\[default: <runs dir>/<name>].")
     name: str | None = option(None, "Run name under the runs directory.")
     out: str | None = option(None, "Also write the best checkpoint here (.safetensors).")
+
+    def __post_init__(self) -> None:
+        # An encoder's own width unless one is asked for; a fine-tune's comes from its checkpoint.
+        if self.width is None and not getattr(self, "ssl_checkpoint", None):
+            self.width = ENCODER_WIDTHS.get(self.encoder)
 
     def default_name(self) -> str:
         raise NotImplementedError

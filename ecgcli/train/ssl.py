@@ -41,7 +41,7 @@ from ecgcli.scoring.evaluate import encode
 from ecgcli.scoring.metrics import compute_metrics
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
-from ecgcli.train.config import SSLConfig
+from ecgcli.train.config import SSLConfig, encoder_width
 from ecgcli.train.data import TrainingData, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import LoopConfig, fit, optimizer_class
@@ -205,7 +205,7 @@ def train_ssl(
             ds.labels[split.val],
         )
     torch.manual_seed(cfg.seed)
-    encoder = build_encoder(cfg.encoder, in_ch=len(LEADS), width=cfg.width)
+    encoder = build_encoder(cfg.encoder, in_ch=len(LEADS), **encoder_width(cfg))
     module = build_ssl_module(cfg, encoder).to(device)
     policy = build_policy(cfg.sampling_rate, disabled=cfg.no_aug)
     objective = SSLObjective(module, x, cfg, policy, device, probe, norm, dist)

@@ -34,7 +34,7 @@ from ecgcli.scoring.metrics import compute_metrics
 from ecgcli.scoring.stats import test_bootstraps
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
-from ecgcli.train.config import SupervisedConfig
+from ecgcli.train.config import SupervisedConfig, encoder_width
 from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import LoopConfig, fit, optimizer_class
@@ -129,7 +129,7 @@ def _build_model(
 ):
     if init_encoder is None:
         model = ECGClassifier.build(
-            cfg.encoder, n_classes, head=cfg.head, in_ch=len(LEADS), width=cfg.width or 64
+            cfg.encoder, n_classes, head=cfg.head, in_ch=len(LEADS), **encoder_width(cfg)
         )
         return model, {}
     encoder, info = init_encoder()
