@@ -14,7 +14,18 @@ import typer
 from typer.core import TyperGroup
 
 from ecgcli import __version__
-from ecgcli.cli import compare, config, data, finetune, models, multiseed, predict, quickstart, train
+from ecgcli.cli import (
+    benchmark,
+    compare,
+    config,
+    data,
+    finetune,
+    models,
+    multiseed,
+    predict,
+    quickstart,
+    train,
+)
 
 
 def reflow(text: str) -> str:
@@ -144,6 +155,7 @@ app.add_typer(data.app, name="data", rich_help_panel="Commands")
 app.add_typer(train.app, name="train", rich_help_panel="Commands")
 app.command("finetune")(finetune.finetune)
 app.command("multiseed")(multiseed.multiseed)
+app.command("benchmark")(benchmark.benchmark)
 app.command("compare")(compare.compare)
 app.command("predict")(predict.predict)
 app.command("models")(models.models)
