@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from ecgcli import __version__
-from ecgcli.cli import compare, config, data, explain, finetune, multiseed, predict, quickstart, train
+from ecgcli.cli import compare, config, data, explain, export, finetune, multiseed, predict, quickstart, train
 
 
 def reflow(text: str) -> str:
@@ -147,6 +147,7 @@ app.command("multiseed")(multiseed.multiseed)
 app.command("compare")(compare.compare)
 app.command("predict")(predict.predict)
 app.command("explain")(explain.explain)
+app.command("export")(export.export)
 app.command("config")(config.config)
 app.command("quickstart")(quickstart.quickstart)
 

@@ -117,42 +117,33 @@ class _Chunk:
             self.n_windows += item.n_windows
 
 
-class Predictor:
-    """A loaded classifier plus everything its checkpoint says about using it."""
+class WindowScorer:
+    """Reading, windowing, chunking and reporting shared by every runtime.
 
-    def __init__(self, model: torch.nn.Module, meta: dict[str, Any], checkpoint: Path, device: Any) -> None:
-        import torch
+    A subclass sets ``checkpoint``, ``class_names``, ``thresholds``, ``fs`` and ``window`` and
+    implements :meth:`score_windows`; records go through the same :func:`prepare_record`,
+    chunks and verdicts whatever computes the probabilities (torch here, onnxruntime in
+    :mod:`ecgcli.inference.onnx_runtime`).
+    """
 
-        self.checkpoint = Path(checkpoint)
-        self.meta = meta
-        self.class_names, self.thresholds, self.norm, self.fs, self.window = _read_meta(
-            meta, self.checkpoint, model
-        )
-        self.device = torch.device(device)
-        self.model = _fuse_conv_bn(model).to(self.device).eval()
-        self._mean = torch.from_numpy(self.norm.mean)[:, None]
-        self._std = torch.from_numpy(self.norm.std)[:, None]
+    checkpoint: Path
+    class_names: tuple[str, ...]
+    thresholds: np.ndarray
+    fs: int
+    window: int
 
-    @classmethod
-    def from_checkpoint(cls, path: Path | str, device: str = "cpu", threads: int | None = None) -> Predictor:
-        """Load ``path`` (``model.safetensors`` or its run folder) for inference on ``device``.
+    def score_windows(
+        self, windows: np.ndarray, counts: np.ndarray, aggregate: str = "mean", batch_size: int = BATCH_SIZE
+    ) -> np.ndarray:
+        raise NotImplementedError
 
-        ``device`` is ``cpu``, ``cuda``, ``mps`` or ``auto``; ``threads`` sets torch's CPU
-        threads (default: torch's own choice). Raises :class:`CheckpointError` for anything
-        that is not a usable ecgcli classifier checkpoint.
-        """
-        import torch
-
-        from ecgcli.storage.checkpoint import load_classifier
-        from ecgcli.train.loop import pick_device
-
-        if threads is not None:
-            if threads < 1:
-                raise ConfigError(f"threads must be at least 1, got {threads}")
-            torch.set_num_threads(threads)
-        resolved = pick_device(device)
-        model, meta = load_classifier(Path(path))
-        return cls(model, meta, Path(path), resolved)
+    def check_windows(self, windows: np.ndarray, counts: np.ndarray) -> None:
+        """``windows`` must be ``(sum(counts), 12, window)`` with every count positive."""
+        if windows.ndim != 3 or windows.shape[1] != len(LEADS) or windows.shape[2] != self.window:
+            raise ValueError(f"windows must be (N, 12, {self.window}), got {tuple(windows.shape)}")
+        counts = np.asarray(counts)
+        if int(counts.sum()) != windows.shape[0] or bool((counts < 1).any()):
+            raise ValueError("counts must be positive and sum to the number of windows")
 
     @property
     def window_seconds(self) -> float:
@@ -206,42 +197,6 @@ class Predictor:
             raise RecordError(result.record, result.problem)
         return result
 
-    def score_windows(
-        self, windows: np.ndarray, counts: np.ndarray, aggregate: str = "mean", batch_size: int = BATCH_SIZE
-    ) -> np.ndarray:
-        """Probabilities ``(R, C)`` for ``R`` records whose windows (in mV, ``(sum(counts),
-        12, window)``, record after record) are stacked in ``windows``.
-
-        ``windows`` is normalised in place. One forward pass per ``batch_size`` windows; the
-        sigmoid outputs are reduced per record by segment (mean or max over its windows).
-        """
-        import torch
-
-        counts_t = torch.as_tensor(np.asarray(counts, dtype=np.int64))
-        n_rec, n_cls = len(counts_t), len(self.class_names)
-        x = torch.from_numpy(windows)
-        if x.ndim != 3 or x.shape[1] != len(LEADS) or x.shape[2] != self.window:
-            raise ValueError(f"windows must be (N, 12, {self.window}), got {tuple(x.shape)}")
-        if int(counts_t.sum()) != x.shape[0] or bool((counts_t < 1).any()):
-            raise ValueError("counts must be positive and sum to the number of windows")
-        x.sub_(self._mean).div_(self._std)
-        probs = torch.empty(x.shape[0], n_cls)
-        with torch.inference_mode():
-            for s in range(0, x.shape[0], batch_size):
-                logits = self.model(x[s : s + batch_size].to(self.device, non_blocking=True))
-                probs[s : s + batch_size] = torch.sigmoid(logits.float()).cpu()
-            segment = torch.repeat_interleave(torch.arange(n_rec), counts_t)
-            if aggregate == "mean":
-                out = torch.zeros(n_rec, n_cls).index_add_(0, segment, probs)
-                out /= counts_t[:, None].to(out.dtype)
-            elif aggregate == "max":
-                out = torch.zeros(n_rec, n_cls).scatter_reduce_(
-                    0, segment[:, None].expand(-1, n_cls), probs, reduce="amax", include_self=False
-                )
-            else:
-                raise ConfigError(f"unknown aggregate {aggregate!r} (choose {' or '.join(AGGREGATES)})")
-        return out.numpy()
-
     def _flush(
         self, chunk: _Chunk, aggregate: str, batch_size: int, callback: Callback
     ) -> Iterator[Prediction | Failure]:
@@ -288,10 +243,113 @@ class Predictor:
         )
 
 
-def _read_meta(
-    meta: dict[str, Any], path: Path, model: torch.nn.Module
+class Predictor(WindowScorer):
+    """A loaded classifier plus everything its checkpoint says about using it."""
+
+    def __init__(self, model: torch.nn.Module, meta: dict[str, Any], checkpoint: Path, device: Any) -> None:
+        import torch
+
+        self.checkpoint = Path(checkpoint)
+        self.meta = meta
+        n_out = getattr(getattr(model, "head", None), "out_features", None)
+        self.class_names, self.thresholds, self.norm, self.fs, self.window = read_meta(
+            meta, self.checkpoint, n_out
+        )
+        self.temperature = read_temperature(meta, self.checkpoint, len(self.class_names))
+        self.device = torch.device(device)
+        self.model = _fuse_conv_bn(model).to(self.device).eval()
+        self._mean = torch.from_numpy(self.norm.mean)[:, None]
+        self._std = torch.from_numpy(self.norm.std)[:, None]
+        self._inv_t = None if self.temperature is None else torch.from_numpy(1.0 / self.temperature).float()
+
+    @classmethod
+    def from_checkpoint(cls, path: Path | str, device: str = "cpu", threads: int | None = None) -> Predictor:
+        """Load ``path`` (``model.safetensors`` or its run folder) for inference on ``device``.
+
+        ``device`` is ``cpu``, ``cuda``, ``mps`` or ``auto``; ``threads`` sets torch's CPU
+        threads (default: torch's own choice). Raises :class:`CheckpointError` for anything
+        that is not a usable ecgcli classifier checkpoint.
+        """
+        import torch
+
+        from ecgcli.storage.checkpoint import load_classifier
+        from ecgcli.train.loop import pick_device
+
+        if threads is not None:
+            if threads < 1:
+                raise ConfigError(f"threads must be at least 1, got {threads}")
+            torch.set_num_threads(threads)
+        resolved = pick_device(device)
+        model, meta = load_classifier(Path(path))
+        return cls(model, meta, Path(path), resolved)
+
+    def score_windows(
+        self, windows: np.ndarray, counts: np.ndarray, aggregate: str = "mean", batch_size: int = BATCH_SIZE
+    ) -> np.ndarray:
+        """Probabilities ``(R, C)`` for ``R`` records whose windows (in mV, ``(sum(counts),
+        12, window)``, record after record) are stacked in ``windows``.
+
+        ``windows`` is normalised in place. One forward pass per ``batch_size`` windows; the
+        sigmoid outputs are reduced per record by segment (mean or max over its windows). A
+        checkpoint calibrated with ``--calibrate temperature`` divides each logit by its
+        class's temperature first.
+        """
+        import torch
+
+        self.check_windows(windows, counts)
+        counts_t = torch.as_tensor(np.asarray(counts, dtype=np.int64))
+        n_rec, n_cls = len(counts_t), len(self.class_names)
+        x = torch.from_numpy(windows)
+        x.sub_(self._mean).div_(self._std)
+        probs = torch.empty(x.shape[0], n_cls)
+        with torch.inference_mode():
+            for s in range(0, x.shape[0], batch_size):
+                logits = self.model(x[s : s + batch_size].to(self.device, non_blocking=True)).float()
+                if self._inv_t is not None:
+                    logits = logits * self._inv_t.to(logits.device)
+                probs[s : s + batch_size] = torch.sigmoid(logits).cpu()
+            segment = torch.repeat_interleave(torch.arange(n_rec), counts_t)
+            if aggregate == "mean":
+                out = torch.zeros(n_rec, n_cls).index_add_(0, segment, probs)
+                out /= counts_t[:, None].to(out.dtype)
+            elif aggregate == "max":
+                out = torch.zeros(n_rec, n_cls).scatter_reduce_(
+                    0, segment[:, None].expand(-1, n_cls), probs, reduce="amax", include_self=False
+                )
+            else:
+                raise ConfigError(f"unknown aggregate {aggregate!r} (choose {' or '.join(AGGREGATES)})")
+        return out.numpy()
+
+
+def aggregate_windows(probs: np.ndarray, counts: np.ndarray, aggregate: str) -> np.ndarray:
+    """Window probabilities ``(sum(counts), C)`` reduced per record (mean or max), by segment."""
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    if aggregate == "mean":
+        return np.add.reduceat(probs, starts, axis=0) / np.asarray(counts)[:, None]
+    if aggregate == "max":
+        return np.maximum.reduceat(probs, starts, axis=0)
+    raise ConfigError(f"unknown aggregate {aggregate!r} (choose {' or '.join(AGGREGATES)})")
+
+
+def read_temperature(meta: dict[str, Any], path: Path, n_classes: int) -> np.ndarray | None:
+    """The per-class temperatures of a calibrated checkpoint (``--calibrate temperature``), or None."""
+    value = meta.get("temperature")
+    if value is None:
+        return None
+    try:
+        t = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{path}: sidecar temperature is not numbers") from None
+    if t.shape != (n_classes,) or not np.isfinite(t).all() or not (t > 0).all():
+        raise CheckpointError(f"{path}: sidecar needs {n_classes} positive temperatures, one per class")
+    return t
+
+
+def read_meta(
+    meta: dict[str, Any], path: Path, n_out: int | None = None
 ) -> tuple[tuple[str, ...], np.ndarray, LeadNorm, int, int]:
-    """Class names, thresholds, normalisation, rate and window from a classifier's sidecar."""
+    """Class names, thresholds, normalisation, rate and window from a classifier's sidecar
+    (or an exported model's metadata); ``n_out`` is the model's number of outputs if known."""
 
     def bad(what: str) -> CheckpointError:
         return CheckpointError(f"{path}: sidecar {what}")
@@ -301,8 +359,7 @@ def _read_meta(
         raise bad("has no class_names list")
     if len(set(names)) != len(names):
         raise bad(f"class_names has repeats ({', '.join(names)})")
-    n_out = getattr(getattr(model, "head", None), "out_features", len(names))
-    if n_out != len(names):
+    if n_out is not None and n_out != len(names):
         raise bad(f"names {len(names)} classes but the model has {n_out} outputs")
     try:
         thresholds = np.asarray(meta.get("thresholds"), dtype=np.float64)
@@ -364,6 +421,10 @@ def exit_code(results: Sequence[Prediction | Failure]) -> int:
 
 __all__ = [
     "AGGREGATES",
+    "WindowScorer",
+    "aggregate_windows",
+    "read_meta",
+    "read_temperature",
     "Failure",
     "Prediction",
     "Predictor",
