@@ -29,7 +29,14 @@ from ecgcli.data.normalize import fit_lead_norm
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.models import ECGClassifier
-from ecgcli.scoring.evaluate import SplitEvaluation, evaluate_split_pair, headline, predict_proba
+from ecgcli.scoring.calibration import apply_temperature, calibration_report, fit_temperature
+from ecgcli.scoring.evaluate import (
+    SplitEvaluation,
+    evaluate_split_pair,
+    headline,
+    predict_proba,
+    predict_window_logits,
+)
 from ecgcli.scoring.metrics import compute_metrics
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
@@ -40,6 +47,7 @@ from ecgcli.train.losses import LOSSES, build_loss
 from ecgcli.train.run import RunConfig, load_data, open_run
 
 SELECT_METRICS = ("f1", "auroc")
+CALIBRATIONS = ("temperature",)
 
 
 @dataclass
@@ -210,13 +218,23 @@ def train_classifier(
     init_encoder: Callable[[], tuple[nn.Module, dict[str, Any]]] | None = None,
     data: TrainingData | None = None,
     dist: Distributed | None = None,
+    calibrate: str | None = None,
 ) -> RunResult:
     """Train, select on fold 9, evaluate on fold 10, and write the run directory.
 
+    ``calibrate="temperature"`` fits one temperature per class on fold 9 after selection
+    (:func:`ecgcli.scoring.calibration.fit_temperature`), stores it in the checkpoint (predict
+    and export apply it) and evaluates the calibrated probabilities; metrics.json reports the
+    test calibration before and after. (A keyword here until the option joins the declared
+    training options: ``cfg.calibrate`` takes precedence when it exists.)
     ``init_encoder`` returns a pretrained encoder and its checkpoint info (fine-tuning);
     ``data`` lets a caller that trains several models share one loaded dataset; ``dist`` is
     this process's place in a torchrun run (every rank calls this; only rank 0 writes).
     """
+
+    calibrate = getattr(cfg, "calibrate", None) or calibrate
+    if calibrate is not None and calibrate not in CALIBRATIONS:
+        raise ConfigError(f"unknown calibration {calibrate!r} (choose {', '.join(CALIBRATIONS)})")
 
     def checked() -> int:
         cfg.check()
@@ -305,11 +323,26 @@ def train_classifier(
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     window = cfg.signal_length if cfg.signal_length < store.length else None
-    p_val = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_val)
-    p_test = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_test)
-    evaluation = dist.on_main(
-        lambda: evaluate_split_pair(ds.labels[split.val], p_val, ds.labels[split.test], p_test)
-    )
+    y_val, y_test = ds.labels[split.val], ds.labels[split.test]
+    temperature = None
+    if calibrate is None:
+        p_val = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_val)
+        p_test = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_test)
+        calibration = {"method": None, "test": calibration_report(y_test, p_test, SUPERCLASSES)}
+    else:
+        z_val = dist.predict_rows(lambda x: predict_window_logits(model, x, device, window), x_val)
+        z_test = dist.predict_rows(lambda x: predict_window_logits(model, x, device, window), x_test)
+        temperature = fit_temperature(z_val, y_val)
+        p_val, p_test = apply_temperature(z_val, temperature), apply_temperature(z_test, temperature)
+        before = apply_temperature(z_test, 1.0)
+        calibration = {
+            "method": calibrate,
+            "temperature": dict(zip(SUPERCLASSES, temperature.tolist(), strict=True)),
+            "fitted_on": "val (fold 9)",
+            "test_uncalibrated": calibration_report(y_test, before, SUPERCLASSES),
+            "test": calibration_report(y_test, p_test, SUPERCLASSES),
+        }
+    evaluation = dist.on_main(lambda: evaluate_split_pair(y_val, p_val, y_test, p_test))
     eval_seconds = time.perf_counter() - t_eval
 
     metrics = {
@@ -320,6 +353,7 @@ def train_classifier(
         "stopped_early": state.stopped_early,
         "history": state.history,
         **evaluation.to_dict(),
+        "calibration": calibration,
         "class_frequencies": {"train": before.tolist(), "sampled": after.tolist()},
         "data": {
             "n_train": int(len(split.train)),
@@ -359,6 +393,7 @@ def train_classifier(
         },
         data={"cache_id": store.cache_id, "data_root": str(ds.root)},
         pretrained=encoder_info.get("source"),
+        **({"temperature": temperature.tolist()} if temperature is not None else {}),
     )
     model.cpu()
     save_checkpoint(run.model, model, meta)
@@ -378,6 +413,17 @@ def train_classifier(
         f"test (fold 10): AUROC {t.macro_auroc:.4f} F1 {t.macro_f1:.4f} "
         f"F1@tuned {evaluation.test_tuned.macro_f1:.4f} best epoch {state.best_epoch}"
     )
+    if temperature is not None:
+        run.log(
+            f"temperature scaling (fold 9): T {' '.join(f'{v:.2f}' for v in temperature)}; test macro ECE "
+            f"{calibration['test_uncalibrated']['macro_ece']:.4f} -> {calibration['test']['macro_ece']:.4f}"
+        )
+        callback(
+            Message(
+                f"temperature scaling: test macro ECE {calibration['test_uncalibrated']['macro_ece']:.4f} -> "
+                f"{calibration['test']['macro_ece']:.4f} (15 bins, fold 10)"
+            )
+        )
     return result
 
 
