@@ -179,6 +179,26 @@ def test_cli_writes_png_and_json(trained: Path, synth_root: Path, tmp_path: Path
     assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]  # no temporary left behind
 
 
+def test_long_resampled_record_is_attributed_over_its_whole_length(
+    predictor: Predictor, tmp_path: Path, one_torch_thread
+) -> None:
+    """25 s at 500 Hz: resampled to 100 Hz, three windows (the last end-aligned, overlapping
+    the second), an attribution for every sample, and the figure shows the first 10 s."""
+    from ecgcli.inference.ecgpaper import draw_explanation
+    from ecgcli.inference.export import ecg_like_windows
+
+    x = ecg_like_windows(1, 500, 12_500, seed=3)[0]
+    write_record(tmp_path / "long", np.round(x.T * 1000).astype(np.int16), list(LEADS), 500)
+    expl = explain_record(predictor, tmp_path / "long", class_name="NORM", method="gradxinput")
+    assert expl.signal.shape == (12, 2500) and expl.attributions["NORM"].shape == (12, 2500)
+    assert expl.window_totals["NORM"].shape == (3, 12)
+    assert (
+        np.isfinite(expl.attributions["NORM"]).all() and np.abs(expl.attributions["NORM"][:, -100:]).sum() > 0
+    )
+    out = draw_explanation(expl, tmp_path / "long.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
 def _one_error_line(result, *expected: str) -> None:
     assert result.exit_code != 0, result.output
     lines = result.stderr.strip().splitlines()

@@ -1,7 +1,8 @@
 """Scoring records with an exported ONNX model and onnxruntime (``ecg predict --runtime onnx``).
 
-No torch here, not even lazily: a deployment can install numpy, scipy, wfdb-free ecgcli
-record reading and onnxruntime (the ``onnx`` extra) and score records. Records are read,
+No torch here, not even lazily, so scoring starts without torch's import time (and a
+deployment that vendors this module needs numpy, scipy for resampling, and onnxruntime from
+the ``onnx`` extra, not torch). Records are read,
 resampled and windowed, chunked and reported by the same
 :class:`ecgcli.inference.predict.WindowScorer` code as the torch path; only the forward pass
 differs. The model must be an ``ecg export`` ONNX file: its ``metadata_props`` carry the
