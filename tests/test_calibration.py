@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ecgcli import SUPERCLASSES
+from ecgcli.errors import ConfigError
 from ecgcli.scoring.calibration import (
     apply_temperature,
     brier_score,
@@ -66,10 +67,11 @@ def test_run_with_temperature_scaling(train_kwargs: dict, one_torch_thread) -> N
     """metrics.json has the test calibration before and after; the checkpoint carries the
     temperature and predict applies it (its probabilities are the run's calibrated ones)."""
     from ecgcli.inference.predict import Predictor
-    from ecgcli.train.supervised import SupervisedConfig, train_classifier
+    from ecgcli.train.config import SupervisedConfig
+    from ecgcli.train.supervised import train_classifier
 
-    cfg = SupervisedConfig(**{**train_kwargs, "epochs": 1})
-    result = train_classifier(cfg, calibrate="temperature")
+    cfg = SupervisedConfig(**{**train_kwargs, "epochs": 1, "calibrate": "temperature"})
+    result = train_classifier(cfg)
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     cal = metrics["calibration"]
     assert cal["method"] == "temperature" and set(cal["temperature"]) == set(SUPERCLASSES)
@@ -80,12 +82,13 @@ def test_run_with_temperature_scaling(train_kwargs: dict, one_torch_thread) -> N
     assert side["temperature"] == [cal["temperature"][c] for c in SUPERCLASSES]
     predictor = Predictor.from_checkpoint(result.run_dir)
     np.testing.assert_allclose(predictor.temperature, side["temperature"])
-    with pytest.raises(Exception, match="unknown calibration"):
-        train_classifier(cfg, calibrate="platt")
+    with pytest.raises(ConfigError, match="--calibrate must be temperature"):
+        train_classifier(SupervisedConfig(**{**train_kwargs, "calibrate": "platt"}))
 
 
 def test_run_without_calibration_still_reports_it(train_kwargs: dict, one_torch_thread) -> None:
-    from ecgcli.train.supervised import SupervisedConfig, train_classifier
+    from ecgcli.train.config import SupervisedConfig
+    from ecgcli.train.supervised import train_classifier
 
     result = train_classifier(SupervisedConfig(**{**train_kwargs, "epochs": 1}))
     metrics = json.loads((result.run_dir / "metrics.json").read_text())

@@ -53,26 +53,11 @@ from ecgcli.experiments.results import (
     scores,
     test_set_id,
 )
+from ecgcli.scoring.names import LABELS
 from ecgcli.scoring.stats import Summary, summarize
 from ecgcli.storage.files import json_safe
 
 FORMATS = ("table", "markdown", "csv", "json")
-LABELS = {
-    "auroc": "AUROC",
-    "f1": "macro F1",
-    "sensitivity": "sensitivity",
-    "specificity": "specificity",
-    "ece": "ECE",
-    "brier": "Brier",
-}
-SHORT = {
-    "auroc": "AUROC",
-    "f1": "F1",
-    "sensitivity": "sens",
-    "specificity": "spec",
-    "ece": "ECE",
-    "brier": "Brier",
-}
 DELTAS = ("f1", "auroc")
 
 
@@ -123,8 +108,11 @@ def method_name(config: dict[str, Any]) -> tuple[str, str]:
     ckpt = config.get("ssl_checkpoint")
     if ckpt:
         kind = "probe" if config.get("freeze_encoder") else "finetune"
-        return f"{kind}:{Path(str(ckpt)).parent.name or Path(str(ckpt)).stem}", kind
-    return f"{config.get('loss')}+{config.get('balance_strategy')}", "supervised"
+        name, kind = f"{kind}:{Path(str(ckpt)).parent.name or Path(str(ckpt)).stem}", kind
+    else:
+        name, kind = f"{config.get('loss')}+{config.get('balance_strategy')}", "supervised"
+    # a calibrated run is its own method (same AUROC, different probabilities)
+    return (f"{name}+{config['calibrate']}" if config.get("calibrate") else name), kind
 
 
 def read_run(path: Path) -> tuple[dict[str, Any], Method]:

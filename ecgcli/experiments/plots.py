@@ -16,7 +16,8 @@ the class. The diagonal is perfect calibration.
 mean test macro AUROC (left) and macro F1 (right) against the labelled fraction (log axis),
 with the Student's t 95% interval of the mean as a band.
 
-matplotlib is imported lazily with the Agg backend; without it the error says how to get it.
+matplotlib is imported lazily with the Agg backend (:func:`ecgcli.inference.ecgpaper.pyplot`);
+without it the error says how to get it.
 """
 
 from __future__ import annotations
@@ -24,29 +25,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
+from ecgcli.inference.ecgpaper import pyplot
 
 if TYPE_CHECKING:
     from ecgcli.experiments.compare import Method
 
 _FPR = np.linspace(0.0, 1.0, 201)
-
-
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the Agg backend, or a one-line error saying how to install it."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ConfigError('plots need matplotlib: pip install "ecgcli[plots]"') from None
-    return plt
 
 
 def _roc(y: np.ndarray, score: np.ndarray) -> np.ndarray | None:

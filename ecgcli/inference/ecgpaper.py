@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,11 +44,17 @@ _MINOR, _MAJOR = "#f7caca", "#e79595"
 _POS, _NEG = np.array([0.85, 0.1, 0.1]), np.array([0.1, 0.3, 0.9])
 
 
-def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend, or one line saying how to install it."""
-    from ecgcli.experiments.plots import pyplot as _pyplot
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend, or one line saying how to install it (the one
+    place ecgcli imports matplotlib; ``ecg compare --plots`` uses it too)."""
+    try:
+        import matplotlib
 
-    return _pyplot()
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError('plots need matplotlib: pip install "ecgcli[plots]"') from None
+    return plt
 
 
 def draw_explanation(expl: Explanation, path: Path | str, dpi: int = 110) -> Path:

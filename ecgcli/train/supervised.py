@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,88 +23,24 @@ import torch
 from torch import nn
 
 from ecgcli import LEADS, SUPERCLASSES
-from ecgcli.data.loader import STRATEGIES, EpochSampler, batch_slices
+from ecgcli.data.loader import EpochSampler, batch_slices
 from ecgcli.data.normalize import fit_lead_norm
+from ecgcli.device import pick_device
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.models import ECGClassifier
 from ecgcli.scoring.calibration import apply_temperature, calibration_report, fit_temperature
-from ecgcli.scoring.evaluate import (
-    SplitEvaluation,
-    evaluate_split_pair,
-    headline,
-    predict_proba,
-    predict_window_logits,
-)
+from ecgcli.scoring.evaluate import evaluate_split_pair, headline, predict_proba, predict_window_logits
 from ecgcli.scoring.metrics import compute_metrics
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
-from ecgcli.train.data import TrainingData, labels_tensor, signals_tensor
+from ecgcli.train.config import SupervisedConfig
+from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
-from ecgcli.train.loop import LoopConfig, epoch_seed, fit, pick_device
-from ecgcli.train.losses import LOSSES, build_loss
-from ecgcli.train.run import RunConfig, load_data, open_run
-
-SELECT_METRICS = ("f1", "auroc")
-CALIBRATIONS = ("temperature",)
-
-
-@dataclass
-class SupervisedConfig(RunConfig):
-    """Everything that defines a supervised or fine-tuning run (saved as config.json).
-
-    ``width`` is None when fine-tuning: the checkpoint's encoder width is used.
-    """
-
-    label_fraction: float = 0.1
-    loss: str = "focal"
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
-    balance_strategy: str = "oversample"
-    patience: int | None = None
-    select_metric: str = "f1"
-    # fine-tuning
-    ssl_checkpoint: str | None = None
-    freeze_encoder: bool = False
-    encoder_lr: float | None = None
-
-    @property
-    def kind(self) -> str:
-        return "finetune" if self.ssl_checkpoint else "supervised"
-
-    def default_name(self) -> str:
-        if self.kind == "finetune":
-            mode = "probe" if self.freeze_encoder else "ft"
-            return f"finetune-{Path(str(self.ssl_checkpoint)).parent.name}-{mode}-s{self.seed}"
-        return f"supervised-{self.loss}-{self.balance_strategy}-s{self.seed}"
-
-    def check(self) -> None:
-        """Reject bad values with one clear line each, before any work starts."""
-        if self.loss not in LOSSES:
-            raise ConfigError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
-        if self.balance_strategy not in STRATEGIES:
-            raise ConfigError(
-                f"unknown balance strategy {self.balance_strategy!r} (choose from {', '.join(STRATEGIES)})"
-            )
-        if not 0.0 < self.label_fraction <= 1.0:
-            raise ConfigError(f"--label-fraction must be in (0, 1], got {self.label_fraction}")
-        if self.encoder_lr is not None and not self.encoder_lr > 0:
-            raise ConfigError(f"--encoder-lr must be positive, got {self.encoder_lr}")
-        if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"--patience must be at least 1, got {self.patience}")
-        if self.select_metric not in SELECT_METRICS:
-            raise ConfigError(f"--select-metric must be f1 or auroc, got {self.select_metric!r}")
-        if self.freeze_encoder and self.encoder_lr is not None:
-            raise ConfigError("--freeze-encoder and --encoder-lr exclude each other")
-        self.check_common()
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    checkpoint: Path
-    evaluation: SplitEvaluation
-    metrics: dict[str, Any]
+from ecgcli.train.loop import LoopConfig, fit
+from ecgcli.train.losses import build_loss
+from ecgcli.train.run import RunResult, load_data, open_run
+from ecgcli.train.seeds import epoch_seed
 
 
 class ClassifierObjective:
@@ -178,14 +113,6 @@ class ClassifierObjective:
         return self.dist.on_main(lambda: headline(compute_metrics(self.y_val, prob)))
 
 
-def random_crop(x: torch.Tensor, window: int, generator: torch.Generator) -> torch.Tensor:
-    """An independent random ``window``-sample crop of each record (one gather, no loop)."""
-    b, c, t = x.shape
-    start = torch.randint(0, t - window + 1, (b,), generator=generator, device=x.device)
-    idx = start[:, None] + torch.arange(window, device=x.device)
-    return x.gather(2, idx[:, None, :].expand(b, c, window))
-
-
 def _build_model(cfg: SupervisedConfig, init_encoder: Callable[[], tuple[nn.Module, dict]] | None):
     if init_encoder is None:
         model = ECGClassifier.build(cfg.encoder, len(SUPERCLASSES), in_ch=len(LEADS), width=cfg.width or 64)
@@ -218,23 +145,17 @@ def train_classifier(
     init_encoder: Callable[[], tuple[nn.Module, dict[str, Any]]] | None = None,
     data: TrainingData | None = None,
     dist: Distributed | None = None,
-    calibrate: str | None = None,
 ) -> RunResult:
     """Train, select on fold 9, evaluate on fold 10, and write the run directory.
 
-    ``calibrate="temperature"`` fits one temperature per class on fold 9 after selection
-    (:func:`ecgcli.scoring.calibration.fit_temperature`), stores it in the checkpoint (predict
-    and export apply it) and evaluates the calibrated probabilities; metrics.json reports the
-    test calibration before and after. (A keyword here until the option joins the declared
-    training options: ``cfg.calibrate`` takes precedence when it exists.)
+    ``cfg.calibrate == "temperature"`` fits one temperature per class on fold 9 after
+    selection (:func:`ecgcli.scoring.calibration.fit_temperature`), stores it in the checkpoint
+    (predict and export apply it) and evaluates the calibrated probabilities (thresholds tuned
+    on them); metrics.json reports the test calibration before and after.
     ``init_encoder`` returns a pretrained encoder and its checkpoint info (fine-tuning);
     ``data`` lets a caller that trains several models share one loaded dataset; ``dist`` is
     this process's place in a torchrun run (every rank calls this; only rank 0 writes).
     """
-
-    calibrate = getattr(cfg, "calibrate", None) or calibrate
-    if calibrate is not None and calibrate not in CALIBRATIONS:
-        raise ConfigError(f"unknown calibration {calibrate!r} (choose {', '.join(CALIBRATIONS)})")
 
     def checked() -> int:
         cfg.check()
@@ -325,7 +246,7 @@ def train_classifier(
     window = cfg.signal_length if cfg.signal_length < store.length else None
     y_val, y_test = ds.labels[split.val], ds.labels[split.test]
     temperature = None
-    if calibrate is None:
+    if cfg.calibrate is None:
         p_val = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_val)
         p_test = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_test)
         calibration = {"method": None, "test": calibration_report(y_test, p_test, SUPERCLASSES)}
@@ -336,7 +257,7 @@ def train_classifier(
         p_val, p_test = apply_temperature(z_val, temperature), apply_temperature(z_test, temperature)
         before = apply_temperature(z_test, 1.0)
         calibration = {
-            "method": calibrate,
+            "method": cfg.calibrate,
             "temperature": dict(zip(SUPERCLASSES, temperature.tolist(), strict=True)),
             "fitted_on": "val (fold 9)",
             "test_uncalibrated": calibration_report(y_test, before, SUPERCLASSES),
