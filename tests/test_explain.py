@@ -28,7 +28,8 @@ N_RECORDS = 16
 @pytest.fixture(scope="module")
 def trained(synth_root: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three epochs of `train supervised` (width 16) on the session's synthetic set."""
-    from ecgcli.train.supervised import SupervisedConfig, train_classifier
+    from ecgcli.train.config import SupervisedConfig
+    from ecgcli.train.supervised import train_classifier
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
