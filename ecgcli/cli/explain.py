@@ -92,6 +92,11 @@ def explain(
     predictor = Predictor.from_checkpoint(settings.checkpoint, device=settings.device)
     check_options(predictor, class_name, method.value, steps)
     expl = explain_record(predictor, stems[0], class_name, method.value, steps)
+    if expl.warnings:
+        from ecgcli.cli.render import warn_line
+
+        for text in expl.warnings:
+            warn_line(text)
     if out is not None:
         from ecgcli.inference.ecgpaper import draw_explanation
 

@@ -273,6 +273,7 @@ def _print_json(predictor: Predictor | OnnxPredictor, results: list, aggregate: 
         "thresholds": dict(zip(predictor.class_names, predictor.thresholds.tolist(), strict=True)),
         "sampling_rate": predictor.fs,
         "window": predictor.window,
+        "leads": list(predictor.leads),
         "aggregate": aggregate,
         "predictions": [r.to_dict() for r in results if not isinstance(r, Failure)],
         "errors": [r.to_dict() for r in results if isinstance(r, Failure)],

@@ -111,6 +111,8 @@ def method_name(config: dict[str, Any]) -> tuple[str, str]:
         name, kind = f"{kind}:{Path(str(ckpt)).parent.name or Path(str(ckpt)).stem}", kind
     else:
         name, kind = f"{config.get('loss')}+{config.get('balance_strategy')}", "supervised"
+    if str(config.get("leads") or "12") != "12":  # a reduced-lead model is its own method
+        name += f"+leads:{config['leads']}"
     # a calibrated run is its own method (same AUROC, different probabilities)
     return (f"{name}+{config['calibrate']}" if config.get("calibrate") else name), kind
 

@@ -2,10 +2,11 @@
 
 Layout: three rows of four 2.5 s panels (I, aVR, V1, V4 / II, aVL, V2, V5 / III, aVF, V3,
 V6, each column showing the next 2.5 s of the same 10 s) and a 10 s lead II rhythm strip
-below, on ECG paper at 25 mm/s and 10 mm/mV: a 1 mm (0.04 s, 0.1 mV) minor grid and a 5 mm
-(0.2 s, 0.5 mV) major grid. Everything is drawn in millimetres of paper, so the scale is true
-at any output size. The first 10 s of the record are shown; each lead is centred on its
-median over them (an electrocardiograph's baseline restoration).
+below (the model's first lead when it does not use II; leads a reduced-lead model does not
+use are left blank), on ECG paper at 25 mm/s and 10 mm/mV: a 1 mm (0.04 s, 0.1 mV) minor
+grid and a 5 mm (0.2 s, 0.5 mV) major grid. Everything is drawn in millimetres of paper, so
+the scale is true at any output size. The first 10 s of the record are shown; each lead is
+centred on its median over them (an electrocardiograph's baseline restoration).
 
 The attribution of a class is shaded behind the trace, per lead and time: red where the
 signal raises the class's logit, blue where it lowers it, opacity in proportion to the
@@ -23,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ecgcli import LEADS
 from ecgcli.errors import ConfigError
 from ecgcli.storage.files import atomic_write_bytes
 
@@ -86,8 +86,9 @@ def draw_explanation(expl: Explanation, path: Path | str, dpi: int = 110) -> Pat
         shade = _shading(expl.attributions[name][:, :shown], expl.fs)
         for row, leads in enumerate(LAYOUT):
             for col, lead in enumerate(leads):
-                _panel(ax, signal, shade, expl.fs, lead, row, col * PANEL_S, PANEL_S)
-        _panel(ax, signal, shade, expl.fs, RHYTHM_LEAD, 3, 0.0, STRIP_S)
+                _panel(ax, signal, shade, expl.fs, expl.leads, lead, row, col * PANEL_S, PANEL_S)
+        rhythm = RHYTHM_LEAD if RHYTHM_LEAD in expl.leads else expl.leads[0]
+        _panel(ax, signal, shade, expl.fs, expl.leads, rhythm, 3, 0.0, STRIP_S)
         ax.set_xlim(0, width_mm)  # imshow rescales the axes; paper stays 250 x 140 mm
         ax.set_ylim(0, height_mm)
         p, t = expl.probabilities[name], expl.thresholds[name]
@@ -128,12 +129,26 @@ def _shading(attr: np.ndarray, fs: int) -> np.ndarray:
     return np.clip(smooth / scale, -1, 1) if scale > 0 else np.zeros_like(smooth)
 
 
-def _panel(ax, signal: np.ndarray, shade: np.ndarray, fs: int, lead: str, row: int, t0: float, span: float):
-    """One lead from ``t0`` for ``span`` seconds in ``row`` (0 at the top): shading, trace, label."""
-    i = LEADS.index(lead)
+def _panel(
+    ax,
+    signal: np.ndarray,
+    shade: np.ndarray,
+    fs: int,
+    leads: tuple[str, ...],
+    lead: str,
+    row: int,
+    t0: float,
+    span: float,
+):
+    """One lead from ``t0`` for ``span`` seconds in ``row`` (0 at the top): shading, trace, label.
+    A lead the model does not use (``--leads``) keeps its place, labelled "not used"."""
     y0 = (3.5 - row) * ROW_MM
-    a, b = round(t0 * fs), min(round((t0 + span) * fs), signal.shape[1])
     x0 = t0 * MM_PER_S
+    if lead not in leads:
+        ax.text(x0 + 1.5, y0 + ROW_MM * 0.3, f"{DISPLAY.get(lead, lead)} (not used)", fontsize=8, color="0.5")
+        return
+    i = leads.index(lead)
+    a, b = round(t0 * fs), min(round((t0 + span) * fs), signal.shape[1])
     if b > a:
         v = shade[i, a:b]
         rgba = np.zeros((1, b - a, 4))

@@ -51,8 +51,9 @@ BATCH_ROWS = 128
 class Explanation:
     """One record, its probabilities, and the attribution of each explained class.
 
-    ``signal`` is ``(12, T)`` in mV at the model's rate ``fs`` (the whole record, resampled);
-    ``attributions[c]`` has the same shape; ``window_totals[c]`` is ``(n_windows, 12)``.
+    ``signal`` is ``(n_leads, T)`` in mV at the model's rate ``fs`` (the model's ``leads``,
+    the whole record, resampled); ``attributions[c]`` has the same shape; ``window_totals[c]``
+    is ``(n_windows, n_leads)``. ``warnings`` name channels that stood in for a lead.
     """
 
     record: str
@@ -69,6 +70,8 @@ class Explanation:
     method: str
     steps: int
     chosen: str  # "class" (asked for), "above threshold" or "top class" (none above)
+    leads: tuple[str, ...] = LEADS
+    warnings: tuple[str, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -76,7 +79,8 @@ class Explanation:
 
     def lead_totals(self, name: str) -> dict[str, float]:
         """Sum over time of the attribution per lead, averaged over windows."""
-        return {lead: float(v) for lead, v in zip(LEADS, self.window_totals[name].mean(axis=0), strict=True)}
+        totals = self.window_totals[name].mean(axis=0)
+        return {lead: float(v) for lead, v in zip(self.leads, totals, strict=True)}
 
     def to_dict(self) -> dict[str, Any]:
         classes = {}
@@ -103,6 +107,8 @@ class Explanation:
             "window": self.window,
             "duration_s": self.duration_s,
             "chosen": self.chosen,
+            "leads": list(self.leads),
+            "warnings": list(self.warnings),
             "probabilities": dict(self.probabilities),
             "classes": classes,
         }
@@ -134,7 +140,7 @@ def explain_record(
     zero-pads it, but an explanation of padding would be drawn over nothing.
     """
     check_options(predictor, class_name, method, steps)
-    rec = prepare_record(stem, predictor.fs, predictor.window)
+    rec = prepare_record(stem, predictor.fs, predictor.window, predictor.leads)
     if rec.padded:
         raise RecordError(
             str(rec.stem),
@@ -170,6 +176,8 @@ def explain_record(
         method=method,
         steps=steps,
         chosen=chosen,
+        leads=predictor.leads,
+        warnings=rec.warnings,
     )
 
 
@@ -183,8 +191,8 @@ def attribute_windows(
     steps: int = DEFAULT_STEPS,
     batch_rows: int = BATCH_ROWS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Attributions ``(n_classes, K, 12, W)`` of each window's logit for each class in
-    ``class_idx``, w.r.t. ``windows`` (``(K, 12, W)`` in mV); also the logits of the windows
+    """Attributions ``(n_classes, K, L, W)`` of each window's logit for each class in
+    ``class_idx``, w.r.t. ``windows`` (``(K, L, W)`` in mV, L leads); also the logits of the windows
     and of the 0 mV baseline, ``(K, n_classes)`` each.
 
     ``model`` takes normalised input (``(x - mean) / std`` per lead). Integrated gradients
@@ -224,7 +232,7 @@ def attribute_windows(
 
 
 def to_timeline(per_window: np.ndarray, starts: np.ndarray, n_samples: int) -> np.ndarray:
-    """``(..., K, 12, W)`` window values back on the record's time axis ``(..., 12, n)``,
+    """``(..., K, L, W)`` window values back on the record's time axis ``(..., L, n)``,
     averaging where windows overlap (one scatter-add, no loop over windows)."""
     *lead, k, c, w = per_window.shape
     idx = (np.asarray(starts)[:, None] + np.arange(w)).ravel()  # (K * W,)

@@ -1,13 +1,13 @@
 """Portable models (``ecg export``): ONNX or TorchScript with the normalisation baked in.
 
-The exported graph takes windows in millivolts, ``(batch, 12, window)`` float32, leads in
-PTB-XL order at the checkpoint's sampling rate, and returns sigmoid probabilities
-``(batch, classes)``: lead normalisation (and the per-class temperature of a calibrated
-checkpoint) are inside it, so a consumer needs no ecgcli and no statistics file. What a
-consumer still needs (class names, thresholds, rate, window, leads) travels with the model:
-in the ONNX model's ``metadata_props`` under the key ``ecgcli`` (JSON), or as the extra file
-``ecgcli.json`` of a TorchScript archive. ``ecg predict --runtime onnx`` reads it back and
-refuses an ONNX file without it.
+The exported graph takes windows in millivolts, ``(batch, leads, window)`` float32, the
+checkpoint's leads (12 unless trained with ``--leads``) in PTB-XL order at its sampling
+rate, and returns sigmoid probabilities ``(batch, classes)``: lead normalisation (and the
+per-class temperature of a calibrated checkpoint) are inside it, so a consumer needs no
+ecgcli and no statistics file. What a consumer still needs (class names, thresholds, rate,
+window, leads) travels with the model: in the ONNX model's ``metadata_props`` under the key
+``ecgcli`` (JSON), or as the extra file ``ecgcli.json`` of a TorchScript archive.
+``ecg predict --runtime onnx`` reads it back and refuses an ONNX file without it.
 
 Every export is checked before it is written: the exported model and the safetensors model
 (rebuilt by :func:`ecgcli.storage.checkpoint.load_classifier`, normalised in torch) score
@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcli import __version__
+from ecgcli import LEADS, __version__
+from ecgcli.data.leads import lead_indices
 from ecgcli.errors import CheckpointError, ConfigError
 from ecgcli.inference.onnx_runtime import (
     INPUT_NAME,
@@ -90,11 +91,15 @@ def portable_meta(meta: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
         "format_version": META_VERSION,
         "ecgcli_version": __version__,
         "source_checkpoint": str(checkpoint),
-        "input": {"name": INPUT_NAME, "shape": ["batch", 12, meta["signal_length"]], "unit": "mV"},
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["batch", len(meta.get("leads") or LEADS), meta["signal_length"]],
+            "unit": "mV",
+        },
         "output": {"name": OUTPUT_NAME, "shape": ["batch", len(meta["class_names"])], "is": "probability"},
         "class_names": list(meta["class_names"]),
         "thresholds": list(meta["thresholds"]),
-        "leads": list(meta.get("leads") or []),
+        "leads": list(meta.get("leads") or LEADS),
         "sampling_rate": meta["sampling_rate"],
         "signal_length": meta["signal_length"],
         # already applied inside the graph; kept so a reader knows the output is calibrated
@@ -137,11 +142,11 @@ def export_model(
     probe_writable(out.parent, "--out folder")
     checkpoint = Path(checkpoint)
     model, meta = load_classifier(checkpoint)
-    names, _, norm, fs, window = read_meta(meta, checkpoint, model.head.out_features)
+    names, _, norm, fs, window, leads = read_meta(meta, checkpoint, model.head.out_features)
     temperature = read_temperature(meta, checkpoint, len(names))
     portable = PortableClassifier(model, norm.mean, norm.std, temperature).eval()
     info = portable_meta(meta, checkpoint)
-    x = ecg_like_windows(n_check, fs, window, seed)
+    x = np.ascontiguousarray(ecg_like_windows(n_check, fs, window, seed)[:, lead_indices(leads)])
     with torch.no_grad():
         reference = portable(torch.from_numpy(x)).numpy()
     example = torch.from_numpy(x[:2])

@@ -59,7 +59,9 @@ class OnnxPredictor(WindowScorer):
         self.session = session
         self.meta = meta
         self.checkpoint = Path(path)
-        self.class_names, self.thresholds, self.norm, self.fs, self.window = read_meta(meta, self.checkpoint)
+        self.class_names, self.thresholds, self.norm, self.fs, self.window, self.leads = read_meta(
+            meta, self.checkpoint
+        )
 
     @classmethod
     def from_file(cls, path: Path | str, threads: int | None = None) -> OnnxPredictor:

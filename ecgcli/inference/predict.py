@@ -120,7 +120,8 @@ class _Chunk:
 class WindowScorer:
     """Reading, windowing, chunking and reporting shared by every runtime.
 
-    A subclass sets ``checkpoint``, ``class_names``, ``thresholds``, ``fs`` and ``window`` and
+    A subclass sets ``checkpoint``, ``class_names``, ``thresholds``, ``fs``, ``window`` and
+    ``leads`` (the model's, a subset of the 12 in PTB-XL order) and
     implements :meth:`score_windows`; records go through the same :func:`prepare_record`,
     chunks and verdicts whatever computes the probabilities (torch here, onnxruntime in
     :mod:`ecgcli.inference.onnx_runtime`).
@@ -131,6 +132,7 @@ class WindowScorer:
     thresholds: np.ndarray
     fs: int
     window: int
+    leads: tuple[str, ...] = LEADS
 
     def score_windows(
         self, windows: np.ndarray, counts: np.ndarray, aggregate: str = "mean", batch_size: int = BATCH_SIZE
@@ -138,9 +140,10 @@ class WindowScorer:
         raise NotImplementedError
 
     def check_windows(self, windows: np.ndarray, counts: np.ndarray) -> None:
-        """``windows`` must be ``(sum(counts), 12, window)`` with every count positive."""
-        if windows.ndim != 3 or windows.shape[1] != len(LEADS) or windows.shape[2] != self.window:
-            raise ValueError(f"windows must be (N, 12, {self.window}), got {tuple(windows.shape)}")
+        """``windows`` must be ``(sum(counts), n_leads, window)`` with every count positive."""
+        n = len(self.leads)
+        if windows.ndim != 3 or windows.shape[1] != n or windows.shape[2] != self.window:
+            raise ValueError(f"windows must be (N, {n}, {self.window}), got {tuple(windows.shape)}")
         counts = np.asarray(counts)
         if int(counts.sum()) != windows.shape[0] or bool((counts < 1).any()):
             raise ValueError("counts must be positive and sum to the number of windows")
@@ -178,7 +181,7 @@ class WindowScorer:
         chunk = _Chunk()
         for stem in stems:
             try:
-                chunk.add(prepare_record(stem, self.fs, self.window))
+                chunk.add(prepare_record(stem, self.fs, self.window, self.leads))
             except RecordError as exc:
                 chunk.add(Failure(exc.record, exc.problem))
             if chunk.n_windows >= chunk_windows or len(chunk.items) >= CHUNK_RECORDS:
@@ -222,13 +225,13 @@ class WindowScorer:
         self, rec: PreparedRecord, probs: np.ndarray, positive: np.ndarray, callback: Callback
     ) -> Prediction:
         duration = rec.n_samples_in / rec.fs_in
-        warnings: tuple[str, ...] = ()
+        warnings = rec.warnings
         if rec.padded:
-            text = (
+            warnings += (
                 f"{rec.stem}: {duration:.3g} s long, shorter than the model's "
-                f"{self.window_seconds:g} s window; zero-padded to {self.window_seconds:g} s"
+                f"{self.window_seconds:g} s window; zero-padded to {self.window_seconds:g} s",
             )
-            warnings = (text,)
+        for text in warnings:
             callback(Message(text, level="warning"))
         return Prediction(
             record=str(rec.stem),
@@ -252,7 +255,7 @@ class Predictor(WindowScorer):
         self.checkpoint = Path(checkpoint)
         self.meta = meta
         n_out = getattr(getattr(model, "head", None), "out_features", None)
-        self.class_names, self.thresholds, self.norm, self.fs, self.window = read_meta(
+        self.class_names, self.thresholds, self.norm, self.fs, self.window, self.leads = read_meta(
             meta, self.checkpoint, n_out
         )
         self.temperature = read_temperature(meta, self.checkpoint, len(self.class_names))
@@ -347,8 +350,8 @@ def read_temperature(meta: dict[str, Any], path: Path, n_classes: int) -> np.nda
 
 def read_meta(
     meta: dict[str, Any], path: Path, n_out: int | None = None
-) -> tuple[tuple[str, ...], np.ndarray, LeadNorm, int, int]:
-    """Class names, thresholds, normalisation, rate and window from a classifier's sidecar
+) -> tuple[tuple[str, ...], np.ndarray, LeadNorm, int, int, tuple[str, ...]]:
+    """Class names, thresholds, normalisation, rate, window and leads from a classifier's sidecar
     (or an exported model's metadata); ``n_out`` is the model's number of outputs if known."""
 
     def bad(what: str) -> CheckpointError:
@@ -367,20 +370,21 @@ def read_meta(
         raise bad("thresholds are not numbers") from None
     if thresholds.shape != (len(names),) or not np.isfinite(thresholds).all():
         raise bad(f"needs {len(names)} finite thresholds, one per class")
-    leads = meta.get("leads", list(LEADS))
-    if not isinstance(leads, list) or [str(x).upper() for x in leads] != list(LEADS):
-        raise bad(f"leads {leads} are not the 12 standard leads in PTB-XL order")
+    raw_leads = meta.get("leads", list(LEADS))
+    leads = [str(x).upper() for x in raw_leads] if isinstance(raw_leads, list) else []
+    if not leads or len(set(leads)) != len(leads) or leads != [lead for lead in LEADS if lead in leads]:
+        raise bad(f"leads {raw_leads} are not standard leads in PTB-XL order")
     try:
         norm = LeadNorm.from_dict(meta.get("normalisation") or {})
     except CheckpointError:
         raise bad("normalisation is missing or malformed") from None
-    if norm.mean.shape != (len(LEADS),):
-        raise bad(f"normalisation has {norm.mean.shape[0]} leads, expected 12")
+    if norm.mean.shape != (len(leads),):
+        raise bad(f"normalisation has {norm.mean.shape[0]} leads, expected {len(leads)}")
     fs, window = meta.get("sampling_rate"), meta.get("signal_length")
     for key, value in (("sampling_rate", fs), ("signal_length", window)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise bad(f"{key} must be a positive integer, got {value!r}")
-    return tuple(names), thresholds, norm, int(fs), int(window)
+    return tuple(names), thresholds, norm, int(fs), int(window), tuple(leads)
 
 
 def _fuse_conv_bn(model: torch.nn.Module) -> torch.nn.Module:

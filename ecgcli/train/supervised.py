@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcli import LEADS, SUPERCLASSES
+from ecgcli import SUPERCLASSES
+from ecgcli.data.leads import lead_indices, parse_leads
 from ecgcli.data.loader import EpochSampler, batch_slices
 from ecgcli.data.normalize import fit_lead_norm
 from ecgcli.device import pick_device
@@ -115,7 +116,8 @@ class ClassifierObjective:
 
 def _build_model(cfg: SupervisedConfig, init_encoder: Callable[[], tuple[nn.Module, dict]] | None):
     if init_encoder is None:
-        model = ECGClassifier.build(cfg.encoder, len(SUPERCLASSES), in_ch=len(LEADS), width=cfg.width or 64)
+        n_leads = len(parse_leads(cfg.leads))
+        model = ECGClassifier.build(cfg.encoder, len(SUPERCLASSES), in_ch=n_leads, width=cfg.width or 64)
         return model, {}
     encoder, info = init_encoder()
     model = ECGClassifier(encoder, len(SUPERCLASSES))
@@ -184,11 +186,13 @@ def train_classifier(
     hint = f"Resume with: ecg {command} --resume {run.path}"
     data = data or load_data(cfg, cfg.label_fraction, dist, callback)
     ds, split, store = data.dataset, data.split, data.store
-    norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train)
+    leads = parse_leads(cfg.leads)
+    rows = lead_indices(leads)
+    norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train).subset(rows)
     y_train = ds.labels[split.train]
-    x_train = signals_tensor(store, split.train, norm).to(device)
-    x_val = signals_tensor(store, split.val, norm)
-    x_test = signals_tensor(store, split.test, norm)
+    x_train = signals_tensor(store, split.train, norm, rows).to(device)
+    x_val = signals_tensor(store, split.val, norm, rows)
+    x_test = signals_tensor(store, split.test, norm, rows)
     model.to(device)
     sampler = EpochSampler(y_train, cfg.balance_strategy, cfg.seed)
     before, after = sampler.frequencies()
@@ -300,7 +304,7 @@ def train_classifier(
         "classifier",
         architecture=model.architecture(),
         class_names=list(SUPERCLASSES),
-        leads=list(LEADS),
+        leads=list(leads),
         sampling_rate=cfg.sampling_rate,
         signal_length=cfg.signal_length,
         thresholds=evaluation.thresholds.tolist(),
