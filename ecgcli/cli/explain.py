@@ -35,7 +35,7 @@ ClassName = Annotated[
     str | None,
     typer.Option(
         "--class",
-        help="Explain this class [default: every class above its threshold, else the top class].",
+        help="Explain this class \\[default: every class above its threshold, else the top class].",
         show_default=False,
     ),
 ]

@@ -28,7 +28,12 @@ def export(
     ],
     fmt: Annotated[Format, typer.Option("--format", "-f", help="onnx or torchscript.")] = Format.onnx,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="File to write [default: beside the checkpoint].")
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="File to write \\[default: model.onnx or model.torchscript.pt beside the checkpoint].",
+        ),
     ] = None,
     check_records: Annotated[
         int,
