@@ -19,6 +19,8 @@ from ecgcli.cli import (
     compare,
     config,
     data,
+    explain,
+    export,
     finetune,
     models,
     multiseed,
@@ -159,6 +161,8 @@ app.command("benchmark")(benchmark.benchmark)
 app.command("compare")(compare.compare)
 app.command("predict")(predict.predict)
 app.command("models")(models.models)
+app.command("explain")(explain.explain)
+app.command("export")(export.export)
 app.command("config")(config.config)
 app.command("quickstart")(quickstart.quickstart)
 

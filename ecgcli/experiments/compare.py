@@ -43,10 +43,12 @@ from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.experiments.grid import identity
 from ecgcli.experiments.results import (
+    CALIBRATION,
     HEADLINE,
     METRICS,
     PER_CLASS,
     RESULTS_FILE,
+    calibration_scores,
     load_results,
     scores,
     test_set_id,
@@ -107,8 +109,13 @@ def method_name(config: dict[str, Any]) -> tuple[str, str]:
     ckpt = config.get("ssl_checkpoint")
     if ckpt:
         kind = "probe" if config.get("freeze_encoder") else "finetune"
-        return f"{kind}:{Path(str(ckpt)).parent.name or Path(str(ckpt)).stem}", kind
-    return f"{config.get('loss')}+{config.get('balance_strategy')}", "supervised"
+        name, kind = f"{kind}:{Path(str(ckpt)).parent.name or Path(str(ckpt)).stem}", kind
+    else:
+        name, kind = f"{config.get('loss')}+{config.get('balance_strategy')}", "supervised"
+    if str(config.get("leads") or "12") != "12":  # a reduced-lead model is its own method
+        name += f"+leads:{config['leads']}"
+    # a calibrated run is its own method (same AUROC, different probabilities)
+    return (f"{name}+{config['calibrate']}" if config.get("calibrate") else name), kind
 
 
 def read_run(path: Path) -> tuple[dict[str, Any], Method]:
@@ -127,7 +134,7 @@ def read_run(path: Path) -> tuple[dict[str, Any], Method]:
         per_class = {
             cls: {k: m.get(k) for k in PER_CLASS} for cls, m in metrics["test_tuned"]["per_class"].items()
         }
-        run_scores = scores(metrics, "test")
+        run_scores = {**scores(metrics, "test"), **calibration_scores(metrics)}
     except (KeyError, TypeError, AttributeError, ConfigError):
         raise ConfigError(
             f"{path}: metrics.json has no test scores (not an `ecg train supervised` run?)"
@@ -197,7 +204,10 @@ def read_multiseed(path: Path, callback: Callback = ignore) -> list[Method]:
                     task=str(_grid_task(doc, str(res["config"]))),
                     test_set=dict(doc["test_set"] or {}),
                     seeds=[int(r["seed"]) for r in runs],
-                    scores=[{k: r["test"].get(k) for k in METRICS} for r in runs],
+                    scores=[
+                        {**{k: r["test"].get(k) for k in METRICS}, **(r.get("calibration") or {})}
+                        for r in runs
+                    ],
                     per_class=[r.get("per_class") or {} for r in runs],
                     run_dirs=[root / r["run_dir"] for r in runs],
                     label=root.name,
@@ -375,8 +385,9 @@ def _mean(s: Summary | None) -> float | None:
     return None if s is None or not math.isfinite(s.mean) else s.mean
 
 
-def _mark_best(rows: Sequence[Any], keys: Sequence[str], group) -> None:
-    """Flag the highest mean per column among rows with the same ``group(row)``."""
+def _mark_best(rows: Sequence[Any], keys: Sequence[str], group, lowest: bool = False) -> None:
+    """Flag the highest (``lowest``: the lowest) mean per column among rows with the same
+    ``group(row)``."""
     buckets: dict[Any, list[Any]] = {}
     for r in rows:
         buckets.setdefault(group(r), []).append(r)
@@ -388,7 +399,7 @@ def _mark_best(rows: Sequence[Any], keys: Sequence[str], group) -> None:
             valid = [m for m in means if m is not None]
             if not valid:
                 continue
-            top = max(valid)
+            top = min(valid) if lowest else max(valid)
             for r, m in zip(bucket, means, strict=True):
                 if m is not None and m == top:
                     r.best.add(k)
@@ -404,7 +415,7 @@ def compare(methods: list[Method], baseline: str | None = None, per_class: bool 
     base = {m.label_fraction: m for m in methods if m.name == base_name}
     rows = []
     for m in methods:
-        summaries = {k: m.summary(k) for k in (*HEADLINE, "f1@0.5")}
+        summaries = {k: m.summary(k) for k in (*HEADLINE, *CALIBRATION, "f1@0.5")}
         b = base.get(m.label_fraction)
         deltas = {
             k: (None if b is None or b is m else delta_pct(_mean(summaries[k]), _mean(b.summary(k))))
@@ -412,6 +423,7 @@ def compare(methods: list[Method], baseline: str | None = None, per_class: bool 
         }
         rows.append(Row(m, summaries, deltas, b is m, set()))
     _mark_best(rows, HEADLINE, lambda r: r.method.label_fraction)
+    _mark_best(rows, CALIBRATION, lambda r: r.method.label_fraction, lowest=True)
     class_rows = []
     if per_class:
         for cls in methods[0].class_names:
@@ -459,13 +471,14 @@ def caption(comp: Comparison) -> str:
     return (
         "Test fold 10. Cells: mean ± sd [95% Student-t CI of the mean] over n seeds (one run: its value). "
         "AUROC macro; F1 macro, sensitivity and specificity micro, at per-class thresholds tuned on fold 9. "
+        "ECE (15 equal-width bins) and Brier score: test calibration, macro over classes, lower is better. "
         f"Δ = 100·(method − baseline)/baseline at the same label fraction; baseline: {comp.baseline}. "
         "Best mean per column in bold."
     )
 
 
 def headline_header() -> list[str]:
-    return ["method", "labels", "n", *(LABELS[k] for k in HEADLINE), "Δ F1", "Δ AUROC"]
+    return ["method", "labels", "n", *(LABELS[k] for k in (*HEADLINE, *CALIBRATION)), "Δ F1", "Δ AUROC"]
 
 
 def class_header() -> list[str]:
@@ -503,7 +516,7 @@ def to_markdown(comp: Comparison) -> str:
             _md_escape(name),
             fmt_fraction(r.method.label_fraction),
             str(r.method.n),
-            *_cells(r, HEADLINE, "**"),
+            *_cells(r, (*HEADLINE, *CALIBRATION), "**"),
             fmt_delta(r.delta_pct["f1"]),
             fmt_delta(r.delta_pct["auroc"]),
         ]
@@ -538,7 +551,7 @@ def to_csv(comp: Comparison) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     header = ["method", "kind", "label_fraction", "class", "n", "baseline"]
-    for k in (*HEADLINE, "f1@0.5"):
+    for k in (*HEADLINE, *CALIBRATION, "f1@0.5"):
         header += [f"{k}_mean", f"{k}_std", f"{k}_ci_low", f"{k}_ci_high"]
     header += ["delta_f1_pct", "delta_auroc_pct"]
     w.writerow(header)
@@ -546,7 +559,7 @@ def to_csv(comp: Comparison) -> str:
         cls = getattr(r, "cls", "all")
         m = r.method
         line = [m.name, m.kind, repr(m.label_fraction), cls, m.n, m.name == comp.baseline]
-        for k in (*HEADLINE, "f1@0.5"):
+        for k in (*HEADLINE, *CALIBRATION, "f1@0.5"):
             s = r.summaries.get(k)
             line += [
                 _number(None if s is None else getattr(s, a)) for a in ("mean", "std", "ci_low", "ci_high")

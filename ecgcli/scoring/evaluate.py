@@ -62,6 +62,31 @@ def predict_proba(
 
 
 @torch.no_grad()
+def predict_window_logits(
+    model: nn.Module,
+    x: torch.Tensor,
+    device: torch.device,
+    window: int | None = None,
+    batch_size: int = 512,
+    stride: int | None = None,
+) -> np.ndarray:
+    """Logits of every window, ``(N, K, C)`` (``K = 1`` without ``window``): what temperature
+    scaling is fitted on; ``mean_k sigmoid`` of them is :func:`predict_proba`."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for s in range(0, len(x), batch_size):
+        xb = x[s : s + batch_size].to(device, non_blocking=True)
+        k = 1
+        if window is not None:
+            xb, k = to_windows(xb, window, stride)
+        z = model(xb).float()
+        out.append(z.reshape(-1, k, z.shape[-1]).cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, 1, 0))
+
+
+@torch.no_grad()
 def encode(encoder: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> np.ndarray:
     """Encoder features ``(N, D)`` (eval mode), e.g. for a linear probe."""
     was_training = encoder.training

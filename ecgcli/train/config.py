@@ -37,6 +37,7 @@ ENCODER_WIDTHS: dict[str, int] = {
     "lstm_bidir": 256,
 }
 SELECT_METRICS = ("f1", "auroc")
+CALIBRATIONS = ("temperature",)
 METHODS = ("simclr", "byol")
 OPTIMIZERS = ("adam", "adamw")
 HEADS = ("linear", "benchmark")
@@ -231,6 +232,16 @@ class SupervisedConfig(RunConfig):
     ssl_checkpoint: str | None = option(None, "Encoder checkpoint from `ecg train ssl` (.safetensors).")
     freeze_encoder: bool = option(False, "Linear probe: train only the head.")
     encoder_lr: float | None = option(None, "Full fine-tuning with this smaller encoder learning rate.")
+    leads: str = option(
+        "12",
+        "Leads to train on: a PhysioNet 2021 set by size (12, 6, 4, 3, 2) or names, e.g. II or "
+        "I,II,V1; saved in the checkpoint, and predict needs them in a record.",
+    )
+    calibrate: str | None = option(
+        None,
+        "temperature: fit one temperature per class on fold 9 (after selection), store it in the "
+        "checkpoint for predict and export, report test ECE before and after.",
+    )
 
     @property
     def kind(self) -> str:
@@ -239,8 +250,18 @@ class SupervisedConfig(RunConfig):
     def default_name(self) -> str:
         if self.kind == "finetune":
             mode = "probe" if self.freeze_encoder else "ft"
-            return f"finetune-{Path(str(self.ssl_checkpoint)).parent.name}-{mode}-s{self.seed}"
-        return f"supervised-{self.loss}-{self.balance_strategy}-s{self.seed}"
+            return (
+                f"finetune-{Path(str(self.ssl_checkpoint)).parent.name}-{mode}{self._lead_tag()}-s{self.seed}"
+            )
+        return f"supervised-{self.loss}-{self.balance_strategy}{self._lead_tag()}-s{self.seed}"
+
+    def _lead_tag(self) -> str:
+        """``""`` for 12 leads, else ``-leads-I-II-V1`` (run names of reduced-lead runs differ)."""
+        from ecgcli import LEADS
+        from ecgcli.data.leads import parse_leads
+
+        leads = parse_leads(self.leads)
+        return "" if leads == LEADS else "-leads-" + "-".join(leads)
 
     def check(self) -> None:
         """Reject bad values with one clear line each, before any work starts."""
@@ -274,6 +295,11 @@ class SupervisedConfig(RunConfig):
                 f"--window-stride must be between 1 and the window ({self.signal_length}), "
                 f"got {self.window_stride}"
             )
+        from ecgcli.data.leads import parse_leads
+
+        parse_leads(self.leads)  # an unknown lead name fails here
+        if self.calibrate is not None and self.calibrate not in CALIBRATIONS:
+            raise ConfigError(f"--calibrate must be {' or '.join(CALIBRATIONS)}, got {self.calibrate!r}")
         self.check_common()
 
 

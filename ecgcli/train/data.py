@@ -54,12 +54,18 @@ def split_data(ds: PTBXL, store: SignalStore | None, label_fraction: float, seed
     return TrainingData(ds, split, store)
 
 
-def signals_tensor(store: SignalStore, rows: np.ndarray, norm: LeadNorm) -> torch.Tensor:
-    """Normalised signals of ``rows`` as one contiguous float32 CPU tensor ``(N, 12, T)``."""
+def signals_tensor(
+    store: SignalStore, rows: np.ndarray, norm: LeadNorm, leads: list[int] | None = None
+) -> torch.Tensor:
+    """Normalised signals of ``rows`` as one contiguous float32 CPU tensor ``(N, L, T)``:
+    every lead of the cache, or the cache rows ``leads`` (``norm`` then has one entry per
+    selected lead)."""
     rows = np.asarray(rows)
-    out = torch.empty((len(rows), store.signals.shape[1], store.length), dtype=torch.float32)
+    n_leads = store.signals.shape[1] if leads is None else len(leads)
+    out = torch.empty((len(rows), n_leads, store.length), dtype=torch.float32)
     for s in range(0, len(rows), _CHUNK):
-        out[s : s + _CHUNK] = torch.from_numpy(norm.apply(store.get(rows[s : s + _CHUNK])))
+        x = store.get(rows[s : s + _CHUNK])
+        out[s : s + _CHUNK] = torch.from_numpy(norm.apply(x if leads is None else x[:, leads]))
     return out
 
 

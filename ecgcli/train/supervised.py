@@ -22,14 +22,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcli import LEADS
+from ecgcli.data.leads import lead_indices, parse_leads
 from ecgcli.data.loader import EpochSampler, batch_slices
 from ecgcli.data.normalize import fit_lead_norm
 from ecgcli.device import pick_device
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.models import ECGClassifier
-from ecgcli.scoring.evaluate import evaluate_split_pair, headline, predict_proba
+from ecgcli.scoring.calibration import apply_temperature, calibration_report, fit_temperature
+from ecgcli.scoring.evaluate import evaluate_split_pair, headline, predict_proba, predict_window_logits
 from ecgcli.scoring.metrics import compute_metrics
 from ecgcli.scoring.stats import test_bootstraps
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
@@ -129,7 +130,7 @@ def _build_model(
 ):
     if init_encoder is None:
         model = ECGClassifier.build(
-            cfg.encoder, n_classes, head=cfg.head, in_ch=len(LEADS), **encoder_width(cfg)
+            cfg.encoder, n_classes, head=cfg.head, in_ch=len(parse_leads(cfg.leads)), **encoder_width(cfg)
         )
         return model, {}
     encoder, info = init_encoder()
@@ -163,6 +164,10 @@ def train_classifier(
 ) -> RunResult:
     """Train, select on fold 9, evaluate on fold 10, and write the run directory.
 
+    ``cfg.calibrate == "temperature"`` fits one temperature per class on fold 9 after
+    selection (:func:`ecgcli.scoring.calibration.fit_temperature`), stores it in the checkpoint
+    (predict and export apply it) and evaluates the calibrated probabilities (thresholds tuned
+    on them); metrics.json reports the test calibration before and after.
     ``init_encoder`` returns a pretrained encoder and its checkpoint info (fine-tuning);
     ``data`` lets a caller that trains several models share one loaded dataset; ``dist`` is
     this process's place in a torchrun run (every rank calls this; only rank 0 writes).
@@ -196,11 +201,13 @@ def train_classifier(
     run = open_run(cfg, dist, placement, resume)
     command = "finetune" if cfg.kind == "finetune" else "train supervised"
     hint = f"Resume with: ecg {command} --resume {run.path}"
-    norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train)
+    leads = parse_leads(cfg.leads)
+    rows = lead_indices(leads)
+    norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train).subset(rows)
     y_train = ds.labels[split.train]
-    x_train = signals_tensor(store, split.train, norm).to(device)
-    x_val = signals_tensor(store, split.val, norm)
-    x_test = signals_tensor(store, split.test, norm)
+    x_train = signals_tensor(store, split.train, norm, rows).to(device)
+    x_val = signals_tensor(store, split.val, norm, rows)
+    x_test = signals_tensor(store, split.test, norm, rows)
     model.to(device)
     sampler = EpochSampler(y_train, cfg.balance_strategy, cfg.seed)
     before, after = sampler.frequencies()
@@ -260,12 +267,34 @@ def train_classifier(
     t_eval = time.perf_counter()
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
-    p_val = dist.predict_rows(lambda x: score(model, x), x_val)
-    p_test = dist.predict_rows(lambda x: score(model, x), x_test)
+    y_val, y_test = ds.labels[split.val], ds.labels[split.test]
+    names = list(ds.class_names)
+    temperature = None
+    if cfg.calibrate is None:
+        p_val = dist.predict_rows(lambda x: score(model, x), x_val)
+        p_test = dist.predict_rows(lambda x: score(model, x), x_test)
+        calibration = {"method": None, "test": calibration_report(y_test, p_test, names)}
+    else:
+        window = cfg.signal_length if cfg.signal_length < store.length else None
+
+        def logits(x: torch.Tensor) -> np.ndarray:
+            return predict_window_logits(model, x, device, window, stride=cfg.window_stride)
+
+        z_val, z_test = dist.predict_rows(logits, x_val), dist.predict_rows(logits, x_test)
+        temperature = fit_temperature(z_val, y_val, aggregate=cfg.aggregate)
+        p_val = apply_temperature(z_val, temperature, cfg.aggregate)
+        p_test = apply_temperature(z_test, temperature, cfg.aggregate)
+        calibration = {
+            "method": cfg.calibrate,
+            "temperature": dict(zip(names, temperature.tolist(), strict=True)),
+            "fitted_on": "val (fold 9)",
+            "test_uncalibrated": calibration_report(
+                y_test, apply_temperature(z_test, 1.0, cfg.aggregate), names
+            ),
+            "test": calibration_report(y_test, p_test, names),
+        }
     evaluation = dist.on_main(
-        lambda: evaluate_split_pair(
-            ds.labels[split.val], p_val, ds.labels[split.test], p_test, class_names=ds.class_names
-        )
+        lambda: evaluate_split_pair(y_val, p_val, y_test, p_test, class_names=ds.class_names)
     )
     eval_seconds = time.perf_counter() - t_eval
 
@@ -282,6 +311,7 @@ def train_classifier(
         "bootstrap": dist.on_main(
             lambda: test_bootstraps(ds.labels[split.test], p_test, evaluation.test_tuned.sample_threshold)
         ),
+        "calibration": calibration,
         "class_frequencies": {"train": before.tolist(), "sampled": after.tolist()},
         "data": {
             "n_train": int(len(split.train)),
@@ -308,7 +338,7 @@ def train_classifier(
         architecture=model.architecture(),
         class_names=list(ds.class_names),
         task=cfg.task,
-        leads=list(LEADS),
+        leads=list(leads),
         sampling_rate=cfg.sampling_rate,
         signal_length=cfg.signal_length,
         window_stride=cfg.window_stride,
@@ -324,6 +354,7 @@ def train_classifier(
         },
         data={"cache_id": store.cache_id, "data_root": str(ds.root)},
         pretrained=encoder_info.get("source"),
+        **({"temperature": temperature.tolist()} if temperature is not None else {}),
     )
     model.cpu()
     save_checkpoint(run.model, model, meta)
@@ -343,6 +374,17 @@ def train_classifier(
         f"test (fold 10): AUROC {t.macro_auroc:.4f} F1 {t.macro_f1:.4f} "
         f"F1@tuned {evaluation.test_tuned.macro_f1:.4f} best epoch {state.best_epoch}"
     )
+    if temperature is not None:
+        run.log(
+            f"temperature scaling (fold 9): T {' '.join(f'{v:.2f}' for v in temperature)}; test macro ECE "
+            f"{calibration['test_uncalibrated']['macro_ece']:.4f} -> {calibration['test']['macro_ece']:.4f}"
+        )
+        callback(
+            Message(
+                f"temperature scaling: test macro ECE {calibration['test_uncalibrated']['macro_ece']:.4f} -> "
+                f"{calibration['test']['macro_ece']:.4f} (15 bins, fold 10)"
+            )
+        )
     return result
 
 
