@@ -86,3 +86,41 @@ def test_optimizer_state_flattens_and_restores() -> None:
     assert opt2.param_groups[0]["lr"] == 0.01
     for k, v in opt.state_dict()["state"][0].items():
         assert torch.equal(opt2.state_dict()["state"][0][k], v)
+
+
+def test_non_finite_weights_are_refused_at_load(tmp_path: Path) -> None:
+    path, model = _saved(tmp_path)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name].view(-1)[0] = float("nan")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta.pop("save_id")
+    from ecgcli.storage.checkpoint import save_tensors
+
+    save_tensors(path, state, meta)
+    with pytest.raises(CheckpointError, match=f"tensor '{name}' holds 1 NaN or infinite value"):
+        load_classifier(path)
+
+
+def test_weights_and_sidecar_of_different_saves_are_refused(tmp_path: Path) -> None:
+    """A kill between the two renames of a save leaves new weights beside the old sidecar."""
+    path, model = _saved(tmp_path)
+    old_sidecar = path.with_suffix(".json").read_text()
+    meta = json.loads(old_sidecar)
+    save_checkpoint(path, model, {**meta, "thresholds": [0.6] * 5})
+    load_classifier(path)  # a complete save loads
+    path.with_suffix(".json").write_text(old_sidecar)  # as if killed before the sidecar's rename
+    with pytest.raises(CheckpointError, match="come from different saves"):
+        load_classifier(path)
+
+
+def test_bundle_keeps_tensors_and_metadata_in_one_file(tmp_path: Path) -> None:
+    from ecgcli.storage.checkpoint import load_bundle, save_bundle
+
+    path = tmp_path / "state.safetensors"
+    save_bundle(path, {"w": torch.arange(3.0)}, {"epoch": 3, "best": None})
+    tensors, meta = load_bundle(path)
+    assert meta == {"epoch": 3, "best": None} and torch.equal(tensors["w"], torch.arange(3.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.safetensors"]
+    path2, _ = _saved(tmp_path)
+    assert load_bundle(path2) is None  # a plain two-file checkpoint is not a bundle
