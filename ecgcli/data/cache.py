@@ -33,6 +33,7 @@ from ecgcli import LEADS, __version__
 from ecgcli.data.parallel import map_chunks
 from ecgcli.data.ptbxl import PTBXL
 from ecgcli.data.records import INVALID_INT16, read_standard_record
+from ecgcli.errors import DataError
 from ecgcli.events import Callback, Message, ignore
 
 CACHE_VERSION = 1
@@ -215,6 +216,8 @@ def build_cache(
                 "records": len(invalid),
                 "samples": sum(k for _, k in invalid),
                 "first_ecg_ids": [int(dataset.ecg_ids[r]) for r, _ in invalid[:20]],
+                # every record with missing samples: [ecg_id, count], for the trainer's check
+                "per_record": [[int(dataset.ecg_ids[r]), k] for r, k in invalid],
             },
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -232,6 +235,46 @@ def _swap_in(tmp: Path, path: Path) -> None:
         os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+INVALID_LIMIT = 0.01
+"""A record with more than this fraction of its samples missing is refused for training."""
+
+
+def check_invalid_samples(store: SignalStore, allow: bool = False, callback: Callback = ignore) -> None:
+    """Warn about records with missing samples (WFDB's 0x8000, cached as 0 mV), naming them;
+    refuse when any record is more than :data:`INVALID_LIMIT` missing, since it would be
+    trained on as flat lines, unless ``allow`` (``--allow-invalid``)."""
+    info = store.manifest.get("invalid_samples") or {}
+    if not info.get("records"):
+        return
+    per_samples = len(LEADS) * store.length
+    if "per_record" in info:
+        counts = [(int(e), int(k)) for e, k in info["per_record"]]
+    else:  # a cache built before per-record counts: the first ids, with the mean count
+        mean = int(info["samples"]) // max(int(info["records"]), 1)
+        counts = [(int(e), mean) for e in info.get("first_ecg_ids", [])]
+    over = [(e, k) for e, k in counts if k > INVALID_LIMIT * per_samples]
+
+    def listed(items: list[tuple[int, int]]) -> str:
+        shown = ", ".join(f"{e} ({_share(k / per_samples)})" for e, k in items[:5])
+        return shown + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+
+    summary = (
+        f"{info['records']} record(s) have {info['samples']} missing samples (cached as 0 mV); "
+        f"ecg_id (share missing): {listed(counts)}"
+    )
+    if over and not allow:
+        raise DataError(
+            f"{len(over)} record(s) are more than {INVALID_LIMIT:.0%} missing samples and would be "
+            f"trained on as flat 0 mV lines: ecg_id {listed(over)}; fix or remove them "
+            "(`ecg data verify` lists them), or pass --allow-invalid to train anyway"
+        )
+    callback(Message(summary, "warning"))
+
+
+def _share(x: float) -> str:
+    return f"{x:.0%}" if x >= 0.01 else f"{x:.1%}"
 
 
 def ensure_cache(
