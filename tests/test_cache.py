@@ -151,3 +151,62 @@ def test_a_few_missing_samples_only_warn(synth_copy: Path, cache_dir: Path) -> N
     assert [m.split(";")[0] for m in _messages(events)][
         -1
     ] == "1 record(s) have 60 missing samples (cached as 0 mV)"
+
+
+def test_temporaries_of_dead_builds_are_removed(synth_root: Path, cache_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    ds = load_ptbxl(synth_root)
+    name = cache_dir_for(cache_dir, ds.root, ds.sampling_rate).name
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(dead.stdout)
+    cache_dir.mkdir()
+    (cache_dir / f".{name}.tmp-{dead_pid}").mkdir()
+    (cache_dir / f".{name}.tmp-{dead_pid}" / "signals.npy").write_bytes(b"half")
+    (cache_dir / f".{name}.tmp-{os.getpid()}-live").mkdir()  # not a temporary name: kept
+    live = cache_dir / f".{name}.tmp-{os.getppid()}"  # a live process's build: kept
+    live.mkdir()
+    events: list = []
+    ensure_cache(ds, cache_dir, callback=events.append)
+    assert f"removed .{name}.tmp-{dead_pid}, left by an interrupted cache build" in _messages(events)
+    assert sorted(p.name for p in cache_dir.iterdir()) == sorted(
+        [name, f".{name}.lock", f".{name}.tmp-{os.getpid()}-live", live.name]
+    )
+
+
+def test_a_second_build_waits_for_the_first_and_reuses_it(
+    synth_root: Path, cache_dir: Path, monkeypatch
+) -> None:
+    import threading
+
+    from filelock import FileLock
+
+    import ecgcli.data.cache as cache
+
+    ds = load_ptbxl(synth_root)
+    path = cache_dir_for(cache_dir, ds.root, ds.sampling_rate)
+    cache_dir.mkdir()
+    first = FileLock(str(cache_dir / f".{path.name}.lock"))
+    first.acquire()  # "another process" is building
+    build = cache.build_cache
+
+    def must_not_build(*args, **kwargs):
+        raise AssertionError("the second build did the work again")
+
+    monkeypatch.setattr(cache, "build_cache", must_not_build)
+    events: list = []
+    result: list = []
+    second = threading.Thread(
+        target=lambda: result.append(ensure_cache(ds, cache_dir, callback=events.append))
+    )
+    second.start()
+    for _ in range(500):
+        if _messages(events):
+            break
+        second.join(0.01)
+    assert _messages(events) == [f"waiting for another process to finish building the signal cache {path}"]
+    built = build(ds, path)
+    first.release()
+    second.join(30)
+    assert result and result[0].cache_id == built.cache_id and len(_messages(events)) == 1

@@ -35,6 +35,7 @@ from ecgcli.data.ptbxl import PTBXL
 from ecgcli.data.records import INVALID_INT16, read_standard_record
 from ecgcli.errors import DataError
 from ecgcli.events import Callback, Message, ignore
+from ecgcli.storage.files import remove_stale_temporaries, temp_path
 
 CACHE_VERSION = 1
 
@@ -169,7 +170,7 @@ def build_cache(
     n, length = len(dataset), dataset.record_length
     fingerprint = fingerprint or source_fingerprint(dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    tmp = temp_path(path)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -284,14 +285,43 @@ def ensure_cache(
     callback: Callback = ignore,
     rebuild: bool = False,
 ) -> SignalStore:
-    """The dataset's cache: reused when its manifest matches, (re)built otherwise."""
+    """The dataset's cache: reused when its manifest matches, (re)built otherwise.
+
+    Builds of one cache are serialised by a lock file beside it (``.NAME.lock``): a second
+    process waits for the first and then reuses its result instead of doing the work twice.
+    Temporaries left by builds whose process is gone (a kill) are removed first.
+    """
+    from filelock import FileLock, Timeout
+
     path = cache_dir_for(cache_root, dataset.root, dataset.sampling_rate)
     fingerprint = source_fingerprint(dataset)
-    if not rebuild and path.exists():
+    if not rebuild:
         try:
-            return open_cache(path, fingerprint)
-        except _Stale as why:
-            callback(Message(f"signal cache {path} is stale: {why}; rebuilding", "warning"))
-    elif not rebuild:
-        callback(Message(f"building the signal cache in {path} (first use of this dataset)"))
-    return build_cache(dataset, path, workers, callback, fingerprint)
+            return open_cache(path, fingerprint)  # the common case takes no lock
+        except _Stale:
+            pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path.parent / f".{path.name}.lock"))
+    waited = False
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        callback(Message(f"waiting for another process to finish building the signal cache {path}"))
+        lock.acquire()
+        waited = True
+    try:
+        for left in remove_stale_temporaries(path.parent, path.name):
+            callback(Message(f"removed {left.name}, left by an interrupted cache build", "warning"))
+        if path.exists():
+            try:
+                store = open_cache(path, fingerprint)
+            except _Stale as why:
+                callback(Message(f"signal cache {path} is stale: {why}; rebuilding", "warning"))
+            else:
+                if not rebuild or waited:  # a forced rebuild reuses one that finished meanwhile
+                    return store
+        elif not rebuild:
+            callback(Message(f"building the signal cache in {path} (first use of this dataset)"))
+        return build_cache(dataset, path, workers, callback, fingerprint)
+    finally:
+        lock.release()

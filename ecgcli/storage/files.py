@@ -21,6 +21,43 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (a zombie or another user's counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path, stem: str | None = None) -> list[Path]:
+    """Remove ``.NAME.tmp-PID`` (and ``.NAME.old-PID``) files and folders in ``folder`` whose
+    process PID is gone: what a killed writer leaves behind. ``stem`` limits it to one NAME.
+    Temporaries of live processes (a concurrent writer) are kept. Returns what was removed."""
+    import re
+    import shutil
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    pattern = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
+    removed = []
+    for entry in folder.iterdir():
+        m = pattern.match(entry.name)
+        if m is None or (stem is not None and m["name"] != stem) or pid_alive(int(m["pid"])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary beside ``path``, fsync it, then rename it over ``path``."""
     path = Path(path)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ecgcli.errors import ConfigError
-from ecgcli.storage.files import probe_writable, write_json_atomic
+from ecgcli.storage.files import atomic_write_bytes, probe_writable, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -143,9 +143,11 @@ class RunDir:
             raise ConfigError(f"{path}: unreadable ({exc})") from None
 
     def write_predictions(self, **arrays: np.ndarray) -> None:
-        tmp = self.path / ".predictions.tmp.npz"
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(self.predictions)
+        import io
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        atomic_write_bytes(self.predictions, buf.getvalue())
 
 
 def check_writable(path: Path) -> None:
