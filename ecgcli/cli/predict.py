@@ -76,7 +76,7 @@ def predict(
 
     if json_out and csv_out:
         raise ConfigError("--json and --csv cannot be used together (pick one output format)")
-    settings = settings_from(ctx, checkpoint=checkpoint, device=device)
+    settings = settings_from(ctx, ("checkpoint", "device"), checkpoint=checkpoint, device=device)
     if settings.checkpoint is None:
         raise ConfigError("no checkpoint: pass --checkpoint PATH or set ECG_CHECKPOINT")
 
