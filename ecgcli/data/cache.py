@@ -295,6 +295,9 @@ def ensure_cache(
 
     path = cache_dir_for(cache_root, dataset.root, dataset.sampling_rate)
     fingerprint = source_fingerprint(dataset)
+    # a live builder's temporaries are kept: the pid in their name says whose they are
+    for left in remove_stale_temporaries(path.parent, path.name):
+        callback(Message(f"removed {left.name}, left by an interrupted cache build", "warning"))
     if not rebuild:
         try:
             return open_cache(path, fingerprint)  # the common case takes no lock
@@ -310,8 +313,6 @@ def ensure_cache(
         lock.acquire()
         waited = True
     try:
-        for left in remove_stale_temporaries(path.parent, path.name):
-            callback(Message(f"removed {left.name}, left by an interrupted cache build", "warning"))
         if path.exists():
             try:
                 store = open_cache(path, fingerprint)

@@ -26,7 +26,7 @@ from ecgcli.errors import ConfigError, EcgError, Interrupted
 from ecgcli.events import BatchDone, Callback, Event, Message, ignore
 from ecgcli.experiments.grid import Cell, Grid, check_cell_config, check_compatible
 from ecgcli.experiments.results import load_results, read_cell, results_path, write_results
-from ecgcli.storage.files import probe_writable
+from ecgcli.storage.files import probe_writable, remove_stale_temporaries
 
 # --- events --------------------------------------------------------------------------------
 
@@ -142,6 +142,7 @@ def run_multiseed(grid: Grid, callback: Callback = ignore, jobs: int = 1) -> dic
     """
     out = grid.out
     probe_writable(out, "--out")
+    remove_stale_temporaries(out)  # a multiseed.json write killed half-way
     previous: dict[tuple[str, float, int], dict[str, Any]] = {}
     if results_path(out).exists():
         doc = load_results(results_path(out))

@@ -180,7 +180,12 @@ class RunDir:
                 f"{path}: has no saved epoch to resume from; run the same command without --resume "
                 "to start it again in this folder"
             )
+        run.remove_temporaries()
         return run
+
+    def remove_temporaries(self) -> list[Path]:
+        """Remove what writers killed in this run left (``.NAME.tmp-PID`` of dead processes)."""
+        return remove_stale_temporaries(self.path) + remove_stale_temporaries(self.state.parent)
 
     def read_config(self) -> dict[str, Any]:
         try:
