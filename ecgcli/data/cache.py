@@ -35,7 +35,7 @@ from ecgcli.data.ptbxl import PTBXL
 from ecgcli.data.records import INVALID_INT16, read_standard_record
 from ecgcli.errors import DataError
 from ecgcli.events import Callback, Message, ignore
-from ecgcli.storage.files import remove_stale_temporaries, temp_path
+from ecgcli.storage.files import remove_stale_temporaries, temp_path, write_json_atomic
 
 CACHE_VERSION = 1
 
@@ -221,7 +221,7 @@ def build_cache(
                 "per_record": [[int(dataset.ecg_ids[r]), k] for r, k in invalid],
             },
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        write_json_atomic(tmp / "manifest.json", manifest)  # fsynced: complete before the swap
         _swap_in(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
