@@ -124,3 +124,25 @@ def test_bundle_keeps_tensors_and_metadata_in_one_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.safetensors"]
     path2, _ = _saved(tmp_path)
     assert load_bundle(path2) is None  # a plain two-file checkpoint is not a bundle
+
+
+def test_ctrl_c_during_a_write_waits_for_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17 G: Ctrl-C while a file is written finishes the write, then interrupts."""
+    import os
+    import signal
+
+    import ecgcli.storage.files as files
+
+    real_fsync = os.fsync
+
+    def fsync_then_ctrl_c(fd: int) -> None:
+        real_fsync(fd)
+        os.kill(os.getpid(), signal.SIGINT)  # arrives between the fsync and the rename
+
+    target = tmp_path / "w.bin"
+    monkeypatch.setattr(os, "fsync", fsync_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        files.atomic_write_bytes(target, b"complete")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"complete" and [p.name for p in tmp_path.iterdir()] == ["w.bin"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
