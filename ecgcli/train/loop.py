@@ -20,6 +20,7 @@ rank then selects and snapshots the same model), and only rank 0 writes the resu
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -28,11 +29,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 from ecgcli.errors import CheckpointError, Interrupted, TrainingError
 from ecgcli.events import BatchDone, Callback, EpochDone, EpochStarted, RunDone, ignore
-from ecgcli.storage.checkpoint import flatten_state, save_tensors, unflatten_state
+from ecgcli.storage.checkpoint import flatten_state, load_bundle, save_bundle, unflatten_state
 from ecgcli.train.distributed import Distributed, all_ranks
 
 SCHEDULES = ("none", "cosine")
@@ -132,6 +135,10 @@ def _better(value: float, best: float | None) -> bool:
     return best is None or (math.isfinite(value) and value > best)
 
 
+RESUME_FORMAT = "ecgcli-resume"
+RESUME_VERSION = 2  # 2: one file (tensors + JSON header); 1: safetensors + last.json sidecar
+
+
 def save_resume_state(
     path: Path,
     module: nn.Module,
@@ -140,12 +147,16 @@ def save_resume_state(
     config: dict[str, Any],
     scaler: torch.amp.GradScaler | None = None,
 ) -> None:
+    """Write the resume state as *one* file replaced by one rename: weights, optimiser, best
+    copy and progress can never come from different epochs (a kill leaves the previous
+    epoch's state, whole). The JSON progress lives in the safetensors header."""
     tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in module.state_dict().items()}
     if state.best_state is not None:
         tensors.update({f"best.{k}": v for k, v in state.best_state.items()})
     optim_skeleton = flatten_state(optimizer.state_dict(), "optim", tensors)
     meta = {
-        "format": "ecgcli-resume",
+        "format": RESUME_FORMAT,
+        "format_version": RESUME_VERSION,
         "epoch": state.epoch,
         "history": state.history,
         "best_epoch": state.best_epoch,
@@ -158,7 +169,8 @@ def save_resume_state(
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "config": config,
     }
-    save_tensors(path, tensors, meta)
+    save_bundle(path, tensors, meta)
+    Path(path).with_suffix(".json").unlink(missing_ok=True)  # a version-1 sidecar, now stale
 
 
 def load_resume_state(
@@ -191,23 +203,44 @@ def load_resume_state(
 
 
 def read_resume_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The tensors and metadata of a resume state, checked; never unpickles."""
-    import json
+    """The tensors and metadata of a resume state, checked; never unpickles.
 
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    side = Path(path).with_suffix(".json")
-    if not Path(path).is_file() or not side.is_file():
+    A version-1 state (weights and ``last.json`` replaced one after the other) is read only
+    when its sidecar is not older than its weights: a kill between the two renames leaves
+    epoch-N weights with epoch-(N-1) progress, which would resume to different numbers.
+    """
+    path = Path(path)
+    if not path.is_file():
         raise CheckpointError(f"{path}: no resume state (no epoch was completed)")
-    try:
-        meta = json.loads(side.read_text())
-        tensors = load_file(str(path))
-    except (OSError, ValueError, SafetensorError) as exc:
-        raise CheckpointError(f"{path}: resume state is corrupt ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != "ecgcli-resume":
+    bundle = load_bundle(path)
+    if bundle is None:
+        side = path.with_suffix(".json")
+        if not side.is_file():
+            raise CheckpointError(f"{path}: resume state is corrupt (no metadata)")
+        if side.stat().st_mtime_ns < path.stat().st_mtime_ns:
+            raise CheckpointError(
+                f"{path}: its weights are newer than {side.name} (a save was interrupted between "
+                "the two files), so the run cannot be resumed exactly; start it again"
+            )
+        try:
+            bundle = load_file(str(path)), json.loads(side.read_text())
+        except (OSError, ValueError, SafetensorError) as exc:
+            raise CheckpointError(f"{path}: resume state is corrupt ({exc})") from None
+    tensors, meta = bundle
+    if not isinstance(meta, dict) or meta.get("format") != RESUME_FORMAT:
         raise CheckpointError(f"{path}: not an ecgcli resume state")
     return tensors, meta
+
+
+def saved_epoch(path: Path | None) -> int | None:
+    """The epoch a resume state on disk holds (None when there is none or it is unreadable)."""
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        bundle = load_bundle(path)
+    except CheckpointError:
+        return None
+    return None if bundle is None else int(bundle[1].get("epoch", 0))
 
 
 def fit(
@@ -329,8 +362,18 @@ def fit(
         state.seconds = time.perf_counter() - t_run
         if cfg.patience is not None and state.bad_epochs >= cfg.patience:
             state.stopped_early = True
-        if state_path is not None and dist.is_main:
-            save_resume_state(state_path, module, optimizer, state, run_config or {}, scaler)
-        callback(EpochDone(epoch + 1, cfg.epochs, train_loss, metrics, shown_best, seconds, lr, rate))
+        try:
+            if state_path is not None and dist.is_main:
+                save_resume_state(state_path, module, optimizer, state, run_config or {}, scaler)
+            callback(EpochDone(epoch + 1, cfg.epochs, train_loss, metrics, shown_best, seconds, lr, rate))
+        except KeyboardInterrupt:  # the save itself is never cut: Ctrl-C waits for its rename
+            done = saved_epoch(state_path)
+            raise all_ranks(
+                Interrupted(
+                    f"interrupted after epoch {epoch + 1}; "
+                    + (f"epoch {done} is saved. " if done else "no epoch was completed. ")
+                    + resume_hint
+                )
+            ) from None
     callback(RunDone(state.best_epoch, state.best_value, state.epoch, state.seconds, state.stopped_early))
     return state

@@ -86,8 +86,10 @@ class RunConfig:
 
 
 def open_run(cfg: RunConfig, dist: Distributed, placement: dict[str, Any], resume: RunDir | None) -> RunDir:
-    """The run directory: the resumed one, or a new one made by rank 0 with the config in it."""
+    """The run directory: the resumed one, or a new one made by rank 0 with the config in it;
+    either way claimed by rank 0 for as long as it runs (a second process is refused)."""
     if resume is not None:
+        dist.on_main(resume.claim_or_refuse)
         return resume
 
     def create() -> RunDir:

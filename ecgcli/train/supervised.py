@@ -26,7 +26,7 @@ from torch import nn
 from ecgcli import LEADS, SUPERCLASSES
 from ecgcli.data.loader import STRATEGIES, EpochSampler, batch_slices
 from ecgcli.data.normalize import fit_lead_norm
-from ecgcli.errors import ConfigError
+from ecgcli.errors import ConfigError, Interrupted
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.models import ECGClassifier
 from ecgcli.scoring.evaluate import SplitEvaluation, evaluate_split_pair, headline, predict_proba
@@ -341,6 +341,33 @@ def train_classifier(
     result = RunResult(run.path, run.model, evaluation, metrics)
     if not dist.is_main:
         return result  # rank 0 writes
+    try:
+        _write_results(run, cfg, model, result, state, norm, encoder_info, data, (p_val, p_test))
+    except KeyboardInterrupt:
+        if run.finished:  # Ctrl-C during the last write: it was completed first
+            raise Interrupted(f"interrupted after the results were written: {run.path} is complete") from None
+        raise Interrupted(
+            f"interrupted while writing the results; all {state.epoch} epochs are saved. {hint}"
+        ) from None
+    return result
+
+
+def _write_results(
+    run: RunDir,
+    cfg: SupervisedConfig,
+    model: ECGClassifier,
+    result: RunResult,
+    state: Any,
+    norm: Any,
+    encoder_info: dict[str, Any],
+    data: TrainingData,
+    probs: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """The run's final files: the best checkpoint, predictions, then metrics.json, which
+    marks the run finished (until it exists, ``--resume`` redoes these from the saved state)."""
+    evaluation, metrics = result.evaluation, result.metrics
+    ds, split, store = data.dataset, data.split, data.store
+    p_val, p_test = probs
     meta = checkpoint_meta(
         "classifier",
         architecture=model.architecture(),
@@ -378,7 +405,6 @@ def train_classifier(
         f"test (fold 10): AUROC {t.macro_auroc:.4f} F1 {t.macro_f1:.4f} "
         f"F1@tuned {evaluation.test_tuned.macro_f1:.4f} best epoch {state.best_epoch}"
     )
-    return result
 
 
 def _logging(callback: Callback, run: RunDir) -> Callback:
