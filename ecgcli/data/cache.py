@@ -35,7 +35,6 @@ from ecgcli.data.ptbxl import PTBXL
 from ecgcli.data.records import INVALID_INT16, read_standard_record
 from ecgcli.errors import DataError
 from ecgcli.events import Callback, Message, ignore
-from ecgcli.storage.files import remove_stale_temporaries, temp_path, write_json_atomic
 
 CACHE_VERSION = 1
 
@@ -170,7 +169,7 @@ def build_cache(
     n, length = len(dataset), dataset.record_length
     fingerprint = fingerprint or source_fingerprint(dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -221,12 +220,45 @@ def build_cache(
                 "per_record": [[int(dataset.ecg_ids[r]), k] for r, k in invalid],
             },
         }
-        write_json_atomic(tmp / "manifest.json", manifest)  # fsynced: complete before the swap
+        with open(tmp / "manifest.json", "w") as f:  # written last, fsynced before the swap
+            f.write(json.dumps(manifest, indent=2))
+            f.flush()
+            os.fsync(f.fileno())
         _swap_in(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return open_cache(path, fingerprint)
+
+
+def _remove_dead_builds(folder: Path, name: str) -> list[Path]:
+    """Remove ``.NAME.tmp-PID`` / ``.NAME.old-PID`` folders whose process PID is gone (a build
+    that was killed); a live build's are kept. The same rule as
+    ``ecgcli.storage.files.remove_stale_temporaries``, which this layer cannot import."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        for kind in (".tmp-", ".old-"):
+            prefix = f".{name}{kind}"
+            pid = entry.name[len(prefix) :] if entry.name.startswith(prefix) else ""
+            if pid.isdigit() and not _alive(int(pid)):
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _swap_in(tmp: Path, path: Path) -> None:
@@ -296,7 +328,7 @@ def ensure_cache(
     path = cache_dir_for(cache_root, dataset.root, dataset.sampling_rate)
     fingerprint = source_fingerprint(dataset)
     # a live builder's temporaries are kept: the pid in their name says whose they are
-    for left in remove_stale_temporaries(path.parent, path.name):
+    for left in _remove_dead_builds(path.parent, path.name):
         callback(Message(f"removed {left.name}, left by an interrupted cache build", "warning"))
     if not rebuild:
         try:

@@ -26,6 +26,7 @@ from ecgcli.errors import ConfigError, EcgError, Interrupted
 from ecgcli.events import BatchDone, Callback, Event, Message, ignore
 from ecgcli.experiments.grid import Cell, Grid, check_cell_config, check_compatible
 from ecgcli.experiments.results import load_results, read_cell, results_path, write_results
+from ecgcli.settings import usable_cores
 from ecgcli.storage.files import probe_writable, remove_stale_temporaries
 
 # --- events --------------------------------------------------------------------------------
@@ -83,38 +84,30 @@ def cell_status(path: Path) -> str:
     return RunDir(Path(path)).status()
 
 
-def train_cell(cfg: Any, status: str, callback: Callback, data: Any = None) -> None:
-    """Train (or resume) one cell; its run directory is ``cfg.run_dir``."""
+def train_cell(cfg: Any, callback: Callback, data: Any = None) -> None:
+    """Train (or resume) one unfinished cell; its run directory is ``cfg.run_dir``."""
+    from ecgcli.train.run import continue_run
     from ecgcli.train.supervised import resume_classifier, train_classifier
 
     path = Path(cfg.run_dir)
-    if status == "resume":
-        resume_classifier(path, callback, data=data)
-        return
-    if status == "restart":
-        from ecgcli.storage.runs import RunDir
-
-        RunDir(path).clear_unstarted()
-    train_classifier(cfg, callback, data=data)
+    continue_run(
+        path,
+        start=lambda: train_classifier(cfg, callback, data=data),
+        resume=lambda: resume_classifier(path, callback, data=data),
+    )
 
 
 def _shared_data(common: dict[str, Any], callback: Callback) -> tuple[Any, Any]:
     """The dataset tables and the signal cache, loaded (or built) once."""
-    from ecgcli.data.cache import ensure_cache
+    from ecgcli.data.cache import check_invalid_samples, ensure_cache
     from ecgcli.data.ptbxl import load_ptbxl
 
     ds = load_ptbxl(Path(common.get("data_root", "data/PTB-XL")), int(common.get("sampling_rate", 100)))
     store = ensure_cache(
         ds, Path(common.get("cache_dir", "data/cache")), int(common.get("workers", 1)), callback
     )
+    check_invalid_samples(store, bool(common.get("allow_invalid", False)), callback)
     return ds, store
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
 
 
 def resolve_jobs(jobs: int, device: str) -> int:
@@ -229,7 +222,7 @@ def _run_serial(
         callback(CellStarted(cell.key, cell.spec.name, cell.label_fraction, cell.seed, _action(status[cell])))
         t0 = time.perf_counter()
         try:
-            train_cell(grid.cell_config(cell), status[cell], _wrap(cell.key, callback), data)
+            train_cell(grid.cell_config(cell), _wrap(cell.key, callback), data)
         except Interrupted:
             raise
         except EcgError as exc:
@@ -285,8 +278,8 @@ def _send(event: Event) -> None:
 
 def _worker_run(task: dict[str, Any]) -> float:
     """Train one cell in a worker process; events go back through the queue."""
+    from ecgcli.train.config import SupervisedConfig
     from ecgcli.train.data import TrainingData
-    from ecgcli.train.supervised import SupervisedConfig
 
     if _STOP.is_set():
         raise Interrupted("stopped before it started")
@@ -311,7 +304,7 @@ def _worker_run(task: dict[str, Any]) -> float:
         _send(CellEvent(key, event))
 
     t0 = time.perf_counter()
-    train_cell(cfg, task["status"], forward, data)
+    train_cell(cfg, forward, data)
     return time.perf_counter() - t0
 
 
@@ -338,7 +331,7 @@ def _run_parallel(
         gpu_queue = ctx.Queue()
         for i in range(jobs):
             gpu_queue.put(i % gpus)
-    threads = max(1, available_cores() // jobs)
+    threads = max(1, usable_cores() // jobs)
     callback(
         Message(
             f"{jobs} parallel jobs, {threads} torch thread(s) each" + (f", on {gpus} GPU(s)" if gpus else "")
