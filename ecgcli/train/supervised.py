@@ -26,7 +26,7 @@ from ecgcli import LEADS, SUPERCLASSES
 from ecgcli.data.loader import EpochSampler, batch_slices
 from ecgcli.data.normalize import fit_lead_norm
 from ecgcli.device import pick_device
-from ecgcli.errors import ConfigError, Interrupted
+from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.models import ECGClassifier
 from ecgcli.scoring.evaluate import evaluate_split_pair, headline, predict_proba
@@ -38,7 +38,7 @@ from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import LoopConfig, fit
 from ecgcli.train.losses import build_loss
-from ecgcli.train.run import RunResult, load_data, open_run
+from ecgcli.train.run import RunResult, interrupted_writing, load_data, open_run
 from ecgcli.train.seeds import epoch_seed
 
 
@@ -278,11 +278,7 @@ def train_classifier(
     try:
         _write_results(run, cfg, model, result, state, norm, encoder_info, data, (p_val, p_test))
     except KeyboardInterrupt:
-        if run.finished:  # Ctrl-C during the last write: it was completed first
-            raise Interrupted(f"interrupted after the results were written: {run.path} is complete") from None
-        raise Interrupted(
-            f"interrupted while writing the results; all {state.epoch} epochs are saved. {hint}"
-        ) from None
+        raise interrupted_writing(run, state.epoch, hint) from None
     return result
 
 
