@@ -28,7 +28,7 @@ SLOW_WRITES = (
     "_fsync = os.fsync\n"
     "def _slow(fd):\n"
     "    _fsync(fd)\n"
-    "    time.sleep(float(os.environ.get('FAULT_WRITE_DELAY', '0.4')))\n"
+    "    time.sleep(float(os.environ.get('FAULT_WRITE_DELAY', '0.25')))\n"
     "os.fsync = _slow\n"
     "sys.argv[0] = 'ecg'\n"
     "from ecgcli.cli.app import main\n"
