@@ -146,3 +146,19 @@ def test_ctrl_c_during_a_write_waits_for_the_rename(tmp_path: Path, monkeypatch:
     monkeypatch.undo()
     assert target.read_bytes() == b"complete" and [p.name for p in tmp_path.iterdir()] == ["w.bin"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_nan_encoder_is_refused_before_finetuning(tmp_path: Path) -> None:
+    """Issue 17 C: fine-tuning from a NaN encoder blamed the learning rate; now one line at load."""
+    from ecgcli.models import build_encoder
+    from ecgcli.storage.checkpoint import load_encoder
+
+    encoder = build_encoder("cnn1d", in_ch=12, width=8)
+    with torch.no_grad():
+        next(encoder.parameters()).view(-1)[0] = float("inf")
+    arch = {"encoder": "cnn1d", "encoder_args": encoder.config(), "feature_dim": encoder.out_dim}
+    path = save_checkpoint(
+        tmp_path / "enc.safetensors", encoder, checkpoint_meta("encoder", architecture=arch)
+    )
+    with pytest.raises(CheckpointError, match="holds 1 NaN or infinite value.*unusable"):
+        load_encoder(path)
