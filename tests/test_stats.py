@@ -259,6 +259,21 @@ def test_bootstrap_rejects_bad_options(kwargs: dict, message: str) -> None:
         bootstrap_auroc_ci(y, s, **kwargs)
 
 
+def test_t_interval_of_a_bounded_metric_is_clipped_and_says_so() -> None:
+    from ecgcli.experiments.compare import fmt_summary
+    from ecgcli.scoring.stats import UNIT_INTERVAL
+
+    values = [0.7359, 0.7991]  # two seeds: t(0.975, 1) = 12.7 makes the interval reach past 1
+    raw = summarize(values)
+    assert raw.ci_high > 1.15 and not raw.clipped
+    s = summarize(values, bounds=UNIT_INTERVAL)
+    assert s.clipped and s.ci_high == 1.0 and s.ci_low == pytest.approx(raw.ci_low) and s.mean == raw.mean
+    assert fmt_summary(s) == f"0.768 ± 0.045 [{raw.ci_low:.3f}, 1.000]†"
+    inside = summarize([0.80, 0.81, 0.82], bounds=UNIT_INTERVAL)
+    assert not inside.clipped and fmt_summary(inside).endswith("]")
+    assert s.to_dict()["clipped"] is True
+
+
 @pytest.mark.parametrize("metric", ["auprc", "fmax", "fmax_bench"])
 def test_bootstrap_replicates_equal_the_metric_on_resampled_rows(metric: str) -> None:
     """The weighted (record-multiplicity) replicate equals the metric recomputed on the

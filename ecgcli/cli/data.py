@@ -45,7 +45,13 @@ def verify(
     from ecgcli.errors import DataError
 
     check_task(task)
-    s = settings_from(ctx, data_root=data_root, sampling_rate=sampling_rate, workers=workers)
+    s = settings_from(
+        ctx,
+        ("data_root", "sampling_rate", "workers"),
+        data_root=data_root,
+        sampling_rate=sampling_rate,
+        workers=workers,
+    )
     try:
         with progress_events() as callback:
             report = verify_folder(s.data_root, s.sampling_rate, s.resolved_workers(), callback, task)
@@ -158,7 +164,12 @@ def cache(
     from ecgcli.data.ptbxl import load_ptbxl
 
     s = settings_from(
-        ctx, data_root=data_root, sampling_rate=sampling_rate, workers=workers, cache_dir=cache_dir
+        ctx,
+        ("data_root", "sampling_rate", "workers", "cache_dir"),
+        data_root=data_root,
+        sampling_rate=sampling_rate,
+        workers=workers,
+        cache_dir=cache_dir,
     )
     with progress_events() as callback:
         ds = load_ptbxl(s.data_root, s.sampling_rate)
@@ -203,7 +214,7 @@ def synth(
     from ecgcli.cli.render import out, progress_events
     from ecgcli.data.synth import write_synthetic_ptbxl
 
-    n_workers = settings_from(ctx, workers=workers).resolved_workers()
+    n_workers = settings_from(ctx, ("workers",), workers=workers).resolved_workers()
     with progress_events() as callback:
         db = write_synthetic_ptbxl(out_dir, records, seed, sampling_rate, n_workers, callback)
     out.print(

@@ -154,20 +154,25 @@ def tests_table(doc: dict[str, Any]):
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.cli.compare import _title
+    from ecgcli.cli.compare import _title, short_names, with_notes
     from ecgcli.experiments.compare import fmt_fraction
     from ecgcli.experiments.results import HEADLINE
     from ecgcli.scoring.names import SHORT
 
     comparisons = doc.get("comparisons") or []
     several = len({c["label_fraction"] for c in comparisons}) > 1
+    names, notes = short_names([c["config"] for c in comparisons])
     table = Table(
         title=_title(f"Paired comparisons with the baseline {doc['grid']['baseline']} (test fold 10)"),
         title_justify="left",
         caption=Text(
-            "p = two-sided paired t-test on the per-seed test scores of the seeds both configurations "
-            "finished (pairs): the test this table reports. Wilcoxon signed-rank and Welch's unpaired t "
-            "for reference. Δ = configuration − baseline: mean and its 95% t-CI; d_z = mean Δ / sd Δ."
+            with_notes(
+                "p = two-sided paired t-test on the per-seed test scores of the seeds both configurations "
+                "finished (pairs): the test this table reports. Wilcoxon signed-rank and Welch's unpaired "
+                "t for reference. Δ = configuration − baseline: mean and its 95% t-CI; "
+                "d_z = mean Δ / sd Δ.",
+                notes,
+            )
         ),
         caption_justify="left",
         box=box.SIMPLE_HEAD,
@@ -185,7 +190,7 @@ def tests_table(doc: dict[str, Any]):
             p = t.get("t_p")
             labels = [fmt_fraction(c["label_fraction"]) if i == 0 else ""] if several else []
             table.add_row(
-                Text(c["config"]) if i == 0 else "",
+                Text(names[c["config"]]) if i == 0 else "",
                 *labels,
                 SHORT[metric],
                 str(c["n_pairs"]),
@@ -206,23 +211,26 @@ def bootstrap_table(doc: dict[str, Any]):
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.cli.compare import _title
+    from ecgcli.cli.compare import _title, short_names, with_notes
     from ecgcli.experiments.compare import fmt_fraction
 
     groups = [r for r in doc["results"] if r["runs"]]
+    names, notes = short_names([r["config"] for r in groups])
     several = len({r["label_fraction"] for r in groups}) > 1
     if not groups or len(groups) > 4:
         return None
     table = Table(
         title=_title("Per run: test AUROC [bootstrap 95% CI over test records]"),
         title_justify="left",
-        caption=Text("percentile interval of 1000 bootstrap replicates of the test records, seed 0"),
+        caption=Text(
+            with_notes("percentile interval of 1000 bootstrap replicates of the test records, seed 0", notes)
+        ),
         caption_justify="left",
         box=box.SIMPLE_HEAD,
     )
     table.add_column("seed", justify="right")
     for r in groups:
-        head = r["config"] + (f" @{fmt_fraction(r['label_fraction'])}" if several else "")
+        head = names[r["config"]] + (f" @{fmt_fraction(r['label_fraction'])}" if several else "")
         table.add_column(Text(head), justify="center", no_wrap=True)
     for seed in doc["grid"]["seeds"]:
         cells = []
@@ -297,7 +305,7 @@ def multiseed(
     Example: ecg multiseed --seeds 42,52,62 --epochs 2 --config focal+oversample --config
     finetune:simclr=runs/simclr/model.safetensors
     """
-    from ecgcli.cli.compare import print_comparison, table_console
+    from ecgcli.cli.compare import print_comparison, print_table, table_console
     from ecgcli.errors import ConfigError
     from ecgcli.experiments.compare import compare, read_multiseed
     from ecgcli.experiments.grid import build_grid
@@ -325,11 +333,11 @@ def multiseed(
     print_comparison(comp, stdout)
     if doc["comparisons"]:
         stdout.print()
-        stdout.print(tests_table(doc))
+        print_table(stdout, tests_table(doc))
     table = bootstrap_table(doc)
     stdout.print()
     if table is not None:
-        stdout.print(table)
+        print_table(stdout, table)
     else:
         stdout.print("per-run bootstrap CIs of test AUROC: multiseed.json, results[].runs[].bootstrap_auroc")
     stdout.print(f"results: {results_path(out_dir)}", soft_wrap=True, markup=False)

@@ -54,7 +54,7 @@ from ecgcli.experiments.results import (
     test_set_id,
 )
 from ecgcli.scoring.names import LABELS
-from ecgcli.scoring.stats import Summary, summarize
+from ecgcli.scoring.stats import UNIT_INTERVAL, Summary, summarize
 from ecgcli.storage.files import json_safe
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -85,11 +85,11 @@ class Method:
 
     def summary(self, metric: str) -> Summary | None:
         values = [s[metric] for s in self.scores if s.get(metric) is not None]
-        return summarize(values) if values else None
+        return summarize(values, bounds=UNIT_INTERVAL) if values else None
 
     def class_summary(self, cls: str, metric: str) -> Summary | None:
         values = [pc[cls][metric] for pc in self.per_class if (pc.get(cls) or {}).get(metric) is not None]
-        return summarize(values) if values else None
+        return summarize(values, bounds=UNIT_INTERVAL) if values else None
 
 
 # --- reading inputs ------------------------------------------------------------------------
@@ -455,8 +455,17 @@ def fmt_summary(s: Summary | None, digits: int = 3, ci: bool = True, sep: str = 
         return text
     text += f" ± {s.std:.{digits}f}"
     if ci and math.isfinite(s.ci_low):
-        text += f"{sep}[{s.ci_low:.{digits}f}, {s.ci_high:.{digits}f}]"
+        text += f"{sep}[{s.ci_low:.{digits}f}, {s.ci_high:.{digits}f}]" + (CLIPPED if s.clipped else "")
     return text
+
+
+#: Marks a t-CI that was clipped to [0, 1]; :func:`caption` explains it.
+CLIPPED = "†"
+
+
+def any_clipped(comp: Comparison) -> bool:
+    rows = [*comp.rows, *comp.class_rows]
+    return any(s is not None and s.clipped for r in rows for s in r.summaries.values())
 
 
 def fmt_delta(value: float | None) -> str:
@@ -474,6 +483,12 @@ def caption(comp: Comparison) -> str:
         "ECE (15 equal-width bins) and Brier score: test calibration, macro over classes, lower is better. "
         f"Δ = 100·(method − baseline)/baseline at the same label fraction; baseline: {comp.baseline}. "
         "Best mean per column in bold."
+        + (
+            f" {CLIPPED} t-CI clipped to [0, 1], the metric's range: with this few seeds the interval "
+            "is too wide to be informative."
+            if any_clipped(comp)
+            else ""
+        )
     )
 
 

@@ -38,7 +38,8 @@ from ecgcli.experiments.spec import (
 )
 from ecgcli.train.config import apply_recipe
 
-_NOT_IDENTITY = {"runs_dir", "run_dir", "name", "out", "device", "workers", "cache_dir"}
+# allow_invalid permits a run, it does not change what the run computes
+_NOT_IDENTITY = {"runs_dir", "run_dir", "name", "out", "device", "workers", "cache_dir", "allow_invalid"}
 _CELL_FIELDS = {"seed", "label_fraction"}
 
 

@@ -211,7 +211,7 @@ def build_results(grid: Grid, records: dict[tuple[str, float, int], dict[str, An
     epochs_run, seconds, class_names, test_set, cache_id and metrics_sha256 (of the run's
     metrics.json, to reuse the bootstrap on reruns). Undefined numbers are null.
     """
-    from ecgcli.scoring.stats import paired_tests, summarize
+    from ecgcli.scoring.stats import UNIT_INTERVAL, paired_tests, summarize
 
     cells = grid.cells()
     finished = [records[k] for k in _keys(cells) if k in records]
@@ -227,7 +227,9 @@ def build_results(grid: Grid, records: dict[tuple[str, float, int], dict[str, An
                 summary[split] = {}
                 for metric in METRICS:
                     values = [r[split][metric] for r in runs if r[split][metric] is not None]
-                    summary[split][metric] = summarize(values).to_dict() if values else None
+                    summary[split][metric] = (
+                        summarize(values, bounds=UNIT_INTERVAL).to_dict() if values else None
+                    )
             results.append(
                 {
                     "config": spec.name,

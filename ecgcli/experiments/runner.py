@@ -27,7 +27,7 @@ from ecgcli.events import BatchDone, Callback, Event, Message, ignore
 from ecgcli.experiments.grid import Cell, Grid, check_cell_config, check_compatible
 from ecgcli.experiments.results import load_results, read_cell, results_path, write_results
 from ecgcli.settings import usable_cores
-from ecgcli.storage.files import probe_writable
+from ecgcli.storage.files import probe_writable, remove_stale_temporaries
 
 # --- events --------------------------------------------------------------------------------
 
@@ -99,13 +99,14 @@ def train_cell(cfg: Any, callback: Callback, data: Any = None) -> None:
 
 def _shared_data(common: dict[str, Any], callback: Callback) -> tuple[Any, Any]:
     """The dataset tables and the signal cache, loaded (or built) once."""
-    from ecgcli.data.cache import ensure_cache
+    from ecgcli.data.cache import check_invalid_samples, ensure_cache
     from ecgcli.data.ptbxl import load_ptbxl
 
     ds = load_ptbxl(Path(common.get("data_root", "data/PTB-XL")), int(common.get("sampling_rate", 100)))
     store = ensure_cache(
         ds, Path(common.get("cache_dir", "data/cache")), int(common.get("workers", 1)), callback
     )
+    check_invalid_samples(store, bool(common.get("allow_invalid", False)), callback)
     return ds, store
 
 
@@ -134,6 +135,7 @@ def run_multiseed(grid: Grid, callback: Callback = ignore, jobs: int = 1) -> dic
     """
     out = grid.out
     probe_writable(out, "--out")
+    remove_stale_temporaries(out)  # a multiseed.json write killed half-way
     previous: dict[tuple[str, float, int], dict[str, Any]] = {}
     if results_path(out).exists():
         doc = load_results(results_path(out))

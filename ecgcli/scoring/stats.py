@@ -62,6 +62,11 @@ class Summary(_ToDict):
     min: float
     max: float
     n: int
+    clipped: bool = False  # the t interval left the metric's range and was clipped to it
+
+
+#: The range of every score we summarise (AUROC, AUPRC, F1, Fmax, sensitivity, specificity).
+UNIT_INTERVAL = (0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -117,18 +122,30 @@ def _t_interval(x: np.ndarray, confidence: float) -> tuple[float, float, float, 
     return mean, sd, mean - half, mean + half
 
 
-def summarize(values: ArrayLike, confidence: float = 0.95) -> Summary:
+def summarize(
+    values: ArrayLike, confidence: float = 0.95, bounds: tuple[float, float] | None = None
+) -> Summary:
     """Mean over seeds with the Student's t confidence interval of that mean.
 
     With one value the spread is unknown, so ``std`` and the interval are NaN rather than a
     misleading zero width. No values at all is a configuration error.
+
+    ``bounds``: the metric's range (:data:`UNIT_INTERVAL` for AUROC, F1, ...). The t interval
+    assumes an unbounded normal mean; with two or three seeds it can reach past 1 (sensitivity
+    ``[0.366, 1.169]`` over 2 seeds). It is then clipped to the range and ``clipped`` says so,
+    so tables can mark it: such an interval is mostly a statement that n is too small.
     """
     _check_confidence(confidence)
     x = _as_1d(values, "values")
     if x.size == 0:
         raise ConfigError("cannot summarise an empty list of values")
     mean, sd, lo, hi = _t_interval(x, confidence)
-    return Summary(mean, sd, lo, hi, float(x.min()), float(x.max()), int(x.size))
+    clipped = False
+    if bounds is not None and math.isfinite(lo) and math.isfinite(hi):
+        low, high = bounds
+        clipped = lo < low or hi > high
+        lo, hi = max(lo, low), min(hi, high)
+    return Summary(mean, sd, lo, hi, float(x.min()), float(x.max()), int(x.size), clipped)
 
 
 def _hedges_g(a: np.ndarray, b: np.ndarray) -> float:

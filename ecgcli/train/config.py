@@ -151,6 +151,11 @@ class RunConfig:
     run_dir: str | None = option(None, "Run directory \\[default: <runs dir>/<name>].")
     name: str | None = option(None, "Run name under the runs directory.")
     out: str | None = option(None, "Also write the best checkpoint here (.safetensors).")
+    allow_invalid: bool = option(
+        False,
+        "Train even when records are more than 1% missing samples (WFDB's 0x8000, cached as "
+        "0 mV); they are always listed.",
+    )
 
     def __post_init__(self) -> None:
         # An encoder's own width unless one is asked for; a fine-tune's comes from its checkpoint.

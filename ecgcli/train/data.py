@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecgcli.data.cache import SignalStore, ensure_cache
+from ecgcli.data.cache import SignalStore, check_invalid_samples, ensure_cache
 from ecgcli.data.normalize import LeadNorm
 from ecgcli.data.ptbxl import PTBXL, Split, load_ptbxl
 from ecgcli.events import Callback, ignore
@@ -38,12 +38,16 @@ def load_training_data(
     workers: int = 1,
     callback: Callback = ignore,
     task: str = "superdiagnostic",
+    allow_invalid: bool = False,
 ) -> TrainingData:
     """Tables labelled for ``task``, the standard split for ``seed`` and the signal cache
-    (built on first use)."""
+    (built on first use); records with missing samples are named, and refused above the limit
+    unless ``allow_invalid`` (see :func:`~ecgcli.data.cache.check_invalid_samples`)."""
     ds = load_ptbxl(Path(data_root), sampling_rate, task=task)
     split_data(ds, None, label_fraction, seed)  # a task that cannot train fails before the cache
-    return split_data(ds, ensure_cache(ds, Path(cache_dir), workers, callback), label_fraction, seed)
+    store = ensure_cache(ds, Path(cache_dir), workers, callback)
+    check_invalid_samples(store, allow_invalid, callback)
+    return split_data(ds, store, label_fraction, seed)
 
 
 def split_data(ds: PTBXL, store: SignalStore | None, label_fraction: float, seed: int) -> TrainingData:

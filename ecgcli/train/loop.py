@@ -33,7 +33,7 @@ from torch import nn
 from ecgcli.errors import CheckpointError, Interrupted, TrainingError
 from ecgcli.events import BatchDone, Callback, EpochDone, EpochStarted, RunDone, ignore
 from ecgcli.train.distributed import Distributed, all_ranks
-from ecgcli.train.resume import FitState, load_resume_state, save_resume_state
+from ecgcli.train.resume import FitState, load_resume_state, save_resume_state, saved_epoch
 from ecgcli.train.seeds import epoch_seed
 
 SCHEDULES = ("none", "cosine", "onecycle")
@@ -229,8 +229,18 @@ def fit(
         state.seconds = time.perf_counter() - t_run
         if cfg.patience is not None and state.bad_epochs >= cfg.patience:
             state.stopped_early = True
-        if state_path is not None and dist.is_main:
-            save_resume_state(state_path, module, optimizer, state, run_config or {}, scaler)
-        callback(EpochDone(epoch + 1, cfg.epochs, train_loss, metrics, shown_best, seconds, lr, rate))
+        try:
+            if state_path is not None and dist.is_main:
+                save_resume_state(state_path, module, optimizer, state, run_config or {}, scaler)
+            callback(EpochDone(epoch + 1, cfg.epochs, train_loss, metrics, shown_best, seconds, lr, rate))
+        except KeyboardInterrupt:  # the save itself is never cut: Ctrl-C waits for its rename
+            done = saved_epoch(state_path)
+            raise all_ranks(
+                Interrupted(
+                    f"interrupted after epoch {epoch + 1}; "
+                    + (f"epoch {done} is saved. " if done else "no epoch was completed. ")
+                    + resume_hint
+                )
+            ) from None
     callback(RunDone(state.best_epoch, state.best_value, state.epoch, state.seconds, state.stopped_early))
     return state

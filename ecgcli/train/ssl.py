@@ -45,7 +45,7 @@ from ecgcli.train.config import SSLConfig, encoder_width
 from ecgcli.train.data import TrainingData, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import LoopConfig, fit, optimizer_class
-from ecgcli.train.run import RunResult, load_data, open_run
+from ecgcli.train.run import RunResult, interrupted_writing, load_data, open_run
 from ecgcli.train.seeds import epoch_seed
 
 
@@ -271,10 +271,15 @@ def train_ssl(
         return RunResult(run.path, run.model, None, metrics)  # rank 0 writes
     meta = encoder_meta(cfg, module.encoder, norm, policy, metrics, store.cache_id, str(ds.root))
     module.cpu()
-    save_checkpoint(run.model, module.encoder, meta)
-    if cfg.out:
-        save_checkpoint(Path(cfg.out), module.encoder, meta)
-    run.write_metrics(metrics)
+    try:
+        save_checkpoint(run.model, module.encoder, meta)
+        if cfg.out:
+            save_checkpoint(Path(cfg.out), module.encoder, meta)
+        run.write_metrics(metrics)
+    except KeyboardInterrupt:
+        raise interrupted_writing(
+            run, state.epoch, f"Resume with: ecg train ssl --resume {run.path}"
+        ) from None
     last = probes[-1] if probes else {}
     run.log(
         f"{cfg.method} done: final loss {state.history[-1]['train_loss']:.4f} probe AUROC "

@@ -40,7 +40,7 @@ from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import LoopConfig, fit, optimizer_class
 from ecgcli.train.losses import build_loss
-from ecgcli.train.run import RunResult, load_data, open_run
+from ecgcli.train.run import RunResult, interrupted_writing, load_data, open_run
 from ecgcli.train.seeds import epoch_seed
 
 
@@ -333,6 +333,38 @@ def train_classifier(
     result = RunResult(run.path, run.model, evaluation, metrics)
     if not dist.is_main:
         return result  # rank 0 writes
+    try:
+        _write_results(
+            run, cfg, model, result, state, norm, encoder_info, data, (p_val, p_test), leads, temperature
+        )
+    except KeyboardInterrupt:
+        raise interrupted_writing(run, state.epoch, hint) from None
+    if temperature is not None:
+        before, after = calibration["test_uncalibrated"]["macro_ece"], calibration["test"]["macro_ece"]
+        callback(
+            Message(f"temperature scaling: test macro ECE {before:.4f} -> {after:.4f} (15 bins, fold 10)")
+        )
+    return result
+
+
+def _write_results(
+    run: RunDir,
+    cfg: SupervisedConfig,
+    model: ECGClassifier,
+    result: RunResult,
+    state: Any,
+    norm: Any,
+    encoder_info: dict[str, Any],
+    data: TrainingData,
+    probs: tuple[np.ndarray, np.ndarray],
+    leads: tuple[str, ...],
+    temperature: np.ndarray | None,
+) -> None:
+    """The run's final files: the best checkpoint, predictions, then metrics.json, which
+    marks the run finished (until it exists, ``--resume`` redoes these from the saved state)."""
+    evaluation, metrics = result.evaluation, result.metrics
+    ds, split, store = data.dataset, data.split, data.store
+    p_val, p_test = probs
     meta = checkpoint_meta(
         "classifier",
         architecture=model.architecture(),
@@ -374,18 +406,12 @@ def train_classifier(
         f"test (fold 10): AUROC {t.macro_auroc:.4f} F1 {t.macro_f1:.4f} "
         f"F1@tuned {evaluation.test_tuned.macro_f1:.4f} best epoch {state.best_epoch}"
     )
+    calibration = metrics.get("calibration") or {}
     if temperature is not None:
         run.log(
             f"temperature scaling (fold 9): T {' '.join(f'{v:.2f}' for v in temperature)}; test macro ECE "
             f"{calibration['test_uncalibrated']['macro_ece']:.4f} -> {calibration['test']['macro_ece']:.4f}"
         )
-        callback(
-            Message(
-                f"temperature scaling: test macro ECE {calibration['test_uncalibrated']['macro_ece']:.4f} -> "
-                f"{calibration['test']['macro_ece']:.4f} (15 bins, fold 10)"
-            )
-        )
-    return result
 
 
 def _logging(callback: Callback, run: RunDir) -> Callback:
