@@ -84,15 +84,16 @@ def settings_fields(ctx: typer.Context, options: dict[str, Any]) -> dict[str, An
     )
 
 
-def relaunch(nproc: int | None, device: str, batch_size: int | None) -> None:
-    """``--nproc N`` (N > 1): this command again under torchrun; exits with its code."""
-    if nproc is None or nproc == 1:
+def relaunch(nproc: int | None, device: str, batch_size: int | None, nodes: Any = None) -> None:
+    """``--nproc N`` (N > 1) or ``--nnodes M`` (M > 1): this command again under torchrun;
+    exits with its code. ``nodes`` is a :class:`ecgcli.train.launch.Nodes`."""
+    if (nproc is None or nproc == 1) and (nodes is None or nodes.nnodes == 1):
         return
     import sys
 
-    from ecgcli.train.distributed import launch
+    from ecgcli.train.launch import launch
 
-    raise typer.Exit(launch(nproc, device, sys.argv, batch_size))
+    raise typer.Exit(launch(nproc or 1, device, sys.argv, batch_size, nodes))
 
 
 @contextmanager

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +169,7 @@ def build_cache(
     n, length = len(dataset), dataset.record_length
     fingerprint = fingerprint or source_fingerprint(dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    tmp = path.parent / f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -227,7 +228,7 @@ def build_cache(
 
 def _swap_in(tmp: Path, path: Path) -> None:
     """Replace ``path`` by the finished ``tmp`` directory; a reader never sees a half cache."""
-    old = path.parent / f".{path.name}.old-{os.getpid()}"
+    old = path.parent / f".{path.name}.old-{socket.gethostname()}-{os.getpid()}"
     if path.exists():
         os.replace(path, old)
     os.replace(tmp, path)
@@ -251,4 +252,15 @@ def ensure_cache(
             callback(Message(f"signal cache {path} is stale: {why}; rebuilding", "warning"))
     elif not rebuild:
         callback(Message(f"building the signal cache in {path} (first use of this dataset)"))
-    return build_cache(dataset, path, workers, callback, fingerprint)
+    from filelock import FileLock
+
+    # processes that share the cache folder (nodes of one run on a shared filesystem, shards
+    # of a grid) build it once: the others wait here, then reuse what the first one built
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.parent / f".{path.name}.lock")):
+        if not rebuild and path.exists():
+            try:
+                return open_cache(path, fingerprint)
+            except _Stale:
+                pass
+        return build_cache(dataset, path, workers, callback, fingerprint)

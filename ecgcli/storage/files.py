@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from ecgcli.errors import ConfigError
 
 def temp_path(path: Path) -> Path:
     """The temporary name ``path`` is written under before the rename: hidden, and tagged with
-    this process id so a leftover can be traced to a process that is gone."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    this host and process id: unique among the processes of several machines that share a
+    filesystem, and a leftover can be traced to a process that is gone."""
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -366,5 +366,7 @@ def resume_ssl(
             raise ConfigError(f"{run_dir}: this run already finished (see its metrics.json)")
         return run, SSLConfig.from_dict(run.read_config())
 
+    if dist is not None:
+        dist.share_files(RunDir(Path(run_dir)).resume_files())  # a node that lacks the run directory gets it
     run, cfg = dist.main_first(load) if dist is not None else load()
     return train_ssl(cfg, callback, resume=run, dist=dist)

@@ -237,6 +237,10 @@ def train_classifier(
             return pretrained_encoder(cfg)
 
     torch.manual_seed(cfg.seed)
+    if cfg.ssl_checkpoint:  # a node without the checkpoint gets it from one that has it
+        from ecgcli.storage.checkpoint import sidecar_path
+
+        dist.share_files([Path(cfg.ssl_checkpoint), sidecar_path(Path(cfg.ssl_checkpoint))])
     # a bad checkpoint fails here, early
     model, encoder_info = dist.main_first(lambda: _build_model(cfg, init_encoder))
     placement = dist.info(cfg.batch_size)
@@ -409,5 +413,7 @@ def resume_classifier(run_dir: Path, callback: Callback = ignore, **kwargs: Any)
         return run, cfg
 
     dist = kwargs.get("dist")
+    if dist is not None:
+        dist.share_files(RunDir(Path(run_dir)).resume_files())  # a node that lacks the run directory gets it
     run, cfg = dist.main_first(load) if dist is not None else load()
     return train_classifier(cfg, callback, resume=run, **kwargs)
