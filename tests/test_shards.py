@@ -205,3 +205,30 @@ def test_three_shards_one_killed_equal_a_serial_run(
     for log in shared.glob("*/lf1/seed*/train.log"):  # every cell trained its last epoch once
         assert log.read_text().count("epoch 2/2") == 1, log
     assert len(list(shared.glob("*/lf1/seed*/metrics.json"))) == 6
+
+
+def test_a_shard_that_ends_before_the_baseline_ran_reports_and_exits_0(
+    synth_root: Path,
+    tmp_path: Path,
+    canned: list[str],  # noqa: F811
+) -> None:
+    out = tmp_path / "ms"
+    args = [
+        "multiseed",
+        "--data-root",
+        str(synth_root),
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--seeds",
+        "42",
+    ]
+    args += ["-c", "bce+standard", "-c", "focal+oversample", "--label-fraction", "1", "--set", "width=16"]
+    result = runner.invoke(app, [*args, "--shard", "2/2"])
+    assert result.exit_code == 0, result.output
+    assert canned == ["focal+oversample 42"]
+    assert "1 of 2 runs finished so far (the other shards train the rest)" in result.stdout
+    result = runner.invoke(app, [*args, "--shard", "1/2"])
+    assert result.exit_code == 0 and canned[-1] == "bce+standard 42" and "so far" not in result.stdout
+    assert load_results(out)["complete"]

@@ -398,8 +398,20 @@ def _multiseed(
     n_jobs = resolve_jobs(jobs, common["device"])
     with MultiseedView() as view:
         doc = run_multiseed(grid, view, n_jobs, share, train=not collect)
-    comp = compare(read_multiseed(results_path(out_dir)), grid.baseline)
     stdout = table_console()
+    cells = doc["cells"]
+    if not doc["complete"]:
+        stdout.print(
+            f"{cells['finished']} of {cells['total']} runs finished so far"
+            + (" (the other shards train the rest)" if share else "")
+            + f"; rerun with --collect to rebuild {results_path(out_dir)} later",
+            soft_wrap=True,
+            markup=False,
+        )
+    if not any(r["runs"] for r in doc["results"] if r["config"] == grid.baseline):
+        stdout.print(f"results: {results_path(out_dir)}", soft_wrap=True, markup=False)
+        return  # no table without a finished run of the baseline
+    comp = compare(read_multiseed(results_path(out_dir)), grid.baseline)
     print_comparison(comp, stdout)
     if doc["comparisons"]:
         stdout.print()
