@@ -46,7 +46,7 @@ def sync(device: torch.device) -> None:
 
 
 def check_device(device: torch.device) -> dict[str, Any]:
-    from ecgcli.train.loop import pick_device
+    from ecgcli.device import pick_device
 
     picked = pick_device("auto")
     info: dict[str, Any] = {"auto_picks": str(picked), "device": str(device)}

@@ -8,14 +8,26 @@ from __future__ import annotations
 
 
 class EcgError(Exception):
-    """Base class: a message written for the user, and the process exit code to use."""
+    """Base class: a message written for the user, and the process exit code to use.
+
+    Two flags matter only under torchrun, where every rank runs the same code:
+    ``all_ranks`` says every rank raises this same error at the same point (a NaN loss seen
+    through the all-reduced value, Ctrl-C), and ``quiet`` says this rank must not print it
+    because rank 0 prints the same line.
+    """
 
     exit_code: int = 2
+    all_ranks: bool = False
+    quiet: bool = False
 
-    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, exit_code: int | None = None, all_ranks: bool = False, quiet: bool = False
+    ) -> None:
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+        self.all_ranks = all_ranks
+        self.quiet = quiet
 
 
 class ConfigError(EcgError):

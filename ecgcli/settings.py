@@ -46,7 +46,15 @@ class Settings(BaseSettings):
 
     def resolved_workers(self) -> int:
         """Number of reader processes to start (``workers``, or the CPU count when 0)."""
-        return self.workers or (os.cpu_count() or 1)
+        return self.workers or usable_cores()
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; the CPU count where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 def _env_files(env_file: Path | None) -> tuple[Path, ...]:

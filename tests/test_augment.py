@@ -149,7 +149,7 @@ def test_bandpass_high_cut_capped_below_nyquist_at_100hz() -> None:
 
 def test_bandpass_impossible_at_tiny_rate() -> None:
     with pytest.raises(ConfigError, match="bandpass"):
-        A.bandpass(ecg_like(), gen(), fs=2, p=1.0)
+        A.Bandpass(p=1.0).apply(ecg_like(), gen(), fs=2)
     with pytest.raises(ConfigError, match="bandpass"):
         AugmentConfig(fs=2)
 

@@ -472,7 +472,7 @@ def test_interrupted_grid_resumes_without_redoing_finished_runs(
 def test_parallel_jobs_with_one_thread_each(train_kwargs: dict, tmp_path: Path) -> None:
     """Two spawned workers; Ctrl-C (here: raised by the callback) stops both, which keep their
     last epoch; a second invocation resumes them in parallel."""
-    from ecgcli.experiments.runner import available_cores
+    from ecgcli.settings import usable_cores
 
     out = tmp_path / "ms"
     grid = grid_for(train_kwargs, out, seeds=(42,), common={"epochs": 2})
@@ -492,6 +492,6 @@ def test_parallel_jobs_with_one_thread_each(train_kwargs: dict, tmp_path: Path) 
     assert done <= started and started  # epoch events came back from the workers
     for cell in grid.cells():
         metrics = json.loads((cell.path(out) / "metrics.json").read_text())
-        assert metrics["timing"]["threads"] == max(1, available_cores() // 2)
+        assert metrics["timing"]["threads"] == max(1, usable_cores() // 2)
         assert metrics["epochs_run"] == 2
     assert all(math.isfinite(r["runs"][0]["test"]["auroc"]) for r in doc["results"])

@@ -68,7 +68,8 @@ def predictor(ckpt: Path) -> Predictor:
 @pytest.fixture(scope="session")
 def trained(synth_root: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real checkpoint: one epoch of `train supervised` (width 16) on the session's synthetic set."""
-    from ecgcli.train.supervised import SupervisedConfig, train_classifier
+    from ecgcli.train.config import SupervisedConfig
+    from ecgcli.train.supervised import train_classifier
 
     cfg = SupervisedConfig(
         data_root=str(synth_root),

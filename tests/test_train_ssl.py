@@ -13,8 +13,9 @@ from ecgcli.cli.app import app
 from ecgcli.errors import ConfigError, Interrupted
 from ecgcli.events import EpochDone, EpochStarted
 from ecgcli.storage.checkpoint import load_classifier, load_encoder
-from ecgcli.train.ssl import SSLConfig, resume_ssl, train_ssl
-from ecgcli.train.supervised import SupervisedConfig, train_classifier
+from ecgcli.train.config import SSLConfig, SupervisedConfig
+from ecgcli.train.ssl import resume_ssl, train_ssl
+from ecgcli.train.supervised import train_classifier
 
 runner = CliRunner()
 
@@ -43,7 +44,7 @@ def simclr_checkpoint(synth_root: Path, session_cache: Path, tmp_path_factory) -
         probe_fraction=1.0,
         no_aug=["mixup"],
     )
-    run_dir, _ = train_ssl(cfg)
+    run_dir = train_ssl(cfg).run_dir
     return run_dir / "model.safetensors"
 
 
@@ -64,9 +65,9 @@ def test_simclr_writes_an_encoder_checkpoint_with_its_recipe(simclr_checkpoint: 
 
 def test_byol_pretrains(ssl_kwargs: dict) -> None:
     events: list = []
-    _, metrics = train_ssl(
+    metrics = train_ssl(
         SSLConfig(**{**ssl_kwargs, "method": "byol", "epochs": 1, "probe_every": 0}), events.append
-    )
+    ).metrics
     assert metrics["final_probe"] is None  # --probe-every 0: never probed
     loss = [e for e in events if isinstance(e, EpochDone)][0].train_loss
     assert 0.0 <= loss <= 8.0  # BYOL's symmetric loss lies in [0, 8]
@@ -74,7 +75,7 @@ def test_byol_pretrains(ssl_kwargs: dict) -> None:
 
 def test_ssl_resume_matches_uninterrupted(ssl_kwargs: dict) -> None:
     kwargs = {**ssl_kwargs, "probe_every": 0}
-    _, full = train_ssl(SSLConfig(**kwargs, name="full"))
+    full = train_ssl(SSLConfig(**kwargs, name="full")).metrics
 
     def stop(event: object) -> None:
         if isinstance(event, EpochStarted) and event.epoch == 2:
@@ -82,7 +83,7 @@ def test_ssl_resume_matches_uninterrupted(ssl_kwargs: dict) -> None:
 
     with pytest.raises(Interrupted, match="ecg train ssl --resume"):
         train_ssl(SSLConfig(**kwargs, name="cut"), stop)
-    _, resumed = resume_ssl(Path(kwargs["runs_dir"]) / "cut")
+    resumed = resume_ssl(Path(kwargs["runs_dir"]) / "cut").metrics
     for a, b in zip(full["history"], resumed["history"], strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
 

@@ -11,10 +11,14 @@ import torch
 from typer.testing import CliRunner
 
 from ecgcli.cli.app import app
+from ecgcli.data.normalize import LeadNorm
 from ecgcli.errors import ConfigError, Interrupted, TrainingError
 from ecgcli.events import EpochDone, EpochStarted
+from ecgcli.scoring.evaluate import predict_proba
 from ecgcli.storage.checkpoint import load_classifier
-from ecgcli.train.supervised import SupervisedConfig, resume_classifier, train_classifier
+from ecgcli.train.config import SupervisedConfig
+from ecgcli.train.data import load_training_data, signals_tensor
+from ecgcli.train.supervised import resume_classifier, train_classifier
 
 runner = CliRunner()
 
@@ -46,12 +50,19 @@ def test_learns_and_writes_a_complete_run(train_kwargs: dict, tmp_path: Path) ->
     assert side["class_names"] == ["NORM", "MI", "STTC", "HYP", "CD"]
     assert len(side["normalisation"]["mean"]) == 12 and len(side["thresholds"]) == 5
     assert side["data"]["cache_id"] == metrics["data"]["cache_id"]
-    # the checkpoint reproduces the run's test probabilities
-    model, _ = load_classifier(tmp_path / "o/m.safetensors")
-    preds = np.load(run / "predictions.npz")
-    assert preds["test_prob"].shape == (test.n, 5)
     assert "epoch 4/4" in (run / "train.log").read_text()
-    assert model is not None
+    # the checkpoint, reloaded from its files alone, reproduces the run's fold-10 probabilities
+    model, meta = load_classifier(tmp_path / "o/m.safetensors")
+    data = load_training_data(
+        Path(cfg.data_root), Path(cfg.cache_dir), cfg.sampling_rate, cfg.label_fraction, cfg.seed
+    )
+    x_test = signals_tensor(data.store, data.split.test, LeadNorm.from_dict(meta["normalisation"]))
+    again = predict_proba(model, x_test, torch.device("cpu"))
+    with np.load(run / "predictions.npz", allow_pickle=False) as preds:
+        assert np.array_equal(preds["test_ecg_id"], data.dataset.ecg_ids[data.split.test])
+        saved = preds["test_prob"]
+    assert saved.shape == again.shape == (test.n, 5)
+    assert np.abs(again - saved).max() <= 1e-6
 
 
 def test_best_epoch_is_a_copy_not_the_last_weights(train_kwargs: dict) -> None:

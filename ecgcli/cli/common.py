@@ -12,19 +12,36 @@ if TYPE_CHECKING:
 
 DataRoot = Annotated[
     Path | None,
-    typer.Option("--data-root", help="PTB-XL folder \\[default: ECG_DATA_ROOT or data/PTB-XL]."),
+    typer.Option(
+        "--data-root",
+        rich_help_panel="Data and hardware",
+        help="PTB-XL folder \\[default: ECG_DATA_ROOT or data/PTB-XL].",
+    ),
 ]
 SamplingRate = Annotated[
     int | None,
-    typer.Option("--sampling-rate", help="100 or 500 Hz records \\[default: ECG_SAMPLING_RATE or 100]."),
+    typer.Option(
+        "--sampling-rate",
+        rich_help_panel="Data and hardware",
+        help="100 or 500 Hz records \\[default: ECG_SAMPLING_RATE or 100].",
+    ),
 ]
 Workers = Annotated[
     int | None,
-    typer.Option("--workers", min=0, help="Reader processes; 0 = one per core \\[default: ECG_WORKERS]."),
+    typer.Option(
+        "--workers",
+        rich_help_panel="Data and hardware",
+        min=0,
+        help="Reader processes; 0 = one per core \\[default: ECG_WORKERS].",
+    ),
 ]
 Device = Annotated[
     str | None,
-    typer.Option("--device", help="auto, cpu, cuda or mps \\[default: ECG_DEVICE or auto]."),
+    typer.Option(
+        "--device",
+        rich_help_panel="Data and hardware",
+        help="auto, cpu, cuda or mps \\[default: ECG_DEVICE or auto].",
+    ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 

@@ -55,7 +55,8 @@ def comparison_table(comp: Comparison, title: str = "Comparison on the test fold
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.experiments.compare import HEADLINE, SHORT, caption, fmt_fraction
+    from ecgcli.experiments.compare import HEADLINE, caption, fmt_fraction
+    from ecgcli.scoring.names import SHORT
 
     fractions = comp.fractions
     if len(fractions) == 1:
@@ -96,7 +97,8 @@ def class_table(comp: Comparison) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.experiments.compare import PER_CLASS, SHORT, fmt_fraction
+    from ecgcli.experiments.compare import PER_CLASS, fmt_fraction
+    from ecgcli.scoring.names import SHORT
 
     several = len(comp.fractions) > 1
     table = Table(

@@ -7,18 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ecgcli.cli.common import DataRoot, Device, SamplingRate, Workers, run_settings
-from ecgcli.cli.train import (
-    BatchSize,
-    Epochs,
-    GradClip,
-    Lr,
-    Patience,
-    Schedule,
-    SelectMetric,
-    SignalLength,
-    WeightDecay,
-)
+from ecgcli.cli.options import config_options, settings_options
+from ecgcli.experiments.spec import GRID_OWN
+from ecgcli.train.config import SupervisedConfig
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -169,8 +160,9 @@ def tests_table(doc: dict[str, Any]):
     from rich.text import Text
 
     from ecgcli.cli.compare import _title
-    from ecgcli.experiments.compare import SHORT, fmt_fraction
+    from ecgcli.experiments.compare import fmt_fraction
     from ecgcli.experiments.results import HEADLINE
+    from ecgcli.scoring.names import SHORT
 
     comparisons = doc.get("comparisons") or []
     several = len({c["label_fraction"] for c in comparisons}) > 1
@@ -252,8 +244,12 @@ def bootstrap_table(doc: dict[str, Any]):
     return table
 
 
+@config_options(SupervisedConfig, exclude=GRID_OWN)
+@settings_options
 def multiseed(
     ctx: typer.Context,
+    options: dict[str, Any],
+    settings: dict[str, Any],
     config: Annotated[
         list[str] | None,
         typer.Option(
@@ -305,22 +301,6 @@ def multiseed(
         list[str] | None,
         typer.Option("--set", help="KEY=VALUE for any other training option (repeatable), e.g. width=32."),
     ] = None,
-    epochs: Epochs = 30,
-    batch_size: BatchSize = 64,
-    lr: Lr = 1e-3,
-    signal_length: SignalLength = 1000,
-    select_metric: SelectMetric = "f1",
-    schedule: Schedule = "none",
-    weight_decay: WeightDecay = 0.0,
-    grad_clip: GradClip = 0.0,
-    patience: Patience = None,
-    encoder_lr: Annotated[
-        float | None, typer.Option("--encoder-lr", help="Encoder learning rate of finetune: configurations.")
-    ] = None,
-    data_root: DataRoot = None,
-    device: Device = None,
-    workers: Workers = None,
-    sampling_rate: SamplingRate = None,
 ) -> None:
     """Train configurations over many seeds; report means, t-CIs and paired tests.
 
@@ -336,36 +316,6 @@ def multiseed(
     Example: ecg multiseed --seeds 42,52,62 --epochs 2 --config focal+oversample --config
     finetune:simclr=runs/simclr/model.safetensors
     """
-    _multiseed(**{k: v for k, v in locals().items() if k != "ctx"}, ctx=ctx)
-
-
-def _multiseed(
-    ctx: typer.Context,
-    config: list[str] | None,
-    seeds: str,
-    label_fraction: float | None,
-    label_fractions: str | None,
-    baseline: str | None,
-    out: Path | None,
-    jobs: int,
-    shard: str | None,
-    collect: bool,
-    sets: list[str] | None,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    signal_length: int,
-    select_metric: str,
-    schedule: str,
-    weight_decay: float,
-    grad_clip: float,
-    patience: int | None,
-    encoder_lr: float | None,
-    data_root: Path | None,
-    device: str | None,
-    workers: int | None,
-    sampling_rate: int | None,
-) -> None:
     from ecgcli.cli.compare import print_comparison, table_console
     from ecgcli.errors import ConfigError
     from ecgcli.experiments.compare import compare, read_multiseed
@@ -381,17 +331,8 @@ def _multiseed(
         raise ConfigError("give --label-fraction or --label-fractions, not both")
     fractions = parse_fractions(label_fractions) if label_fractions is not None else (label_fraction or 0.1,)
     common = {
-        **run_settings(ctx, data_root=data_root, sampling_rate=sampling_rate, workers=workers, device=device),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "signal_length": signal_length,
-        "select_metric": select_metric,
-        "schedule": schedule,
-        "weight_decay": weight_decay,
-        "grad_clip": grad_clip,
-        "patience": patience,
-        "encoder_lr": encoder_lr,
+        **settings,
+        **options,
     }
     out_dir = out if out is not None else Path(common["runs_dir"]) / "multiseed"
     grid = build_grid(config, seed_list, fractions, common, sets or [], out_dir, baseline)

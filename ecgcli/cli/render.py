@@ -22,6 +22,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ecgcli.scoring.names import SHORT
+
 if TYPE_CHECKING:
     from ecgcli.events import Event
 
@@ -88,15 +90,7 @@ def progress_events() -> Iterator[EventRenderer]:
 
 # --- training: progress bar per epoch + a live table that grows one row per epoch ---------
 
-_METRIC_LABELS = {
-    "auroc": "val AUROC",
-    "f1": "val F1",
-    "sensitivity": "sens",
-    "specificity": "spec",
-    "probe_auroc": "probe AUROC",
-    "probe_f1": "probe F1",
-    "augment_share": "aug share",
-}
+_METRIC_LABELS = {**SHORT, "auroc": f"val {SHORT['auroc']}", "f1": f"val {SHORT['f1']}"}
 
 
 class TrainingView:

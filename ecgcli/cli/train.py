@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ecgcli.cli.common import DataRoot, Device, SamplingRate, Workers, run_settings
+from ecgcli.cli.options import config_options, settings_options
+from ecgcli.train.config import SSLConfig, SupervisedConfig
 
 if TYPE_CHECKING:
     from ecgcli.train.distributed import Distributed
@@ -19,16 +20,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-# Options shared by `train supervised` and `finetune` (the reference study's names and defaults).
-Epochs = Annotated[int, typer.Option("--epochs", help="Training epochs.")]
-BatchSize = Annotated[
-    int,
-    typer.Option(
-        "--batch-size",
-        help="Records per step, in all processes together: with N processes (--nproc, torchrun) "
-        "each trains on batch-size / N.",
-    ),
-]
 NProc = Annotated[
     int | None,
     typer.Option(
@@ -38,50 +29,11 @@ NProc = Annotated[
         "command again under torchrun. Same as `torchrun --nproc_per_node N -m ecgcli ...`.",
     ),
 ]
-Lr = Annotated[float, typer.Option("--lr", help="Adam learning rate (the head's, when fine-tuning).")]
-LabelFraction = Annotated[
-    float, typer.Option("--label-fraction", help="Fraction of labelled folds 1-8 to train on, (0, 1].")
-]
-SignalLength = Annotated[
-    int,
-    typer.Option("--signal-length", help="Samples per input window; shorter than a record = random crops."),
-]
-Seed = Annotated[int, typer.Option("--seed", help="Fixes the labelled subset, initialisation and shuffling.")]
-Out = Annotated[
-    Path | None, typer.Option("--out", help="Also write the best checkpoint here (.safetensors).")
-]
-Loss = Annotated[str, typer.Option("--loss", help="focal, bce, weighted or class_balanced.")]
-Strategy = Annotated[str, typer.Option("--balance-strategy", help="oversample, stratified or standard.")]
-RunDirOpt = Annotated[
-    Path | None, typer.Option("--run-dir", help="Run directory [default: <runs dir>/<name>].")
-]
-Patience = Annotated[
-    int | None, typer.Option("--patience", help="Stop after this many epochs without improvement.")
-]
 Resume = Annotated[
     Path | None, typer.Option("--resume", help="Continue an interrupted run (its saved configuration).")
 ]
-SelectMetric = Annotated[
-    str, typer.Option("--select-metric", help="Validation metric that picks the best epoch: f1 or auroc.")
-]
-Schedule = Annotated[str, typer.Option("--schedule", help="Learning-rate schedule: none or cosine.")]
-WeightDecay = Annotated[float, typer.Option("--weight-decay", help="Adam weight decay.")]
-GradClip = Annotated[float, typer.Option("--grad-clip", help="Clip the gradient norm (0 = off).")]
-Name = Annotated[str | None, typer.Option("--name", help="Run name under the runs directory.")]
-
-
-def command_options(values: dict[str, Any], *drop: str) -> dict[str, Any]:
-    """A command's own option values (from ``locals()``) as configuration fields: ``ctx`` and
-    the names in ``drop`` removed, paths as strings (configurations are saved as JSON)."""
-    skip = {"ctx", *drop}
-    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if k not in skip}
-
-
-def settings_fields(ctx: typer.Context, options: dict[str, Any]) -> dict[str, Any]:
-    """:func:`run_settings`, with the command's setting flags taken out of ``options``."""
-    return run_settings(
-        ctx, **{k: options.pop(k) for k in ("data_root", "sampling_rate", "workers", "device")}
-    )
+#: Options of `finetune` only (the encoder comes from its checkpoint there).
+FINETUNE_ONLY = ("ssl_checkpoint", "freeze_encoder", "encoder_lr")
 
 
 def relaunch(nproc: int | None, device: str, batch_size: int | None, nodes: Any = None) -> None:
@@ -109,7 +61,7 @@ def distributed(device: str) -> Iterator[Distributed]:
         with session(device) as dist:
             yield dist
     except EcgError as exc:
-        if getattr(exc, "quiet", False):
+        if exc.quiet:
             raise typer.Exit(exc.exit_code) from None
         raise
 
@@ -123,29 +75,26 @@ def training_view(title: str, dist: Distributed) -> Any:
 
 
 def run_classifier(
-    ctx: typer.Context,
-    overrides: dict[str, Any],
+    settings: dict[str, Any],
+    options: dict[str, Any],
     resume: Path | None,
     title: str,
-    init_encoder: Any = None,
     nproc: int | None = None,
 ) -> None:
-    """Shared by `train supervised` and `finetune`: settings, live view, final report."""
+    """Shared by `train supervised` and `finetune`: live view, run, final report."""
     from ecgcli.cli.render import print_evaluation
-    from ecgcli.train.supervised import SupervisedConfig, resume_classifier, train_classifier
+    from ecgcli.train.supervised import resume_classifier, train_classifier
 
-    common = settings_fields(ctx, overrides)
-    relaunch(nproc, common["device"], None if resume else overrides["batch_size"])
-    with distributed(common["device"]) as dist, training_view(title, dist) as view:
+    relaunch(nproc, settings["device"], None if resume else options["batch_size"])
+    with distributed(settings["device"]) as dist, training_view(title, dist) as view:
         if resume is not None:
             view(_note(f"resuming {resume} with its saved configuration"))
             result = resume_classifier(resume, view, dist=dist)
         else:
-            cfg = SupervisedConfig(**common, **overrides)
-            result = train_classifier(cfg, view, init_encoder=init_encoder, dist=dist)
+            result = train_classifier(SupervisedConfig(**settings, **options), view, dist=dist)
     if not dist.is_main:
         return
-    extra = (("also written", overrides["out"]),) if overrides.get("out") else ()
+    extra = (("also written", options["out"]),) if options.get("out") else ()
     print_evaluation(result.evaluation, result.run_dir, result.checkpoint, extra)
 
 
@@ -156,75 +105,33 @@ def _note(text: str):
 
 
 @app.command()
+@config_options(SupervisedConfig, exclude=FINETUNE_ONLY)
+@settings_options
 def supervised(
     ctx: typer.Context,
-    data_root: DataRoot = None,
-    epochs: Epochs = 30,
-    batch_size: BatchSize = 64,
-    lr: Lr = 1e-3,
-    label_fraction: LabelFraction = 0.1,
-    signal_length: SignalLength = 1000,
-    seed: Seed = 42,
-    out: Out = None,
-    loss: Loss = "focal",
-    balance_strategy: Strategy = "oversample",
-    device: Device = None,
-    workers: Workers = None,
-    run_dir: RunDirOpt = None,
-    patience: Patience = None,
+    options: dict[str, Any],
+    settings: dict[str, Any],
     resume: Resume = None,
-    select_metric: SelectMetric = "f1",
-    schedule: Schedule = "none",
-    weight_decay: WeightDecay = 0.0,
-    grad_clip: GradClip = 0.0,
-    sampling_rate: SamplingRate = None,
-    name: Name = None,
     nproc: NProc = None,
 ) -> None:
-    """Train the 1D-CNN and a linear head from scratch on the labelled fraction.
+    """Train an encoder and a linear head from scratch on the labelled fraction.
 
     Selects the best epoch on fold 9, tunes per-class thresholds on fold 9, reports fold 10.
 
     Example: ecg train supervised --epochs 30 --loss focal --balance-strategy oversample --seed 42
     """
-    overrides = command_options(locals(), "resume", "nproc")
-    run_classifier(
-        ctx, overrides, resume, f"supervised ({loss}, {balance_strategy}, seed {seed})", nproc=nproc
-    )
+    title = f"supervised ({options['loss']}, {options['balance_strategy']}, seed {options['seed']})"
+    run_classifier(settings, options, resume, title, nproc=nproc)
 
 
 @app.command()
+@config_options(SSLConfig)
+@settings_options
 def ssl(
     ctx: typer.Context,
-    method: Annotated[str, typer.Option("--method", help="simclr or byol.")] = "simclr",
-    data_root: DataRoot = None,
-    epochs: Epochs = 20,
-    batch_size: BatchSize = 256,
-    lr: Lr = 1e-3,
-    temperature: Annotated[float, typer.Option("--temperature", help="NT-Xent temperature (SimCLR).")] = 0.07,
-    projection_dim: Annotated[int, typer.Option("--projection-dim", help="Projection output size.")] = 128,
-    hidden_dim: Annotated[int, typer.Option("--hidden-dim", help="Projection/predictor hidden size.")] = 2048,
-    momentum_tau: Annotated[
-        float, typer.Option("--momentum-tau", help="BYOL target EMA start, cosine-increased to 1.")
-    ] = 0.99,
-    signal_length: SignalLength = 1000,
-    seed: Seed = 42,
-    out: Out = None,
-    device: Device = None,
-    workers: Workers = None,
+    options: dict[str, Any],
+    settings: dict[str, Any],
     resume: Resume = None,
-    probe_every: Annotated[
-        int, typer.Option("--probe-every", help="Linear probe on fold 9 every k epochs (0 = never).")
-    ] = 1,
-    no_aug: Annotated[
-        list[str] | None,
-        typer.Option("--no-aug", help="Switch an augmentation off (repeatable), for ablations."),
-    ] = None,
-    schedule: Schedule = "none",
-    weight_decay: WeightDecay = 0.0,
-    run_dir: RunDirOpt = None,
-    sampling_rate: SamplingRate = None,
-    name: Name = None,
     nproc: NProc = None,
 ) -> None:
     """Pretrain the encoder without labels (SimCLR or BYOL) on every record of folds 1-8.
@@ -234,23 +141,20 @@ def ssl(
 
     Example: ecg train ssl --method simclr --epochs 20 --batch-size 256 --out runs/simclr.safetensors
     """
-    options = command_options(locals(), "resume", "nproc")  # first: before any local name
     from ecgcli.cli.render import out as stdout
-    from ecgcli.train.ssl import SSLConfig, resume_ssl, train_ssl
+    from ecgcli.train.ssl import resume_ssl, train_ssl
 
-    options["no_aug"] = list(no_aug or [])
-    common = settings_fields(ctx, options)
-    relaunch(nproc, common["device"], None if resume else batch_size)
-    title = f"{method} pretraining (seed {seed})"
-    with distributed(common["device"]) as dist, training_view(title, dist) as view:
+    relaunch(nproc, settings["device"], None if resume else options["batch_size"])
+    title = f"{options['method']} pretraining (seed {options['seed']})"
+    with distributed(settings["device"]) as dist, training_view(title, dist) as view:
         if resume is not None:
             view(_note(f"resuming {resume} with its saved configuration"))
-            run_path, metrics = resume_ssl(resume, view, dist=dist)
+            result = resume_ssl(resume, view, dist=dist)
         else:
-            cfg = SSLConfig(**common, **options)
-            run_path, metrics = train_ssl(cfg, view, dist=dist)
+            result = train_ssl(SSLConfig(**settings, **options), view, dist=dist)
     if not dist.is_main:
         return
+    run_path, metrics = result.run_dir, result.metrics
     probe, init = metrics.get("final_probe") or {}, metrics.get("probe_at_init") or {}
     if probe:
         line = f"final linear probe (fold 9): AUROC {probe['probe_auroc']:.4f}  F1 {probe['probe_f1']:.4f}"
@@ -263,6 +167,6 @@ def ssl(
         f"{100 * sum(share) / len(share):.1f}% of training time spent augmenting"
     )
     stdout.print(f"run directory: {run_path}\nencoder checkpoint: {run_path / 'model.safetensors'}")
-    if out:
-        stdout.print(f"also written: {out}")
+    if options["out"]:
+        stdout.print(f"also written: {options['out']}")
     stdout.print(f"next: ecg finetune --ssl-checkpoint {run_path / 'model.safetensors'}")

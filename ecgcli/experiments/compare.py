@@ -51,12 +51,11 @@ from ecgcli.experiments.results import (
     scores,
     test_set_id,
 )
+from ecgcli.scoring.names import LABELS
 from ecgcli.scoring.stats import Summary, summarize
 from ecgcli.storage.files import json_safe
 
 FORMATS = ("table", "markdown", "csv", "json")
-LABELS = {"auroc": "AUROC", "f1": "macro F1", "sensitivity": "sensitivity", "specificity": "specificity"}
-SHORT = {"auroc": "AUROC", "f1": "F1", "sensitivity": "sens", "specificity": "spec"}
 DELTAS = ("f1", "auroc")
 
 

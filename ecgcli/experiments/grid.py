@@ -92,7 +92,7 @@ class Grid:
         return kw
 
     def cell_config(self, cell: Cell):
-        from ecgcli.train.supervised import SupervisedConfig
+        from ecgcli.train.config import SupervisedConfig
 
         kw = self.config_kwargs(cell.spec)
         path = cell.path(self.out)
@@ -147,7 +147,7 @@ def build_grid(
     ``common`` holds SupervisedConfig arguments shared by every cell (settings such as
     ``data_root`` and the pass-through options); ``sets`` are ``KEY=VALUE`` strings.
     """
-    from ecgcli.train.supervised import SupervisedConfig
+    from ecgcli.train.config import SupervisedConfig
 
     specs = [parse_spec(c) for c in (configs or DEFAULT_CONFIGS)]
     if not specs:

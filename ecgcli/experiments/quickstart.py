@@ -11,6 +11,7 @@ Each step is a method returning what the CLI shows; the CLI renders it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,19 +94,30 @@ class Quickstart:
         }
 
     def _classifier(self, run_dir: Path, callback: Callback, **options: Any) -> StepResult:
-        from ecgcli.train.supervised import SupervisedConfig, resume_classifier, train_classifier
+        from ecgcli.train.config import SupervisedConfig
+        from ecgcli.train.supervised import resume_classifier, train_classifier
 
-        run = RunDir(run_dir)
-        status = run.status()
-        if status == "finished":
-            return StepResult("reused", run_dir, run.read_json("metrics.json"))
-        if status == "resume":
-            callback(Message(f"resuming the interrupted run in {run_dir}"))
-            return StepResult("resumed", run_dir, resume_classifier(run_dir, callback).metrics)
-        if status == "restart":
-            run.clear_unstarted()
         cfg = SupervisedConfig(**self._common(), epochs=self.cfg.epochs, run_dir=str(run_dir), **options)
-        return StepResult("trained", run_dir, train_classifier(cfg, callback).metrics)
+        return self._step(
+            run_dir,
+            callback,
+            lambda: train_classifier(cfg, callback),
+            lambda: resume_classifier(run_dir, callback),
+        )
+
+    def _step(
+        self, run_dir: Path, callback: Callback, start: Callable[[], Any], resume: Callable[[], Any]
+    ) -> StepResult:
+        """Reuse, resume or train the run in ``run_dir`` (:func:`ecgcli.train.run.continue_run`)."""
+        from ecgcli.train.run import continue_run
+
+        def resumed() -> Any:
+            callback(Message(f"resuming the interrupted run in {run_dir}"))
+            return resume()
+
+        action, result = continue_run(run_dir, start, resumed)
+        metrics = RunDir(run_dir).read_json("metrics.json") if result is None else result.metrics
+        return StepResult(action, run_dir, metrics)
 
     def supervised(self, callback: Callback = ignore) -> StepResult:
         """The reference baseline: focal loss, oversampling, 10% labels, from scratch."""
@@ -113,17 +125,9 @@ class Quickstart:
 
     def ssl(self, callback: Callback = ignore) -> StepResult:
         """SimCLR on every record of folds 1-8 (labels unused), probed on fold 9 as it goes."""
-        from ecgcli.train.ssl import SSLConfig, resume_ssl, train_ssl
+        from ecgcli.train.config import SSLConfig
+        from ecgcli.train.ssl import resume_ssl, train_ssl
 
-        run = RunDir(self.ssl_dir)
-        status = run.status()
-        if status == "finished":
-            return StepResult("reused", self.ssl_dir, run.read_json("metrics.json"))
-        if status == "resume":
-            callback(Message(f"resuming the interrupted run in {self.ssl_dir}"))
-            return StepResult("resumed", self.ssl_dir, resume_ssl(self.ssl_dir, callback)[1])
-        if status == "restart":
-            run.clear_unstarted()
         common = self._common()
         common.pop("label_fraction")
         cfg = SSLConfig(
@@ -135,7 +139,12 @@ class Quickstart:
             probe_fraction=self.cfg.label_fraction,
             run_dir=str(self.ssl_dir),
         )
-        return StepResult("trained", self.ssl_dir, train_ssl(cfg, callback)[1])
+        return self._step(
+            self.ssl_dir,
+            callback,
+            lambda: train_ssl(cfg, callback),
+            lambda: resume_ssl(self.ssl_dir, callback),
+        )
 
     def finetune(self, callback: Callback = ignore) -> StepResult:
         """The SimCLR encoder fine-tuned with the baseline's exact configuration and seed."""

@@ -30,6 +30,7 @@ from ecgcli.events import BatchDone, Callback, Event, Message, ignore
 from ecgcli.experiments.grid import Cell, Grid, check_cell_config, check_compatible
 from ecgcli.experiments.results import load_results, read_cell, results_path, write_results
 from ecgcli.experiments.shards import Shard, claim, results_lock, shard_cells
+from ecgcli.settings import usable_cores
 from ecgcli.storage.files import probe_writable
 
 # --- events --------------------------------------------------------------------------------
@@ -113,23 +114,21 @@ def train_claimed(
         if status == "finished":
             return True
         callback(CellStarted(cell.key, cell.spec.name, cell.label_fraction, cell.seed, _action(status)))
-        train_cell(cfg, status, key_callback, data)
+        train_cell(cfg, key_callback, data)
         return True
 
 
-def train_cell(cfg: Any, status: str, callback: Callback, data: Any = None) -> None:
-    """Train (or resume) one cell; its run directory is ``cfg.run_dir``."""
+def train_cell(cfg: Any, callback: Callback, data: Any = None) -> None:
+    """Train (or resume) one unfinished cell; its run directory is ``cfg.run_dir``."""
+    from ecgcli.train.run import continue_run
     from ecgcli.train.supervised import resume_classifier, train_classifier
 
     path = Path(cfg.run_dir)
-    if status == "resume":
-        resume_classifier(path, callback, data=data)
-        return
-    if status == "restart":
-        from ecgcli.storage.runs import RunDir
-
-        RunDir(path).clear_unstarted()
-    train_classifier(cfg, callback, data=data)
+    continue_run(
+        path,
+        start=lambda: train_classifier(cfg, callback, data=data),
+        resume=lambda: resume_classifier(path, callback, data=data),
+    )
 
 
 def _shared_data(common: dict[str, Any], callback: Callback) -> tuple[Any, Any]:
@@ -142,13 +141,6 @@ def _shared_data(common: dict[str, Any], callback: Callback) -> tuple[Any, Any]:
         ds, Path(common.get("cache_dir", "data/cache")), int(common.get("workers", 1)), callback
     )
     return ds, store
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
 
 
 def resolve_jobs(jobs: int, device: str) -> int:
@@ -343,8 +335,8 @@ def _send(event: Event) -> None:
 def _worker_run(task: dict[str, Any]) -> float | None:
     """Train one cell in a worker process (None: another process holds its claim); events go
     back through the queue."""
+    from ecgcli.train.config import SupervisedConfig
     from ecgcli.train.data import TrainingData
-    from ecgcli.train.supervised import SupervisedConfig
 
     if _STOP.is_set():
         raise Interrupted("stopped before it started")
@@ -395,7 +387,7 @@ def _run_parallel(
         gpu_queue = ctx.Queue()
         for i in range(jobs):
             gpu_queue.put(i % gpus)
-    threads = max(1, available_cores() // jobs)
+    threads = max(1, usable_cores() // jobs)
     callback(
         Message(
             f"{jobs} parallel jobs, {threads} torch thread(s) each" + (f", on {gpus} GPU(s)" if gpus else "")

@@ -21,9 +21,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from ecgcli.errors import ConfigError
 
@@ -48,15 +48,18 @@ _RESERVED = {
     "device": "use --device",
     "workers": "use --workers",
 }
-# Fields that do not change what a run computes: ignored when comparing configurations.
+#: Fields a grid takes from its own options (above) or from each configuration's spec, so they
+#: are not common training options of ``ecg multiseed``.
+GRID_OWN: tuple[str, ...] = (*_RESERVED, "loss", "balance_strategy")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _supervised_fields() -> dict[str, str]:
-    from ecgcli.train.supervised import SupervisedConfig
+def _supervised_fields() -> dict[str, Any]:
+    """Every SupervisedConfig field and its declared type."""
+    from ecgcli.train.config import SupervisedConfig, field_types
 
-    return {f.name: str(f.type) for f in fields(SupervisedConfig)}
+    return field_types(SupervisedConfig)
 
 
 def settable_keys() -> list[str]:
@@ -168,30 +171,33 @@ def parse_spec(text: str) -> ConfigSpec:
     )
 
 
-def _coerce(key: str, raw: str, type_str: str, where: str) -> Any:
-    optional = "None" in type_str
-    base = type_str.replace("| None", "").replace("None |", "").strip()
+def _coerce(key: str, raw: str, declared: Any, where: str) -> Any:
+    """``raw`` as a value of the field's declared type (``int``, ``float | None``, ...)."""
+    args = [a for a in get_args(declared) if a is not type(None)]
+    optional = len(args) < len(get_args(declared))
+    base = args[0] if optional and len(args) == 1 else declared
     low = raw.strip().lower()
     if optional and low in ("none", "null", ""):
         return None
+    name = getattr(base, "__name__", str(base))
     try:
-        if base == "bool":
+        if base is bool:
             if low in _TRUE:
                 return True
             if low in _FALSE:
                 return False
             raise ValueError
-        if base == "int":
+        if base is int:
             return int(raw)
-        if base == "float":
+        if base is float:
             value = float(raw)
             if not math.isfinite(value):
                 raise ValueError
             return value
-        if base == "str":
+        if base is str:
             return raw.strip()
     except ValueError:
-        raise ConfigError(f"{where}: {key}={raw!r} is not a valid {base}") from None
+        raise ConfigError(f"{where}: {key}={raw!r} is not a valid {name}") from None
     raise ConfigError(f"{where}: {key} cannot be set here")
 
 

@@ -143,8 +143,8 @@ class Predictor:
         """
         import torch
 
+        from ecgcli.device import pick_device
         from ecgcli.storage.checkpoint import load_classifier
-        from ecgcli.train.loop import pick_device
 
         if threads is not None:
             if threads < 1:

@@ -26,6 +26,7 @@ from scipy import special
 from scipy import stats as sps
 
 from ecgcli.errors import ConfigError
+from ecgcli.storage.files import json_safe
 
 __all__ = [
     "BootstrapCI",
@@ -44,18 +45,10 @@ ArrayLike = Sequence[float] | np.ndarray
 _BOOT_BLOCK_ELEMENTS = 1 << 21
 
 
-def _json_number(value: Any) -> Any:
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 class _ToDict:
     def to_dict(self) -> dict[str, Any]:
         """Plain Python numbers; NaN and infinities become ``None`` (JSON has neither)."""
-        return {k: _json_number(v) for k, v in asdict(self).items()}
+        return json_safe(asdict(self))
 
 
 @dataclass(frozen=True)

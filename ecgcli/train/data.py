@@ -56,3 +56,11 @@ def signals_tensor(store: SignalStore, rows: np.ndarray, norm: LeadNorm) -> torc
 
 def labels_tensor(labels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(labels.astype(np.float32))
+
+
+def random_crop(x: torch.Tensor, window: int, generator: torch.Generator) -> torch.Tensor:
+    """An independent random ``window``-sample crop of each record (one gather, no loop)."""
+    b, c, t = x.shape
+    start = torch.randint(0, t - window + 1, (b,), generator=generator, device=x.device)
+    idx = start[:, None] + torch.arange(window, device=x.device)
+    return x.gather(2, idx[:, None, :].expand(b, c, window))

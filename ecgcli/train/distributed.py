@@ -15,7 +15,7 @@ The rules every trainer follows:
   own disjoint shard (:func:`ecgcli.data.loader.shard_order`), truncated so that every rank
   has the same number of batches (unequal counts would deadlock the all-reduce).
 - Random crops, augmentations and the loop's torch seed use one stream per rank
-  (:func:`ecgcli.train.loop.rank_stream`); rank 0's streams are the one-process ones.
+  (:func:`ecgcli.train.seeds.rank_stream`); rank 0's streams are the one-process ones.
 - Validation and test predictions are computed on a contiguous slice of the rows per rank and
   gathered in row order (:meth:`Distributed.predict_rows`); metrics are computed on rank 0 and
   broadcast, so model selection and early stopping take the same decision on every rank.
@@ -53,7 +53,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ecgcli.device import pick_device
 from ecgcli.errors import ConfigError, EcgError, TrainingError
+from ecgcli.settings import usable_cores
+from ecgcli.train.seeds import rank_stream
 
 T = TypeVar("T")
 
@@ -63,13 +66,6 @@ COLLECTIVE_TIMEOUT_S = 120
 SETUP_TIMEOUT_S = 3600
 #: tests only: ``"RANK:EPOCH:BATCH"`` makes that rank raise before that batch
 FAIL_ENV = "ECG_TEST_FAIL"
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
 
 
 def torchrun_env() -> tuple[int, int, int, int] | None:
@@ -130,7 +126,7 @@ def check_backend(backend: str) -> None:
 
 def all_ranks(exc: EcgError) -> EcgError:
     """Mark an error every rank raises identically: only rank 0 prints it."""
-    exc.all_ranks = True  # type: ignore[attr-defined]
+    exc.all_ranks = True
     return exc
 
 
@@ -166,7 +162,6 @@ class Distributed:
         return n // self.world
 
     def stream(self, stream: int) -> int:
-        from ecgcli.train.loop import rank_stream
 
         return rank_stream(stream, self.rank)
 
@@ -377,7 +372,6 @@ def _fail_at() -> tuple[int, int, int] | None:
 
 def setup(device_name: str) -> Distributed:
     """The context of this process: joins the process group under torchrun."""
-    from ecgcli.train.loop import pick_device
 
     env = torchrun_env()
     if env is None:
@@ -386,12 +380,11 @@ def setup(device_name: str) -> Distributed:
         return _join(device_name, *env)
     except EcgError as exc:
         if env[0] != 0 and not str(exc).startswith("rank "):
-            exc.quiet = True  # type: ignore[attr-defined]  # the same line as rank 0's
+            exc.quiet = True  # the same line as rank 0's
         raise
 
 
 def _join(device_name: str, rank: int, world: int, local: int, local_world: int) -> Distributed:
-    from ecgcli.train.loop import pick_device
 
     device = pick_device(device_name)
     if device.type == "cuda":
@@ -457,8 +450,8 @@ def session(device_name: str) -> Iterator[Distributed]:
         yield dist
     except EcgError as exc:
         if dist.active and not dist.is_main:
-            if getattr(exc, "all_ranks", False):
-                exc.quiet = True  # type: ignore[attr-defined]
+            if exc.all_ranks:
+                exc.quiet = True
             else:
                 exc.args = (f"rank {dist.rank}: {exc}",)
         raise

@@ -20,7 +20,7 @@ from ecgcli.errors import CheckpointError
 from ecgcli.storage.checkpoint import load_encoder
 
 if TYPE_CHECKING:
-    from ecgcli.train.supervised import SupervisedConfig
+    from ecgcli.train.config import SupervisedConfig
 
 
 def pretrained_encoder(cfg: SupervisedConfig) -> tuple[nn.Module, dict[str, Any]]:

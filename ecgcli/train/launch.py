@@ -24,7 +24,8 @@ import signal
 from dataclasses import dataclass
 
 from ecgcli.errors import ConfigError, Interrupted, TrainingError
-from ecgcli.train.distributed import check_backend, per_rank_batch, torchrun_env, usable_cores
+from ecgcli.settings import usable_cores
+from ecgcli.train.distributed import check_backend, per_rank_batch, torchrun_env
 
 #: launcher options, taken out of the command the workers run (each takes one value)
 LAUNCH_OPTIONS = ("--nproc", "--nnodes", "--node-rank", "--rdzv-endpoint")
@@ -122,7 +123,7 @@ def launch(
     """
     import torch
 
-    from ecgcli.train.loop import pick_device
+    from ecgcli.device import pick_device
 
     nodes = nodes or Nodes()
     nodes.check()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,8 +32,9 @@ from torch import nn
 
 from ecgcli.errors import CheckpointError, Interrupted, TrainingError
 from ecgcli.events import BatchDone, Callback, EpochDone, EpochStarted, RunDone, ignore
-from ecgcli.storage.checkpoint import flatten_state, save_tensors, unflatten_state
 from ecgcli.train.distributed import Distributed, all_ranks
+from ecgcli.train.resume import FitState, load_resume_state, save_resume_state
+from ecgcli.train.seeds import epoch_seed
 
 SCHEDULES = ("none", "cosine")
 
@@ -71,49 +72,6 @@ class LoopConfig:
     dist: Distributed | None = None  # None: one process
 
 
-@dataclass
-class FitState:
-    """Progress of a run; saved with the weights after every epoch."""
-
-    epoch: int = 0  # epochs completed
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int = 0
-    best_value: float | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    bad_epochs: int = 0
-    seconds: float = 0.0
-    stopped_early: bool = False
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; an unavailable explicit choice is an error."""
-    from ecgcli.errors import ConfigError
-
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is available (try --device auto or cpu)")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("--device mps: Apple MPS is not available (try --device auto or cpu)")
-    if name not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"unknown device {name!r} (choose auto, cpu, cuda or mps)")
-    return torch.device(name)
-
-
-def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
-    """A seed for one epoch (and one random stream), the same in every process."""
-    return (seed * 1_000_003 + epoch * 7919 + stream * 104_729) % (2**63 - 1)
-
-
-def rank_stream(stream: int, rank: int) -> int:
-    """Rank ``rank``'s own version of a random stream; rank 0's is the one-process stream."""
-    return stream + 1000 * rank
-
-
 def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
     """Multiplier of each parameter group's base learning rate at ``step`` of ``total``."""
     if warmup and step < warmup:
@@ -131,84 +89,6 @@ def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
 
 def _better(value: float, best: float | None) -> bool:
     return best is None or (math.isfinite(value) and value > best)
-
-
-def save_resume_state(
-    path: Path,
-    module: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    state: FitState,
-    config: dict[str, Any],
-    scaler: torch.amp.GradScaler | None = None,
-) -> None:
-    tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in module.state_dict().items()}
-    if state.best_state is not None:
-        tensors.update({f"best.{k}": v for k, v in state.best_state.items()})
-    optim_skeleton = flatten_state(optimizer.state_dict(), "optim", tensors)
-    meta = {
-        "format": "ecgcli-resume",
-        "epoch": state.epoch,
-        "history": state.history,
-        "best_epoch": state.best_epoch,
-        "best_value": state.best_value,
-        "bad_epochs": state.bad_epochs,
-        "seconds": state.seconds,
-        "stopped_early": state.stopped_early,
-        "has_best": state.best_state is not None,
-        "optimizer": optim_skeleton,
-        "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
-        "config": config,
-    }
-    save_tensors(path, tensors, meta)
-
-
-def load_resume_state(
-    path: Path,
-    module: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None = None,
-) -> FitState:
-    """Restore weights, optimiser and progress saved by :func:`save_resume_state`."""
-    tensors, meta = read_resume_state(path)
-    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        module.load_state_dict(model, strict=True)
-        optimizer.load_state_dict(unflatten_state(meta["optimizer"], tensors))
-        if scaler is not None and meta.get("scaler"):
-            scaler.load_state_dict(meta["scaler"])
-        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} if meta["has_best"] else None
-        return FitState(
-            epoch=int(meta["epoch"]),
-            history=list(meta["history"]),
-            best_epoch=int(meta["best_epoch"]),
-            best_value=meta["best_value"],
-            best_state=best,
-            bad_epochs=int(meta["bad_epochs"]),
-            seconds=float(meta["seconds"]),
-            stopped_early=bool(meta["stopped_early"]),
-        )
-    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: resume state does not fit this run ({exc})") from None
-
-
-def read_resume_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The tensors and metadata of a resume state, checked; never unpickles."""
-    import json
-
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    side = Path(path).with_suffix(".json")
-    if not Path(path).is_file() or not side.is_file():
-        raise CheckpointError(f"{path}: no resume state (no epoch was completed)")
-    try:
-        meta = json.loads(side.read_text())
-        tensors = load_file(str(path))
-    except (OSError, ValueError, SafetensorError) as exc:
-        raise CheckpointError(f"{path}: resume state is corrupt ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != "ecgcli-resume":
-        raise CheckpointError(f"{path}: not an ecgcli resume state")
-    return tensors, meta
 
 
 def fit(

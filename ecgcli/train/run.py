@@ -1,88 +1,37 @@
-"""What every trainer shares before its loop: the common configuration and its checks, the
-run directory (made by rank 0 only), and the dataset loaded with rank 0 first.
+"""What every trainer shares around its loop: the run directory (made by rank 0 only), the
+dataset loaded with rank 0 first, and the one result type every trainer returns.
 
-:class:`SupervisedConfig <ecgcli.train.supervised.SupervisedConfig>` and
-:class:`SSLConfig <ecgcli.train.ssl.SSLConfig>` extend :class:`RunConfig` with their own
-options; a configuration is saved as ``config.json`` and read back on ``--resume``.
+Configurations live in :mod:`ecgcli.train.config`; one is saved as ``config.json`` and read
+back on ``--resume``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from ecgcli.data.ptbxl import RECORD_LENGTH
-from ecgcli.errors import ConfigError
 from ecgcli.events import Callback
-from ecgcli.storage.runs import RunDir, check_writable
+from ecgcli.storage.runs import RunDir
+from ecgcli.train.config import RunConfig
 from ecgcli.train.data import TrainingData, load_training_data
-from ecgcli.train.loop import SCHEDULES
 
 if TYPE_CHECKING:
+    from ecgcli.scoring.evaluate import SplitEvaluation
     from ecgcli.train.distributed import Distributed
-
-C = TypeVar("C", bound="RunConfig")
 
 
 @dataclass
-class RunConfig:
-    """Options every training command has (data, hardware, optimisation, model, outputs)."""
+class RunResult:
+    """What every trainer returns: where the run went, its checkpoint, and its scores
+    (``evaluation`` is the fold-9/fold-10 evaluation of a classifier; None for pretraining,
+    whose probe scores are in ``metrics``)."""
 
-    data_root: str = "data/PTB-XL"
-    cache_dir: str = "data/cache"
-    runs_dir: str = "runs"
-    sampling_rate: int = 100
-    workers: int = 1
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    schedule: str = "none"
-    warmup_epochs: int = 0
-    grad_clip: float = 0.0
-    signal_length: int = 1000
-    seed: int = 42
-    device: str = "auto"
-    encoder: str = "cnn1d"
-    width: int | None = 64
-    run_dir: str | None = None
-    name: str | None = None
-    out: str | None = None
-
-    def default_name(self) -> str:
-        raise NotImplementedError
-
-    def check_common(self) -> None:
-        """Reject bad values of the shared options with one clear line each."""
-        if self.sampling_rate not in RECORD_LENGTH:
-            raise ConfigError(f"sampling rate must be 100 or 500, got {self.sampling_rate}")
-        length = RECORD_LENGTH[self.sampling_rate]
-        if not 64 <= self.signal_length <= length:
-            raise ConfigError(
-                f"--signal-length must be between 64 and {length} samples "
-                f"at {self.sampling_rate} Hz, got {self.signal_length}"
-            )
-        for name, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 2)):
-            if value < low:
-                raise ConfigError(f"{name} must be at least {low}, got {value}")
-        if not self.lr > 0:
-            raise ConfigError(f"--lr must be positive, got {self.lr}")
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ConfigError("--weight-decay and --grad-clip must not be negative")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.out:
-            check_writable(Path(self.out))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
-        """Read back a saved configuration; keys of other versions are ignored."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+    run_dir: Path
+    checkpoint: Path
+    evaluation: SplitEvaluation | None
+    metrics: dict[str, Any]
 
 
 def open_run(cfg: RunConfig, dist: Distributed, placement: dict[str, Any], resume: RunDir | None) -> RunDir:
@@ -114,3 +63,22 @@ def load_data(cfg: RunConfig, label_fraction: float, dist: Distributed, callback
             callback,
         )
     )
+
+
+def continue_run(
+    run_dir: Path, start: Callable[[], RunResult], resume: Callable[[], RunResult]
+) -> tuple[str, RunResult | None]:
+    """What rerunning the same command does with ``run_dir``, the one rule every caller that
+    reruns (multiseed, quickstart) follows: a finished run is ``reused`` (nothing runs; read
+    its files), one with a saved epoch is ``resumed``, one that never saved an epoch is cleared
+    and ``trained`` afresh, like a new one. Returns the action and the result (None if reused).
+    """
+    run = RunDir(Path(run_dir))
+    status = run.status()
+    if status == "finished":
+        return "reused", None
+    if status == "resume":
+        return "resumed", resume()
+    if status == "restart":
+        run.clear_unstarted()
+    return "trained", start()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from torch import nn
 from ecgcli import LEADS, SUPERCLASSES
 from ecgcli.data.loader import batch_slices
 from ecgcli.data.normalize import LeadNorm, fit_lead_norm
+from ecgcli.device import pick_device
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.models import build_encoder
@@ -41,55 +41,12 @@ from ecgcli.scoring.evaluate import encode
 from ecgcli.scoring.metrics import compute_metrics
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
-from ecgcli.train.data import TrainingData, signals_tensor
+from ecgcli.train.config import SSLConfig
+from ecgcli.train.data import TrainingData, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
-from ecgcli.train.loop import LoopConfig, epoch_seed, fit, pick_device
-from ecgcli.train.run import RunConfig, load_data, open_run
-from ecgcli.train.supervised import random_crop
-
-METHODS = ("simclr", "byol")
-
-
-@dataclass
-class SSLConfig(RunConfig):
-    """Everything that defines a pretraining run (saved as config.json)."""
-
-    epochs: int = 20
-    batch_size: int = 256
-    method: str = "simclr"
-    temperature: float = 0.07
-    projection_dim: int = 128
-    hidden_dim: int = 2048
-    momentum_tau: float = 0.99
-    probe_every: int = 1
-    probe_fraction: float = 0.1
-    no_aug: list[str] = field(default_factory=list)
-
-    def default_name(self) -> str:
-        return f"{self.method}-s{self.seed}"
-
-    def check(self) -> None:
-        from ecgcli.ssl.augment import build_policy
-
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r} (choose simclr or byol)")
-        if not self.temperature > 0:
-            raise ConfigError(f"--temperature must be positive, got {self.temperature}")
-        if not 0.0 <= self.momentum_tau <= 1.0:
-            raise ConfigError(f"--momentum-tau must be in [0, 1], got {self.momentum_tau}")
-        if self.batch_size < 2:
-            raise ConfigError(
-                f"--batch-size must be at least 2 for {self.method} (contrastive pairs and "
-                f"BatchNorm need two records), got {self.batch_size}"
-            )
-        if self.projection_dim < 1 or self.hidden_dim < 1:
-            raise ConfigError("--projection-dim and --hidden-dim must be positive")
-        if self.probe_every < 0:
-            raise ConfigError(f"--probe-every must be 0 (never) or more, got {self.probe_every}")
-        if not 0.0 < self.probe_fraction <= 1.0:
-            raise ConfigError(f"--probe-fraction must be in (0, 1], got {self.probe_fraction}")
-        build_policy(self.sampling_rate, disabled=self.no_aug)  # unknown names fail here
-        self.check_common()
+from ecgcli.train.loop import LoopConfig, fit
+from ecgcli.train.run import RunResult, load_data, open_run
+from ecgcli.train.seeds import epoch_seed
 
 
 def build_ssl_module(cfg: SSLConfig, encoder: nn.Module) -> nn.Module:
@@ -206,8 +163,9 @@ def train_ssl(
     resume: RunDir | None = None,
     data: TrainingData | None = None,
     dist: Distributed | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """Pretrain; returns the run directory and its metrics (``dist``: see the module doc)."""
+) -> RunResult:
+    """Pretrain; returns the run (its directory, encoder checkpoint and metrics; ``dist``: see
+    the module doc)."""
     from ecgcli.ssl.augment import build_policy
 
     def checked() -> None:
@@ -310,7 +268,7 @@ def train_ssl(
         "distributed": placement,
     }
     if not dist.is_main:
-        return run.path, metrics  # rank 0 writes
+        return RunResult(run.path, run.model, None, metrics)  # rank 0 writes
     meta = encoder_meta(cfg, module.encoder, norm, policy, metrics, store.cache_id, str(ds.root))
     module.cpu()
     save_checkpoint(run.model, module.encoder, meta)
@@ -322,7 +280,7 @@ def train_ssl(
         f"{cfg.method} done: final loss {state.history[-1]['train_loss']:.4f} probe AUROC "
         f"{last.get('probe_auroc', float('nan')):.4f} F1 {last.get('probe_f1', float('nan')):.4f}"
     )
-    return run.path, metrics
+    return RunResult(run.path, run.model, None, metrics)
 
 
 def encoder_meta(
@@ -357,9 +315,7 @@ def encoder_meta(
     )
 
 
-def resume_ssl(
-    run_dir: Path, callback: Callback = ignore, dist: Distributed | None = None
-) -> tuple[Path, dict[str, Any]]:
+def resume_ssl(run_dir: Path, callback: Callback = ignore, dist: Distributed | None = None) -> RunResult:
     def load() -> tuple[RunDir, SSLConfig]:
         run = RunDir.for_resume(run_dir)
         if run.finished:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,80 +23,23 @@ import torch
 from torch import nn
 
 from ecgcli import LEADS, SUPERCLASSES
-from ecgcli.data.loader import STRATEGIES, EpochSampler, batch_slices
+from ecgcli.data.loader import EpochSampler, batch_slices
 from ecgcli.data.normalize import fit_lead_norm
+from ecgcli.device import pick_device
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.models import ECGClassifier
-from ecgcli.scoring.evaluate import SplitEvaluation, evaluate_split_pair, headline, predict_proba
+from ecgcli.scoring.evaluate import evaluate_split_pair, headline, predict_proba
 from ecgcli.scoring.metrics import compute_metrics
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
-from ecgcli.train.data import TrainingData, labels_tensor, signals_tensor
+from ecgcli.train.config import SupervisedConfig
+from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
-from ecgcli.train.loop import LoopConfig, epoch_seed, fit, pick_device
-from ecgcli.train.losses import LOSSES, build_loss
-from ecgcli.train.run import RunConfig, load_data, open_run
-
-SELECT_METRICS = ("f1", "auroc")
-
-
-@dataclass
-class SupervisedConfig(RunConfig):
-    """Everything that defines a supervised or fine-tuning run (saved as config.json).
-
-    ``width`` is None when fine-tuning: the checkpoint's encoder width is used.
-    """
-
-    label_fraction: float = 0.1
-    loss: str = "focal"
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
-    balance_strategy: str = "oversample"
-    patience: int | None = None
-    select_metric: str = "f1"
-    # fine-tuning
-    ssl_checkpoint: str | None = None
-    freeze_encoder: bool = False
-    encoder_lr: float | None = None
-
-    @property
-    def kind(self) -> str:
-        return "finetune" if self.ssl_checkpoint else "supervised"
-
-    def default_name(self) -> str:
-        if self.kind == "finetune":
-            mode = "probe" if self.freeze_encoder else "ft"
-            return f"finetune-{Path(str(self.ssl_checkpoint)).parent.name}-{mode}-s{self.seed}"
-        return f"supervised-{self.loss}-{self.balance_strategy}-s{self.seed}"
-
-    def check(self) -> None:
-        """Reject bad values with one clear line each, before any work starts."""
-        if self.loss not in LOSSES:
-            raise ConfigError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
-        if self.balance_strategy not in STRATEGIES:
-            raise ConfigError(
-                f"unknown balance strategy {self.balance_strategy!r} (choose from {', '.join(STRATEGIES)})"
-            )
-        if not 0.0 < self.label_fraction <= 1.0:
-            raise ConfigError(f"--label-fraction must be in (0, 1], got {self.label_fraction}")
-        if self.encoder_lr is not None and not self.encoder_lr > 0:
-            raise ConfigError(f"--encoder-lr must be positive, got {self.encoder_lr}")
-        if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"--patience must be at least 1, got {self.patience}")
-        if self.select_metric not in SELECT_METRICS:
-            raise ConfigError(f"--select-metric must be f1 or auroc, got {self.select_metric!r}")
-        if self.freeze_encoder and self.encoder_lr is not None:
-            raise ConfigError("--freeze-encoder and --encoder-lr exclude each other")
-        self.check_common()
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    checkpoint: Path
-    evaluation: SplitEvaluation
-    metrics: dict[str, Any]
+from ecgcli.train.loop import LoopConfig, fit
+from ecgcli.train.losses import build_loss
+from ecgcli.train.run import RunResult, load_data, open_run
+from ecgcli.train.seeds import epoch_seed
 
 
 class ClassifierObjective:
@@ -168,14 +110,6 @@ class ClassifierObjective:
             lambda x: predict_proba(self.module, x, self.device, window), self.x_val
         )
         return self.dist.on_main(lambda: headline(compute_metrics(self.y_val, prob)))
-
-
-def random_crop(x: torch.Tensor, window: int, generator: torch.Generator) -> torch.Tensor:
-    """An independent random ``window``-sample crop of each record (one gather, no loop)."""
-    b, c, t = x.shape
-    start = torch.randint(0, t - window + 1, (b,), generator=generator, device=x.device)
-    idx = start[:, None] + torch.arange(window, device=x.device)
-    return x.gather(2, idx[:, None, :].expand(b, c, window))
 
 
 def _build_model(cfg: SupervisedConfig, init_encoder: Callable[[], tuple[nn.Module, dict]] | None):

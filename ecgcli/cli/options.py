@@ -1,0 +1,115 @@
+"""Command-line options made from the configuration fields that declare them.
+
+Each training option's type, default and help are written once, on its field in
+:mod:`ecgcli.train.config`; :func:`config_options` turns those fields into Typer options for a
+command, so `train supervised`, `finetune`, `train ssl` and `multiseed` cannot drift apart.
+A command declares only what is its own (``--resume``, ``--nproc``, the settings flags) and
+receives the configuration options as one ``options`` dict.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, fields
+from typing import Annotated, Any, get_origin
+
+import typer
+
+from ecgcli.cli.common import DataRoot, Device, SamplingRate, Workers, run_settings
+from ecgcli.train.config import field_types, option_help
+
+#: The help panel every generated training option is listed under.
+PANEL = "Training options"
+
+
+def flag_name(name: str, metadata: dict[str, Any] | None = None) -> str:
+    """``batch_size`` -> ``--batch-size`` (or the field's own ``flag``)."""
+    return (metadata or {}).get("flag") or "--" + name.replace("_", "-")
+
+
+def _cli_type(declared: Any) -> Any:
+    """The type Typer parses: ``list[str]`` options are optional lists on the command line."""
+    return declared | None if get_origin(declared) is list else declared
+
+
+def config_parameters(
+    cls: type, exclude: Iterable[str] = (), defaults: dict[str, Any] | None = None
+) -> list[inspect.Parameter]:
+    """One keyword parameter per option field of ``cls`` (fields declared with ``option``)."""
+    types = field_types(cls)
+    skip = set(exclude)
+    params = []
+    for f in fields(cls):
+        meta = option_help(cls, f.name)
+        if meta is None or f.name in skip:
+            continue
+        if defaults and f.name in defaults:
+            default = defaults[f.name]
+        elif f.default is not MISSING:
+            default = f.default
+        else:  # a default_factory (lists): absent on the command line means the factory's value
+            default = None
+        flag = typer.Option(flag_name(f.name, meta), help=meta["help"], rich_help_panel=PANEL)
+        annotation = Annotated[_cli_type(types[f.name]), flag]
+        params.append(
+            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        )
+    return params
+
+
+def _inject(
+    extra: list[inspect.Parameter], name: str, build: Callable[[dict[str, Any], dict[str, Any]], Any]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the ``extra`` parameters to a command (after ``ctx``, before its own) and pass
+    ``build(own values, extra values)`` to it as the argument ``name`` instead."""
+    names = [p.name for p in extra]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != name]
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        params = own[:1] + extra + own[1:]  # ctx first, then the injected options, then its own
+
+        @functools.wraps(fn)
+        def command(**kwargs: Any) -> Any:
+            values = {k: kwargs.pop(k) for k in names}
+            return fn(**kwargs, **{name: build(kwargs, values)})
+
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        del command.__wrapped__  # Typer must read the signature above, not fn's
+        return command
+
+    return decorate
+
+
+def config_options(
+    cls: type, exclude: Iterable[str] = (), defaults: dict[str, Any] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a command so that it also takes every option field of ``cls`` (less
+    ``exclude``; ``defaults`` changes a default for this command only) and receives their
+    values as ``options``. List fields given no value get their factory's value."""
+    factories = {f.name: f.default_factory for f in fields(cls) if f.default_factory is not MISSING}
+
+    def build(_own: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        for k, factory in factories.items():
+            if k in options and options[k] is None:
+                options[k] = factory()
+        return options
+
+    return _inject(config_parameters(cls, exclude, defaults), "options", build)
+
+
+_SETTING_FLAGS = {"data_root": DataRoot, "device": Device, "workers": Workers, "sampling_rate": SamplingRate}
+
+
+def settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a training command with the settings flags (``--data-root``, ``--device``,
+    ``--workers``, ``--sampling-rate``); it receives the resolved values (flag > environment >
+    env file > default) as ``settings``, the fields a run configuration takes from settings."""
+    extra = [
+        inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a)
+        for k, a in _SETTING_FLAGS.items()
+    ]
+    return _inject(extra, "settings", lambda own, flags: run_settings(own["ctx"], **flags))(fn)

@@ -1,0 +1,221 @@
+"""Every trainer's configuration, and the one declaration of each training option.
+
+A field declared with :func:`option` is a user-facing option: its type (the annotation), its
+default and its help are written here once, and everything else reads them: the CLI builds
+each command's flags from these fields (``ecgcli.cli.options``), ``ecg multiseed``'s
+``[key=value]`` grammar coerces a value by the field's declared type, and ``config.json``
+saves the whole dataclass. A subclass may change a default (``SSLConfig.epochs``); the help
+is inherited. Fields without :func:`option` (data root, device, ...) come from the settings
+(flag > ``ECG_*`` environment > env file > default, see :mod:`ecgcli.settings`).
+
+This module imports nothing heavy, so ``ecg --help`` can read it without torch or pandas;
+the checks import what they validate against lazily.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ecgcli.errors import ConfigError
+
+C = TypeVar("C", bound="RunConfig")
+
+SELECT_METRICS = ("f1", "auroc")
+METHODS = ("simclr", "byol")
+
+
+def option(
+    default: Any = dataclasses.MISSING, help: str = "", *, flag: str | None = None, factory: Any = None
+) -> Any:
+    """A configuration field that is also a command-line option (``--name-with-dashes``)."""
+    metadata = {"help": help, "flag": flag}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def option_help(cls: type, name: str) -> dict[str, Any] | None:
+    """The option metadata of field ``name`` (its help and flag), from the class that declared
+    it with :func:`option` (a subclass that only changes the default inherits the help)."""
+    for klass in cls.__mro__:
+        f = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if f is not None and f.metadata.get("help"):
+            return dict(f.metadata)
+    return None
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """The declared type of every field (``int | None`` and the like, evaluated)."""
+    return typing.get_type_hints(cls)
+
+
+@dataclass
+class RunConfig:
+    """Options every training command has (data, hardware, optimisation, model, outputs)."""
+
+    data_root: str = "data/PTB-XL"
+    cache_dir: str = "data/cache"
+    runs_dir: str = "runs"
+    sampling_rate: int = 100
+    workers: int = 1
+    epochs: int = option(30, "Training epochs.")
+    batch_size: int = option(
+        64,
+        "Records per step, in all processes together: with N processes (--nproc, torchrun) "
+        "each trains on batch-size / N.",
+    )
+    lr: float = option(1e-3, "Adam learning rate (the head's, when fine-tuning).")
+    weight_decay: float = option(0.0, "Adam weight decay.")
+    schedule: str = option("none", "Learning-rate schedule: none or cosine.")
+    warmup_epochs: int = option(0, "Epochs of linear learning-rate warm-up.")
+    grad_clip: float = option(0.0, "Clip the gradient norm (0 = off).")
+    signal_length: int = option(1000, "Samples per input window; shorter than a record = random crops.")
+    seed: int = option(42, "Fixes the labelled subset, initialisation and shuffling.")
+    device: str = "auto"
+    encoder: str = option("cnn1d", "Encoder architecture from the model registry.")
+    width: int | None = option(64, "Encoder width (channels of its first block).")
+    run_dir: str | None = option(None, "Run directory \\[default: <runs dir>/<name>].")
+    name: str | None = option(None, "Run name under the runs directory.")
+    out: str | None = option(None, "Also write the best checkpoint here (.safetensors).")
+
+    def default_name(self) -> str:
+        raise NotImplementedError
+
+    def check_common(self) -> None:
+        """Reject bad values of the shared options with one clear line each."""
+        from ecgcli.data.ptbxl import RECORD_LENGTH
+        from ecgcli.train.loop import SCHEDULES
+
+        if self.sampling_rate not in RECORD_LENGTH:
+            raise ConfigError(f"sampling rate must be 100 or 500, got {self.sampling_rate}")
+        length = RECORD_LENGTH[self.sampling_rate]
+        if not 64 <= self.signal_length <= length:
+            raise ConfigError(
+                f"--signal-length must be between 64 and {length} samples "
+                f"at {self.sampling_rate} Hz, got {self.signal_length}"
+            )
+        for name, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 2)):
+            if value < low:
+                raise ConfigError(f"{name} must be at least {low}, got {value}")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError("--weight-decay and --grad-clip must not be negative")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"--warmup-epochs must not be negative, got {self.warmup_epochs}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.out:
+            from ecgcli.storage.runs import check_writable
+
+            check_writable(Path(self.out))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+        """Read back a saved configuration; keys of other versions are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class SupervisedConfig(RunConfig):
+    """Everything that defines a supervised or fine-tuning run (saved as config.json).
+
+    ``width`` is None when fine-tuning: the checkpoint's encoder width is used.
+    """
+
+    label_fraction: float = option(0.1, "Fraction of labelled folds 1-8 to train on, (0, 1].")
+    loss: str = option("focal", "focal, bce, weighted or class_balanced.")
+    focal_alpha: float = option(0.25, "Focal loss weight of the positive term.")
+    focal_gamma: float = option(2.0, "Focal loss focusing exponent.")
+    balance_strategy: str = option("oversample", "oversample, stratified or standard.")
+    patience: int | None = option(None, "Stop after this many epochs without improvement.")
+    select_metric: str = option("f1", "Validation metric that picks the best epoch: f1 or auroc.")
+    # fine-tuning
+    ssl_checkpoint: str | None = option(None, "Encoder checkpoint from `ecg train ssl` (.safetensors).")
+    freeze_encoder: bool = option(False, "Linear probe: train only the head.")
+    encoder_lr: float | None = option(None, "Full fine-tuning with this smaller encoder learning rate.")
+
+    @property
+    def kind(self) -> str:
+        return "finetune" if self.ssl_checkpoint else "supervised"
+
+    def default_name(self) -> str:
+        if self.kind == "finetune":
+            mode = "probe" if self.freeze_encoder else "ft"
+            return f"finetune-{Path(str(self.ssl_checkpoint)).parent.name}-{mode}-s{self.seed}"
+        return f"supervised-{self.loss}-{self.balance_strategy}-s{self.seed}"
+
+    def check(self) -> None:
+        """Reject bad values with one clear line each, before any work starts."""
+        from ecgcli.data.loader import STRATEGIES
+        from ecgcli.train.losses import LOSSES
+
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
+        if self.balance_strategy not in STRATEGIES:
+            raise ConfigError(
+                f"unknown balance strategy {self.balance_strategy!r} (choose from {', '.join(STRATEGIES)})"
+            )
+        if not 0.0 < self.label_fraction <= 1.0:
+            raise ConfigError(f"--label-fraction must be in (0, 1], got {self.label_fraction}")
+        if self.encoder_lr is not None and not self.encoder_lr > 0:
+            raise ConfigError(f"--encoder-lr must be positive, got {self.encoder_lr}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"--patience must be at least 1, got {self.patience}")
+        if self.select_metric not in SELECT_METRICS:
+            raise ConfigError(f"--select-metric must be f1 or auroc, got {self.select_metric!r}")
+        if self.freeze_encoder and self.encoder_lr is not None:
+            raise ConfigError("--freeze-encoder and --encoder-lr exclude each other")
+        self.check_common()
+
+
+@dataclass
+class SSLConfig(RunConfig):
+    """Everything that defines a pretraining run (saved as config.json)."""
+
+    epochs: int = 20
+    batch_size: int = 256
+    method: str = option("simclr", "simclr or byol.")
+    temperature: float = option(0.07, "NT-Xent temperature (SimCLR).")
+    projection_dim: int = option(128, "Projection output size.")
+    hidden_dim: int = option(2048, "Projection/predictor hidden size.")
+    momentum_tau: float = option(0.99, "BYOL target EMA start, cosine-increased to 1.")
+    probe_every: int = option(1, "Linear probe on fold 9 every k epochs (0 = never).")
+    probe_fraction: float = option(0.1, "Labelled fraction of folds 1-8 the live probe trains on.")
+    no_aug: list[str] = option(
+        help="Switch an augmentation off (repeatable), for ablations.", flag="--no-aug", factory=list
+    )
+
+    def default_name(self) -> str:
+        return f"{self.method}-s{self.seed}"
+
+    def check(self) -> None:
+        from ecgcli.ssl.augment import build_policy
+
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r} (choose simclr or byol)")
+        if not self.temperature > 0:
+            raise ConfigError(f"--temperature must be positive, got {self.temperature}")
+        if not 0.0 <= self.momentum_tau <= 1.0:
+            raise ConfigError(f"--momentum-tau must be in [0, 1], got {self.momentum_tau}")
+        if self.batch_size < 2:
+            raise ConfigError(
+                f"--batch-size must be at least 2 for {self.method} (contrastive pairs and "
+                f"BatchNorm need two records), got {self.batch_size}"
+            )
+        if self.projection_dim < 1 or self.hidden_dim < 1:
+            raise ConfigError("--projection-dim and --hidden-dim must be positive")
+        if self.probe_every < 0:
+            raise ConfigError(f"--probe-every must be 0 (never) or more, got {self.probe_every}")
+        if not 0.0 < self.probe_fraction <= 1.0:
+            raise ConfigError(f"--probe-fraction must be in (0, 1], got {self.probe_fraction}")
+        build_policy(self.sampling_rate, disabled=self.no_aug)  # unknown names fail here
+        self.check_common()
