@@ -305,8 +305,10 @@ def _two_nodes(args: list[str], tmp_path: Path, session_cache: Path) -> list[Pat
             shutil.copytree(session_cache, cache)
         else:
             cache.mkdir(parents=True)
-        launcher = torchrun_args(1, Nodes(2, k, endpoint), ["ecg", *args])
-        cmd = [sys.executable, "-m", "torch.distributed.run", *launcher]
+        # `ecg ... --nnodes` runs torchrun's agent in-process with torchrun_args(): the same as
+        # `torchrun --nnodes 2 --node-rank K --rdzv-backend c10d --rdzv-endpoint ... -m ecgcli ...`
+        nodes = ["--nnodes", "2", "--node-rank", str(k), "--rdzv-endpoint", endpoint]
+        cmd = [sys.executable, "-m", "ecgcli", *args, *nodes]
         procs.append(
             subprocess.Popen(
                 cmd, env=_env(cache, node / "runs"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -378,3 +380,22 @@ def test_torchrun_arguments_for_one_and_several_nodes() -> None:
     assert "--rdzv-backend=c10d" in args and "--rdzv-endpoint=node0:29500" in args
     assert "--node-rank=1" in args and "--rdzv-conf=is_host=false" in args and "--standalone" not in args
     assert args[-6:] == ["-m", "ecgcli", "train", "ssl", "--epochs", "1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--nnodes", "2"], "--nnodes 2 needs --rdzv-endpoint HOST:PORT"),
+        (
+            ["--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "h:1"],
+            "--node-rank must be between 0 and 1",
+        ),
+        (["--node-rank", "1"], "--node-rank 1 needs --nnodes of at least 2"),
+    ],
+)
+def test_bad_node_options_on_the_command_line(synth_root: Path, args: list[str], message: str) -> None:
+    for command in (["train", "supervised"], ["train", "ssl"]):
+        result = runner.invoke(app, [*command, "--data-root", str(synth_root), "--device", "cpu", *args])
+        assert result.exit_code == 2, result.output
+        lines = [ln for ln in result.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output

@@ -110,3 +110,20 @@ def test_gpu_check_without_cuda_says_so_in_one_line() -> None:
     assert out.returncode == 2 and out.stdout == ""
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gpu_check: no CUDA GPU is visible"), out.stderr
+
+
+def test_precision_the_cpu_cannot_is_a_one_line_error(
+    synth_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from ecgcli.cli.app import app
+
+    monkeypatch.delenv(precision.EMULATED_ENV, raising=False)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2"})
+    for command in (["train", "supervised"], ["train", "ssl"]):
+        args = [*command, "--data-root", str(synth_root), "--device", "cpu", "--precision", "bf16"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, result.output
+        lines = [ln for ln in result.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "--precision bf16: this CPU has no native bf16" in lines[0], result.output

@@ -76,6 +76,11 @@ class RunConfig:
     signal_length: int = option(1000, "Samples per input window; shorter than a record = random crops.")
     seed: int = option(42, "Fixes the labelled subset, initialisation and shuffling.")
     device: str = "auto"
+    precision: str = option(
+        "auto",
+        "Training arithmetic: auto, fp32, bf16 or fp16 (autocast). auto: bf16 on CUDA GPUs that have "
+        "it, else fp16 on CUDA; fp32 on the CPU.",
+    )
     encoder: str = option("cnn1d", "Encoder architecture from the model registry.")
     width: int | None = option(64, "Encoder width (channels of its first block).")
     run_dir: str | None = option(None, "Run directory \\[default: <runs dir>/<name>].")
@@ -109,6 +114,10 @@ class RunConfig:
             raise ConfigError(f"--warmup-epochs must not be negative, got {self.warmup_epochs}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        from ecgcli.device import pick_device
+        from ecgcli.train.precision import autocast_dtype
+
+        autocast_dtype(self.precision, pick_device(self.device))  # what this device cannot: one line
         if self.out:
             from ecgcli.storage.runs import check_writable
 

@@ -219,6 +219,7 @@ def train_ssl(
         grad_clip=cfg.grad_clip,
         schedule=cfg.schedule,
         warmup_epochs=cfg.warmup_epochs,
+        precision=cfg.precision,
         dist=dist,
     )
     if probe is not None and resume is None:

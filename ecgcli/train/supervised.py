@@ -225,6 +225,7 @@ def train_classifier(
         grad_clip=cfg.grad_clip,
         schedule=cfg.schedule,
         warmup_epochs=cfg.warmup_epochs,
+        precision=cfg.precision,
         dist=dist,
     )
     state = fit(
