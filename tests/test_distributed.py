@@ -399,3 +399,40 @@ def test_bad_node_options_on_the_command_line(synth_root: Path, args: list[str],
         assert result.exit_code == 2, result.output
         lines = [ln for ln in result.output.splitlines() if ln.strip()]
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output
+
+
+def _node_worker(rank: int, world: int, store: str, root: str) -> None:
+    """Each rank plays a node with its own filesystem (``root/node<rank>``)."""
+    import torch.distributed as td
+
+    td.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        dist = Distributed(rank, world, 0, torch.device("cpu"), "gloo", td.new_group(backend="gloo"))
+        node = Path(root) / f"node{rank}"
+        # a file only node 1 has (a checkpoint copied there) reaches node 0, byte for byte
+        if rank == 1:
+            (node / "ckpt").mkdir(parents=True)
+            (node / "ckpt" / "a.bin").write_bytes(b"\x00weights\xff")
+        dist.share_files([node / "ckpt" / "a.bin", node / "ckpt" / "missing.bin"])
+        assert (node / "ckpt" / "a.bin").read_bytes() == b"\x00weights\xff"
+        assert not (node / "ckpt" / "missing.bin").exists()  # nobody had it: left to the reader
+        # every node's first process (local rank 0 here) builds its own copy first
+        built = dist.local_first(lambda: (node / "cache").mkdir() or "built")
+        assert built == "built" and (node / "cache").is_dir()
+
+        # an error of any node's builder is raised on every rank
+        def build() -> int:
+            if rank == 1:
+                raise ConfigError("node 1 cannot build")
+            return 0
+
+        with pytest.raises(ConfigError, match="node 1 cannot build"):
+            dist.local_first(build)
+    finally:
+        td.destroy_process_group()
+
+
+def test_files_reach_the_nodes_that_lack_them_and_each_node_builds_its_cache(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    mp.spawn(_node_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
