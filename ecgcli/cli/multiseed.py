@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ecgcli.cli.options import config_options, settings_options
+from ecgcli.cli.options import Options, config_options, settings_options
 from ecgcli.experiments.spec import GRID_OWN
 from ecgcli.train.config import SupervisedConfig
 
@@ -248,7 +248,7 @@ def bootstrap_table(doc: dict[str, Any]):
 @settings_options
 def multiseed(
     ctx: typer.Context,
-    options: dict[str, Any],
+    options: Options,
     settings: dict[str, Any],
     config: Annotated[
         list[str] | None,
@@ -335,7 +335,9 @@ def multiseed(
         **options,
     }
     out_dir = out if out is not None else Path(common["runs_dir"]) / "multiseed"
-    grid = build_grid(config, seed_list, fractions, common, sets or [], out_dir, baseline)
+    grid = build_grid(
+        config, seed_list, fractions, common, sets or [], out_dir, baseline, given=options.given
+    )
     n_jobs = resolve_jobs(jobs, common["device"])
     with MultiseedView() as view:
         doc = run_multiseed(grid, view, n_jobs, share, train=not collect)

@@ -44,8 +44,12 @@ Checkpoint = Annotated[
     ),
 ]
 AggregateOpt = Annotated[
-    Aggregate,
-    typer.Option("--aggregate", help="How a long record's window probabilities are combined."),
+    Aggregate | None,
+    typer.Option(
+        "--aggregate",
+        help="How a long record's window probabilities are combined \\[default: the checkpoint's, "
+        "as its run scored fold 10; mean for older checkpoints].",
+    ),
 ]
 CsvFlag = Annotated[bool, typer.Option("--csv", help="Print CSV on stdout, one row per record.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per forward pass.")]
@@ -55,7 +59,7 @@ def predict(
     ctx: typer.Context,
     records: Records,
     checkpoint: Checkpoint = None,
-    aggregate: AggregateOpt = Aggregate.mean,
+    aggregate: AggregateOpt = None,
     json_out: JsonFlag = False,
     csv_out: CsvFlag = False,
     device: Device = None,
@@ -87,14 +91,15 @@ def predict(
     stems = resolve_records(records)  # a typo fails here, before torch is even imported
     predictor = Predictor.from_checkpoint(settings.checkpoint, device=settings.device)
     with progress_events() as callback:
-        results = list(predictor.predict(stems, aggregate.value, callback, batch_size=batch_size))
+        how = aggregate.value if aggregate is not None else predictor.aggregate
+        results = list(predictor.predict(stems, how, callback, batch_size=batch_size))
 
     if json_out:
-        _print_json(predictor, results, aggregate.value)
+        _print_json(predictor, results, how)
     elif csv_out:
         _print_csv(predictor, results)
     elif len(results) == 1 and not _failures(results):
-        print_prediction(predictor, results[0], aggregate.value)  # type: ignore[arg-type]
+        print_prediction(predictor, results[0], how)  # type: ignore[arg-type]
     elif len(results) > 1:
         _print_many(predictor, results)
     _report_failures(results)

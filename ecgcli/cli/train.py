@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ecgcli.cli.options import config_options, settings_options
-from ecgcli.train.config import SSLConfig, SupervisedConfig
+from ecgcli.cli.options import Options, config_options, settings_options
+from ecgcli.train.config import SSLConfig, SupervisedConfig, apply_recipe
 
 if TYPE_CHECKING:
     from ecgcli.train.distributed import Distributed
@@ -95,9 +95,13 @@ def training_view(title: str, dist: Distributed) -> Any:
     return TrainingView(title) if dist.is_main else nullcontext(ignore)
 
 
+def classifier_config(settings: dict[str, Any], options: Options) -> dict[str, Any]:
+    """The run's configuration: settings, options, and the recipe for what was not given."""
+    return apply_recipe({**settings, **options}, options.given)
+
+
 def run_classifier(
-    settings: dict[str, Any],
-    options: dict[str, Any],
+    config: dict[str, Any],
     resume: Path | None,
     title: str,
     nproc: int | None = None,
@@ -107,16 +111,16 @@ def run_classifier(
     from ecgcli.cli.render import print_evaluation
     from ecgcli.train.supervised import resume_classifier, train_classifier
 
-    relaunch(nproc, settings["device"], None if resume else options["batch_size"], nodes)
-    with distributed(settings["device"]) as dist, training_view(title, dist) as view:
+    relaunch(nproc, config["device"], None if resume else config["batch_size"], nodes)
+    with distributed(config["device"]) as dist, training_view(title, dist) as view:
         if resume is not None:
             view(_note(f"resuming {resume} with its saved configuration"))
             result = resume_classifier(resume, view, dist=dist)
         else:
-            result = train_classifier(SupervisedConfig(**settings, **options), view, dist=dist)
+            result = train_classifier(SupervisedConfig(**config), view, dist=dist)
     if not dist.is_main:
         return
-    extra = (("also written", options["out"]),) if options.get("out") else ()
+    extra = (("also written", config["out"]),) if config.get("out") else ()
     print_evaluation(result.evaluation, result.run_dir, result.checkpoint, extra)
 
 
@@ -131,7 +135,7 @@ def _note(text: str):
 @settings_options
 def supervised(
     ctx: typer.Context,
-    options: dict[str, Any],
+    options: Options,
     settings: dict[str, Any],
     resume: Resume = None,
     nproc: NProc = None,
@@ -145,8 +149,10 @@ def supervised(
 
     Example: ecg train supervised --epochs 30 --loss focal --balance-strategy oversample --seed 42
     """
-    title = f"supervised ({options['loss']}, {options['balance_strategy']}, seed {options['seed']})"
-    run_classifier(settings, options, resume, title, nproc, (nnodes, node_rank, rdzv_endpoint))
+    cfg = classifier_config(settings, options)
+    recipe = "" if cfg["recipe"] == "reference" else f"{cfg['recipe']} recipe, "
+    title = f"supervised ({recipe}{cfg['loss']}, {cfg['balance_strategy']}, seed {cfg['seed']})"
+    run_classifier(cfg, resume, title, nproc, (nnodes, node_rank, rdzv_endpoint))
 
 
 @app.command()

@@ -20,8 +20,9 @@ trained with.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from ecgcli.experiments.spec import (
     parse_assignments,
     parse_spec,
 )
+from ecgcli.train.config import apply_recipe
 
 _NOT_IDENTITY = {"runs_dir", "run_dir", "name", "out", "device", "workers", "cache_dir"}
 _CELL_FIELDS = {"seed", "label_fraction"}
@@ -65,6 +67,7 @@ class Grid:
     sets: dict[str, Any]  # typed --set overrides
     baseline: str
     out: Path
+    given: frozenset[str] = frozenset()  # common options the user set (a recipe leaves them)
 
     def cells(self) -> list[Cell]:
         """Seed-major order, so that paired comparisons exist as early as possible."""
@@ -80,16 +83,19 @@ class Grid:
         kw = dict(self.common)
         if spec.kind != "finetune":
             kw.pop("encoder_lr", None)
+        own = _typed(spec.overrides, f"configuration {spec.spec!r}", spec)
         kw.update(self.sets)
-        kw.update(_typed(spec.overrides, f"configuration {spec.spec!r}", spec))
+        kw.update(own)
+        given = set(self.given) | set(self.sets) | set(own)
         if spec.kind == "supervised":
             kw["loss"], kw["balance_strategy"] = spec.loss, spec.strategy
+            given |= {"loss", "balance_strategy"}
         else:
             kw["ssl_checkpoint"] = spec.checkpoint
             kw["freeze_encoder"] = spec.kind == "probe"
-            if "width" not in self.sets and "width" not in dict(spec.overrides):
+            if "width" not in self.sets and "width" not in own:
                 kw["width"] = None  # the checkpoint's
-        return kw
+        return apply_recipe(kw, given)
 
     def cell_config(self, cell: Cell):
         from ecgcli.train.config import SupervisedConfig
@@ -141,6 +147,7 @@ def build_grid(
     out: Path | str = "runs/multiseed",
     baseline: str | None = None,
     check_checkpoints: bool = True,
+    given: Iterable[str] = (),
 ) -> Grid:
     """Parse and validate everything before any training: one clear line per problem.
 
@@ -182,13 +189,14 @@ def build_grid(
         sets=_typed(parse_assignments(sets), "--set"),
         baseline="",
         out=Path(out),
+        given=frozenset(given),
     )
     names = [s.name for s in specs]
     if baseline is None:
         baseline = next((s.name for s in specs if s.kind == "supervised"), specs[0].name)
     elif baseline not in names:
         raise ConfigError(f"--baseline {baseline!r} is not one of the configurations: {', '.join(names)}")
-    grid = Grid(grid.configs, grid.seeds, grid.label_fractions, grid.common, grid.sets, baseline, grid.out)
+    grid = dataclasses.replace(grid, baseline=baseline)
     for spec in specs:
         for lf in grid.label_fractions:
             cfg = grid.cell_config(Cell(spec, lf, grid.seeds[0]))

@@ -128,6 +128,10 @@ class Predictor:
         self.class_names, self.thresholds, self.norm, self.fs, self.window = _read_meta(
             meta, self.checkpoint, model
         )
+        #: the run's own scoring of long records: windows every ``stride`` samples (None: no
+        #: overlap), combined by ``aggregate``, unless a caller asks for another aggregate
+        self.stride = meta.get("window_stride")
+        self.aggregate = meta.get("aggregate") or "mean"
         self.device = torch.device(device)
         self.model = _fuse_conv_bn(model).to(self.device).eval()
         self._mean = torch.from_numpy(self.norm.mean)[:, None]
@@ -161,7 +165,7 @@ class Predictor:
     def predict(
         self,
         stems: Sequence[Path | str],
-        aggregate: str = "mean",
+        aggregate: str | None = None,
         callback: Callback = ignore,
         batch_size: int = BATCH_SIZE,
         chunk_windows: int = CHUNK_WINDOWS,
@@ -174,6 +178,7 @@ class Predictor:
         ``callback`` as ``TaskStarted``/``TaskProgress``/``TaskDone`` (task ``"predict"``,
         one unit per record); a zero-padded short record also sends a warning ``Message``.
         """
+        aggregate = aggregate or self.aggregate
         if aggregate not in AGGREGATES:
             raise ConfigError(f"unknown aggregate {aggregate!r} (choose {' or '.join(AGGREGATES)})")
         if batch_size < 1 or chunk_windows < 1:
@@ -187,7 +192,7 @@ class Predictor:
         chunk = _Chunk()
         for stem in stems:
             try:
-                chunk.add(prepare_record(stem, self.fs, self.window))
+                chunk.add(prepare_record(stem, self.fs, self.window, self.stride))
             except RecordError as exc:
                 chunk.add(Failure(exc.record, exc.problem))
             if chunk.n_windows >= chunk_windows or len(chunk.items) >= CHUNK_RECORDS:

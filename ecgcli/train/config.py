@@ -26,6 +26,50 @@ C = TypeVar("C", bound="RunConfig")
 
 SELECT_METRICS = ("f1", "auroc")
 METHODS = ("simclr", "byol")
+OPTIMIZERS = ("adam", "adamw")
+HEADS = ("linear", "benchmark")
+AGGREGATES = ("mean", "max")
+
+#: Presets of training options (``--recipe``). ``reference`` is the reference study's, the
+#: defaults of every field. ``benchmark`` is the PTB-XL benchmark's (Strodthoff et al. 2021):
+#: 2.5 s random crops, test-time windows every 1.25 s combined by max, AdamW with weight decay
+#: 1e-2 on a one-cycle schedule peaking at 1e-2, batch 128, 50 epochs, BCE without balancing,
+#: and its head. Durations are in seconds and become samples at the run's sampling rate. A
+#: value given explicitly (flag, ``--set``, ``[key=value]``) always wins over the recipe's.
+RECIPES: dict[str, dict[str, Any]] = {
+    "reference": {},
+    "benchmark": {
+        "signal_length": ("seconds", 2.5),
+        "window_stride": ("seconds", 1.25),
+        "aggregate": "max",
+        "optimizer": "adamw",
+        "weight_decay": 1e-2,
+        "schedule": "onecycle",
+        "lr": 1e-2,
+        "batch_size": 128,
+        "epochs": 50,
+        "loss": "bce",
+        "balance_strategy": "standard",
+        "head": "benchmark",
+    },
+}
+
+
+def apply_recipe(values: dict[str, Any], given: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``values`` (configuration keyword arguments, ``recipe`` among them) with the recipe's
+    settings filled in for every key not in ``given`` (the ones the user set explicitly)."""
+    name = values.get("recipe", "reference")
+    if name not in RECIPES:
+        raise ConfigError(f"unknown recipe {name!r} (choose {', '.join(RECIPES)})")
+    rate = int(values.get("sampling_rate", 100))
+    out = dict(values)
+    for key, value in RECIPES[name].items():
+        if key in given:
+            continue
+        if isinstance(value, tuple) and value[0] == "seconds":
+            value = round(value[1] * rate)
+        out[key] = value
+    return out
 
 
 def option(
@@ -68,9 +112,10 @@ class RunConfig:
         "Records per step, in all processes together: with N processes (--nproc, torchrun) "
         "each trains on batch-size / N.",
     )
-    lr: float = option(1e-3, "Adam learning rate (the head's, when fine-tuning).")
-    weight_decay: float = option(0.0, "Adam weight decay.")
-    schedule: str = option("none", "Learning-rate schedule: none or cosine.")
+    lr: float = option(1e-3, "Learning rate (the head's, when fine-tuning; the peak, one-cycle).")
+    weight_decay: float = option(0.0, "Weight decay (L2 for adam, decoupled for adamw).")
+    optimizer: str = option("adam", "adam or adamw.")
+    schedule: str = option("none", "Learning-rate schedule: none, cosine or onecycle.")
     warmup_epochs: int = option(0, "Epochs of linear learning-rate warm-up.")
     grad_clip: float = option(0.0, "Clip the gradient norm (0 = off).")
     signal_length: int = option(1000, "Samples per input window; shorter than a record = random crops.")
@@ -114,6 +159,8 @@ class RunConfig:
             raise ConfigError(f"--warmup-epochs must not be negative, got {self.warmup_epochs}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         from ecgcli.device import pick_device
         from ecgcli.train.precision import autocast_dtype
 
@@ -147,6 +194,17 @@ class SupervisedConfig(RunConfig):
     balance_strategy: str = option("oversample", "oversample, stratified or standard.")
     patience: int | None = option(None, "Stop after this many epochs without improvement.")
     select_metric: str = option("f1", "Validation metric that picks the best epoch: f1 or auroc.")
+    recipe: str = option(
+        "reference",
+        "Preset of training options: reference (the defaults) or benchmark (the PTB-XL benchmark's: "
+        "2.5 s crops, windows every 1.25 s by max, AdamW, one-cycle at 1e-2, batch 128, 50 epochs, "
+        "BCE, its head). Options given explicitly override it.",
+    )
+    head: str = option("linear", "Classifier head: linear, or benchmark (concat pooling, 128 units).")
+    window_stride: int | None = option(
+        None, "Samples between test-time windows \\[default: the window length, no overlap]."
+    )
+    aggregate: str = option("mean", "How a record's window probabilities are combined: mean or max.")
     # fine-tuning
     ssl_checkpoint: str | None = option(None, "Encoder checkpoint from `ecg train ssl` (.safetensors).")
     freeze_encoder: bool = option(False, "Linear probe: train only the head.")
@@ -183,6 +241,17 @@ class SupervisedConfig(RunConfig):
             raise ConfigError(f"--select-metric must be f1 or auroc, got {self.select_metric!r}")
         if self.freeze_encoder and self.encoder_lr is not None:
             raise ConfigError("--freeze-encoder and --encoder-lr exclude each other")
+        if self.recipe not in RECIPES:
+            raise ConfigError(f"unknown recipe {self.recipe!r} (choose {', '.join(RECIPES)})")
+        if self.head not in HEADS:
+            raise ConfigError(f"--head must be one of {', '.join(HEADS)}, got {self.head!r}")
+        if self.aggregate not in AGGREGATES:
+            raise ConfigError(f"--aggregate must be mean or max, got {self.aggregate!r}")
+        if self.window_stride is not None and not 1 <= self.window_stride <= self.signal_length:
+            raise ConfigError(
+                f"--window-stride must be between 1 and the window ({self.signal_length}), "
+                f"got {self.window_stride}"
+            )
         self.check_common()
 
 

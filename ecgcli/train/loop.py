@@ -36,7 +36,11 @@ from ecgcli.train.distributed import Distributed, all_ranks
 from ecgcli.train.resume import FitState, load_resume_state, save_resume_state
 from ecgcli.train.seeds import epoch_seed
 
-SCHEDULES = ("none", "cosine")
+SCHEDULES = ("none", "cosine", "onecycle")
+#: One-cycle (Smith & Topin 2019, as fastai's fit_one_cycle that the PTB-XL benchmark trains
+#: with): the rate rises on a cosine from lr / 25 to lr over the first 30% of the steps, then
+#: falls on a cosine to lr / 25e4.
+ONECYCLE_PCT, ONECYCLE_DIV, ONECYCLE_FINAL_DIV = 0.3, 25.0, 25e4
 
 
 class Objective(Protocol):
@@ -79,7 +83,23 @@ def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
     if schedule == "cosine":
         progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    if schedule == "onecycle":
+        peak = max(1, round(ONECYCLE_PCT * total))
+        if step < peak:
+            return _cosine_between(1.0 / ONECYCLE_DIV, 1.0, step / peak)
+        return _cosine_between(1.0, 1.0 / ONECYCLE_FINAL_DIV, (step - peak) / max(1, total - peak))
     return 1.0
+
+
+def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    """``adam`` (L2 weight decay, the reference study's) or ``adamw`` (decoupled weight decay,
+    Loshchilov & Hutter 2019, the PTB-XL benchmark's)."""
+    return {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+
+
+def _cosine_between(start: float, end: float, progress: float) -> float:
+    """From ``start`` (progress 0) to ``end`` (progress 1) on half a cosine."""
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:

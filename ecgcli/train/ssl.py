@@ -44,7 +44,7 @@ from ecgcli.storage.runs import RunDir
 from ecgcli.train.config import SSLConfig
 from ecgcli.train.data import TrainingData, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
-from ecgcli.train.loop import LoopConfig, fit
+from ecgcli.train.loop import LoopConfig, fit, optimizer_class
 from ecgcli.train.run import RunResult, load_data, open_run
 from ecgcli.train.seeds import epoch_seed
 
@@ -210,7 +210,7 @@ def train_ssl(
     policy = build_policy(cfg.sampling_rate, disabled=cfg.no_aug)
     objective = SSLObjective(module, x, cfg, policy, device, probe, norm, dist)
     params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = optimizer_class(cfg.optimizer)(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     loop_cfg = LoopConfig(
         epochs=cfg.epochs,
         device=device,

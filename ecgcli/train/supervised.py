@@ -31,12 +31,13 @@ from ecgcli.events import Callback, Message, ignore
 from ecgcli.models import ECGClassifier
 from ecgcli.scoring.evaluate import evaluate_split_pair, headline, predict_proba
 from ecgcli.scoring.metrics import compute_metrics
+from ecgcli.scoring.stats import test_bootstraps
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
 from ecgcli.train.config import SupervisedConfig
 from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
-from ecgcli.train.loop import LoopConfig, fit
+from ecgcli.train.loop import LoopConfig, fit, optimizer_class
 from ecgcli.train.losses import build_loss
 from ecgcli.train.run import RunResult, load_data, open_run
 from ecgcli.train.seeds import epoch_seed
@@ -64,6 +65,7 @@ class ClassifierObjective:
         device: torch.device,
         freeze_encoder: bool = False,
         dist: Distributed | None = None,
+        score: Callable[[nn.Module, torch.Tensor], np.ndarray] | None = None,
     ) -> None:
         self.module = model
         self.dist = dist or Distributed(device=device)
@@ -75,6 +77,7 @@ class ClassifierObjective:
         self.x_val, self.y_val = x_val, y_val
         self.window, self.seed, self.device = window, seed, device
         self.freeze_encoder = freeze_encoder
+        self.score = score or scorer(window, x_val.shape[-1], device)
         self._slices = batch_slices(self.dist.shard_size(len(y)), batch_size)
 
     def n_batches(self, epoch: int) -> int:
@@ -105,11 +108,17 @@ class ClassifierObjective:
         return None
 
     def validate(self, epoch: int) -> dict[str, float]:
-        window = self.window if self.window < self.x_val.shape[-1] else None
-        prob = self.dist.predict_rows(
-            lambda x: predict_proba(self.module, x, self.device, window), self.x_val
-        )
+        prob = self.dist.predict_rows(lambda x: self.score(self.module, x), self.x_val)
         return self.dist.on_main(lambda: headline(compute_metrics(self.y_val, prob)))
+
+
+def scorer(
+    window: int, length: int, device: torch.device, stride: int | None = None, aggregate: str = "mean"
+) -> Callable[[nn.Module, torch.Tensor], np.ndarray]:
+    """How a run scores whole records: one pass when its window is the record, else the
+    record's windows every ``stride`` samples, combined by ``aggregate`` (what predict does)."""
+    cut = window if window < length else None
+    return lambda model, x: predict_proba(model, x, device, cut, stride=stride, aggregate=aggregate)
 
 
 def _build_model(cfg: SupervisedConfig, init_encoder: Callable[[], tuple[nn.Module, dict]] | None):
@@ -134,7 +143,7 @@ def _optimizer(model: ECGClassifier, cfg: SupervisedConfig) -> torch.optim.Optim
         ]
     else:
         groups = [{"params": list(model.parameters()), "lr": cfg.lr}]
-    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return optimizer_class(cfg.optimizer)(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def train_classifier(
@@ -200,6 +209,7 @@ def train_classifier(
         )
     )
     loss_fn = build_loss(cfg.loss, y_train, cfg.focal_alpha, cfg.focal_gamma).to(device)
+    score = scorer(cfg.signal_length, store.length, device, cfg.window_stride, cfg.aggregate)
     objective = ClassifierObjective(
         model,
         x_train,
@@ -214,6 +224,7 @@ def train_classifier(
         device,
         cfg.freeze_encoder,
         dist,
+        score,
     )
     optimizer = _optimizer(model, cfg)
     loop_cfg = LoopConfig(
@@ -243,9 +254,8 @@ def train_classifier(
     t_eval = time.perf_counter()
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
-    window = cfg.signal_length if cfg.signal_length < store.length else None
-    p_val = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_val)
-    p_test = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_test)
+    p_val = dist.predict_rows(lambda x: score(model, x), x_val)
+    p_test = dist.predict_rows(lambda x: score(model, x), x_test)
     evaluation = dist.on_main(
         lambda: evaluate_split_pair(ds.labels[split.val], p_val, ds.labels[split.test], p_test)
     )
@@ -259,6 +269,9 @@ def train_classifier(
         "stopped_early": state.stopped_early,
         "history": state.history,
         **evaluation.to_dict(),
+        "bootstrap": dist.on_main(
+            lambda: test_bootstraps(ds.labels[split.test], p_test, evaluation.test_tuned.sample_threshold)
+        ),
         "class_frequencies": {"train": before.tolist(), "sampled": after.tolist()},
         "data": {
             "n_train": int(len(split.train)),
@@ -287,6 +300,8 @@ def train_classifier(
         leads=list(LEADS),
         sampling_rate=cfg.sampling_rate,
         signal_length=cfg.signal_length,
+        window_stride=cfg.window_stride,
+        aggregate=cfg.aggregate,
         thresholds=evaluation.thresholds.tolist(),
         normalisation=norm.to_dict(),
         config=cfg.to_dict(),
