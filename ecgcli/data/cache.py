@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,7 +170,7 @@ def build_cache(
     n, length = len(dataset), dataset.record_length
     fingerprint = fingerprint or source_fingerprint(dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    tmp = path.parent / f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -263,7 +264,7 @@ def _alive(pid: int) -> bool:
 
 def _swap_in(tmp: Path, path: Path) -> None:
     """Replace ``path`` by the finished ``tmp`` directory; a reader never sees a half cache."""
-    old = path.parent / f".{path.name}.old-{os.getpid()}"
+    old = path.parent / f".{path.name}.old-{socket.gethostname()}-{os.getpid()}"
     if path.exists():
         os.replace(path, old)
     os.replace(tmp, path)

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +22,9 @@ from ecgcli.errors import ConfigError
 
 def temp_path(path: Path) -> Path:
     """The temporary name ``path`` is written under before the rename: hidden, and tagged with
-    this process id so a leftover can be traced to a process that is gone."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    this host and process id: unique among the processes of several machines that share a
+    filesystem, and a leftover can be traced to a process that is gone."""
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
 
 
 def pid_alive(pid: int) -> bool:

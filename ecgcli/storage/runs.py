@@ -56,6 +56,11 @@ class RunDir:
     def state(self) -> Path:
         return self.path / "state" / "last.safetensors"
 
+    def resume_files(self) -> list[Path]:
+        """What a resumed run reads: its configuration and the last saved epoch (weights and
+        their JSON sidecar)."""
+        return [self.config, self.state, self.state.with_suffix(".json")]
+
     @property
     def predictions(self) -> Path:
         return self.path / "predictions.npz"

@@ -144,6 +144,11 @@ class RunConfig:
         "diagnostic (44), form (19), rhythm (12) or all (71).",
     )
     device: str = "auto"
+    precision: str = option(
+        "auto",
+        "Training arithmetic: auto, fp32, bf16 or fp16 (autocast). auto: bf16 on CUDA GPUs that have "
+        "it, else fp16 on CUDA; fp32 on the CPU.",
+    )
     encoder: str = option("cnn1d", "Encoder architecture from the model registry.")
     width: int | None = option(
         None, "Encoder width (the channels that scale it) \\[default: the encoder's own; see `ecg models`]."
@@ -193,6 +198,10 @@ class RunConfig:
             raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        from ecgcli.device import pick_device
+        from ecgcli.train.precision import autocast_dtype
+
+        autocast_dtype(self.precision, pick_device(self.device))  # what this device cannot: one line
         if self.out:
             from ecgcli.storage.runs import check_writable
 

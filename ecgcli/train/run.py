@@ -61,8 +61,9 @@ def interrupted_writing(run: RunDir, epochs: int, hint: str) -> Interrupted:
 
 
 def load_data(cfg: RunConfig, label_fraction: float, dist: Distributed, callback: Callback) -> TrainingData:
-    """Tables, split and signal cache; rank 0 builds the cache before the others open it."""
-    return dist.main_first(
+    """Tables, split and signal cache; the first process of each node builds the cache before
+    the others of that node open it (nodes need not share a filesystem)."""
+    return dist.local_first(
         lambda: load_training_data(
             Path(cfg.data_root),
             Path(cfg.cache_dir),

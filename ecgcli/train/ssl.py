@@ -219,6 +219,7 @@ def train_ssl(
         grad_clip=cfg.grad_clip,
         schedule=cfg.schedule,
         warmup_epochs=cfg.warmup_epochs,
+        precision=cfg.precision,
         dist=dist,
     )
     if probe is not None and resume is None:
@@ -327,5 +328,7 @@ def resume_ssl(run_dir: Path, callback: Callback = ignore, dist: Distributed | N
             raise ConfigError(f"{run_dir}: this run already finished (see its metrics.json)")
         return run, SSLConfig.from_dict(run.read_config())
 
+    if dist is not None:
+        dist.share_files(RunDir(Path(run_dir)).resume_files())  # a node that lacks the run directory gets it
     run, cfg = dist.main_first(load) if dist is not None else load()
     return train_ssl(cfg, callback, resume=run, dist=dist)

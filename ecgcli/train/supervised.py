@@ -196,6 +196,10 @@ def train_classifier(
     data = data or load_data(cfg, cfg.label_fraction, dist, callback)
     ds, split, store = data.dataset, data.split, data.store
     torch.manual_seed(cfg.seed)
+    if cfg.ssl_checkpoint:  # a node without the checkpoint gets it from one that has it
+        from ecgcli.storage.checkpoint import sidecar_path
+
+        dist.share_files([Path(cfg.ssl_checkpoint), sidecar_path(Path(cfg.ssl_checkpoint))])
     model, encoder_info = dist.main_first(lambda: _build_model(cfg, len(ds.class_names), init_encoder))
     placement = dist.info(cfg.batch_size)
     run = open_run(cfg, dist, placement, resume)
@@ -250,6 +254,7 @@ def train_classifier(
         grad_clip=cfg.grad_clip,
         schedule=cfg.schedule,
         warmup_epochs=cfg.warmup_epochs,
+        precision=cfg.precision,
         dist=dist,
     )
     state = fit(
@@ -442,5 +447,7 @@ def resume_classifier(run_dir: Path, callback: Callback = ignore, **kwargs: Any)
         return run, cfg
 
     dist = kwargs.get("dist")
+    if dist is not None:
+        dist.share_files(RunDir(Path(run_dir)).resume_files())  # a node that lacks the run directory gets it
     run, cfg = dist.main_first(load) if dist is not None else load()
     return train_classifier(cfg, callback, resume=run, **kwargs)
