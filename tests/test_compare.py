@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from ecgcli import LEADS, SUPERCLASSES
 from ecgcli.cli.app import app
 from ecgcli.errors import ConfigError
-from ecgcli.experiments.compare import Method, compare, delta_pct, load_inputs
+from ecgcli.experiments.compare import compare, delta_pct
+from ecgcli.experiments.inputs import Method, load_inputs
 from ecgcli.scoring.stats import summarize
 
 runner = CliRunner()

@@ -238,7 +238,8 @@ def _compare(
 ) -> None:
     from ecgcli.cli.render import err, progress_events
     from ecgcli.errors import ConfigError
-    from ecgcli.experiments.compare import FORMATS, compare, load_inputs, to_csv, to_json, to_markdown
+    from ecgcli.experiments.compare import FORMATS, compare, to_csv, to_json, to_markdown
+    from ecgcli.experiments.inputs import load_inputs
     from ecgcli.storage.files import write_text_atomic
 
     if fmt not in FORMATS:

@@ -326,8 +326,9 @@ def multiseed(
     """
     from ecgcli.cli.compare import print_comparison, print_table, table_console
     from ecgcli.errors import ConfigError
-    from ecgcli.experiments.compare import compare, read_multiseed
+    from ecgcli.experiments.compare import compare
     from ecgcli.experiments.grid import build_grid
+    from ecgcli.experiments.inputs import read_multiseed
     from ecgcli.experiments.results import results_path
     from ecgcli.experiments.runner import resolve_jobs, run_multiseed
     from ecgcli.experiments.shards import Shard
