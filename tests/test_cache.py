@@ -110,3 +110,103 @@ def test_relative_and_absolute_roots_share_one_cache(synth_root: Path, cache_dir
     events: list = []
     second = ensure_cache(load_ptbxl(synth_root.resolve()), cache_dir.resolve(), callback=events.append)
     assert _messages(events) == [] and first.path == second.path  # reused, not rebuilt
+
+
+def _blank(stem: Path, samples: slice | None = None) -> None:
+    """Overwrite a format-16 record's samples with WFDB's "no sample" value 0x8000."""
+    dat = Path(f"{stem}.dat")
+    raw = np.fromfile(dat, dtype="<i2")
+    raw[samples if samples is not None else slice(None)] = -32768
+    raw.tofile(dat)
+
+
+def test_missing_samples_are_named_and_refused_above_the_limit(synth_copy: Path, cache_dir: Path) -> None:
+    from ecgcli.data.cache import check_invalid_samples
+    from ecgcli.errors import DataError
+
+    ds = load_ptbxl(synth_copy)
+    _blank(ds.record_paths[3])  # a whole record missing
+    _blank(ds.record_paths[8], slice(0, 12 * 5))  # 5 samples of every lead: 0.5%, under the limit
+    store = ensure_cache(ds, cache_dir)
+    blank_id, few_id = int(ds.ecg_ids[3]), int(ds.ecg_ids[8])
+    with pytest.raises(DataError) as err:
+        check_invalid_samples(store)
+    msg = str(err.value)
+    assert "1 record(s) are more than 1% missing samples" in msg and f"{blank_id} (100%)" in msg
+    assert "--allow-invalid" in msg and f"{few_id} " not in msg and "\n" not in msg
+    events: list = []
+    check_invalid_samples(store, allow=True, callback=events.append)
+    (warning,) = _messages(events)
+    assert warning.startswith("2 record(s) have 12060 missing samples")
+    assert f"{blank_id} (100%)" in warning and f"{few_id} (0.5%)" in warning
+
+
+def test_a_few_missing_samples_only_warn(synth_copy: Path, cache_dir: Path) -> None:
+    from ecgcli.data.cache import check_invalid_samples
+
+    ds = load_ptbxl(synth_copy)
+    _blank(ds.record_paths[8], slice(0, 12 * 5))
+    events: list = []
+    check_invalid_samples(ensure_cache(ds, cache_dir), callback=events.append)
+    assert [m.split(";")[0] for m in _messages(events)][
+        -1
+    ] == "1 record(s) have 60 missing samples (cached as 0 mV)"
+
+
+def test_temporaries_of_dead_builds_are_removed(synth_root: Path, cache_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    ds = load_ptbxl(synth_root)
+    name = cache_dir_for(cache_dir, ds.root, ds.sampling_rate).name
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(dead.stdout)
+    cache_dir.mkdir()
+    (cache_dir / f".{name}.tmp-{dead_pid}").mkdir()
+    (cache_dir / f".{name}.tmp-{dead_pid}" / "signals.npy").write_bytes(b"half")
+    (cache_dir / f".{name}.tmp-{os.getpid()}-live").mkdir()  # not a temporary name: kept
+    live = cache_dir / f".{name}.tmp-{os.getppid()}"  # a live process's build: kept
+    live.mkdir()
+    events: list = []
+    ensure_cache(ds, cache_dir, callback=events.append)
+    assert f"removed .{name}.tmp-{dead_pid}, left by an interrupted cache build" in _messages(events)
+    assert sorted(p.name for p in cache_dir.iterdir()) == sorted(
+        [name, f".{name}.lock", f".{name}.tmp-{os.getpid()}-live", live.name]
+    )
+
+
+def test_a_second_build_waits_for_the_first_and_reuses_it(
+    synth_root: Path, cache_dir: Path, monkeypatch
+) -> None:
+    import threading
+
+    from filelock import FileLock
+
+    import ecgcli.data.cache as cache
+
+    ds = load_ptbxl(synth_root)
+    path = cache_dir_for(cache_dir, ds.root, ds.sampling_rate)
+    cache_dir.mkdir()
+    first = FileLock(str(cache_dir / f".{path.name}.lock"))
+    first.acquire()  # "another process" is building
+    build = cache.build_cache
+
+    def must_not_build(*args, **kwargs):
+        raise AssertionError("the second build did the work again")
+
+    monkeypatch.setattr(cache, "build_cache", must_not_build)
+    events: list = []
+    result: list = []
+    second = threading.Thread(
+        target=lambda: result.append(ensure_cache(ds, cache_dir, callback=events.append))
+    )
+    second.start()
+    for _ in range(500):
+        if _messages(events):
+            break
+        second.join(0.01)
+    assert _messages(events) == [f"waiting for another process to finish building the signal cache {path}"]
+    built = build(ds, path)
+    first.release()
+    second.join(30)
+    assert result and result[0].cache_id == built.cache_id and len(_messages(events)) == 1

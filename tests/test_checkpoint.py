@@ -86,3 +86,79 @@ def test_optimizer_state_flattens_and_restores() -> None:
     assert opt2.param_groups[0]["lr"] == 0.01
     for k, v in opt.state_dict()["state"][0].items():
         assert torch.equal(opt2.state_dict()["state"][0][k], v)
+
+
+def test_non_finite_weights_are_refused_at_load(tmp_path: Path) -> None:
+    path, model = _saved(tmp_path)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name].view(-1)[0] = float("nan")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta.pop("save_id")
+    from ecgcli.storage.checkpoint import save_tensors
+
+    save_tensors(path, state, meta)
+    with pytest.raises(CheckpointError, match=f"tensor '{name}' holds 1 NaN or infinite value"):
+        load_classifier(path)
+
+
+def test_weights_and_sidecar_of_different_saves_are_refused(tmp_path: Path) -> None:
+    """A kill between the two renames of a save leaves new weights beside the old sidecar."""
+    path, model = _saved(tmp_path)
+    old_sidecar = path.with_suffix(".json").read_text()
+    meta = json.loads(old_sidecar)
+    save_checkpoint(path, model, {**meta, "thresholds": [0.6] * 5})
+    load_classifier(path)  # a complete save loads
+    path.with_suffix(".json").write_text(old_sidecar)  # as if killed before the sidecar's rename
+    with pytest.raises(CheckpointError, match="come from different saves"):
+        load_classifier(path)
+
+
+def test_bundle_keeps_tensors_and_metadata_in_one_file(tmp_path: Path) -> None:
+    from ecgcli.storage.checkpoint import load_bundle, save_bundle
+
+    path = tmp_path / "state.safetensors"
+    save_bundle(path, {"w": torch.arange(3.0)}, {"epoch": 3, "best": None})
+    tensors, meta = load_bundle(path)
+    assert meta == {"epoch": 3, "best": None} and torch.equal(tensors["w"], torch.arange(3.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.safetensors"]
+    path2, _ = _saved(tmp_path)
+    assert load_bundle(path2) is None  # a plain two-file checkpoint is not a bundle
+
+
+def test_ctrl_c_during_a_write_waits_for_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17 G: Ctrl-C while a file is written finishes the write, then interrupts."""
+    import os
+    import signal
+
+    import ecgcli.storage.files as files
+
+    real_fsync = os.fsync
+
+    def fsync_then_ctrl_c(fd: int) -> None:
+        real_fsync(fd)
+        os.kill(os.getpid(), signal.SIGINT)  # arrives between the fsync and the rename
+
+    target = tmp_path / "w.bin"
+    monkeypatch.setattr(os, "fsync", fsync_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        files.atomic_write_bytes(target, b"complete")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"complete" and [p.name for p in tmp_path.iterdir()] == ["w.bin"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_nan_encoder_is_refused_before_finetuning(tmp_path: Path) -> None:
+    """Issue 17 C: fine-tuning from a NaN encoder blamed the learning rate; now one line at load."""
+    from ecgcli.models import build_encoder
+    from ecgcli.storage.checkpoint import load_encoder
+
+    encoder = build_encoder("cnn1d", in_ch=12, width=8)
+    with torch.no_grad():
+        next(encoder.parameters()).view(-1)[0] = float("inf")
+    arch = {"encoder": "cnn1d", "encoder_args": encoder.config(), "feature_dim": encoder.out_dim}
+    path = save_checkpoint(
+        tmp_path / "enc.safetensors", encoder, checkpoint_meta("encoder", architecture=arch)
+    )
+    with pytest.raises(CheckpointError, match="holds 1 NaN or infinite value.*unusable"):
+        load_encoder(path)

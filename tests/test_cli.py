@@ -54,12 +54,12 @@ def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
     Path(".env").write_text("ECG_DATA_ROOT=from-dotenv\nECG_WORKERS=3\nECG_RUNS_DIR=dot-runs\n")
     cfg = _config([])
-    assert cfg["data_root"]["value"] == "from-dotenv" and cfg["data_root"]["source"] == ".env"
+    assert cfg["data_root"]["value"] == "from-dotenv" and cfg["data_root"]["source"] == ".env line 1"
 
     extra = tmp_path / "extra.env"
     extra.write_text("ECG_DATA_ROOT=from-file\n")
     cfg = _config(["--env-file", str(extra)])
-    assert cfg["data_root"] == {"value": "from-file", "source": str(extra), "env": "ECG_DATA_ROOT"}
+    assert cfg["data_root"] == {"value": "from-file", "source": f"{extra} line 1", "env": "ECG_DATA_ROOT"}
     assert cfg["workers"]["value"] == 3  # still from .env
 
     cfg = _config(["--env-file", str(extra)], env={"ECG_DATA_ROOT": "from-env"})
@@ -77,9 +77,69 @@ def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_bad_settings_are_one_line_errors(tmp_path: Path) -> None:
     result = runner.invoke(app, ["config"], env={"ECG_DEVICE": "gpu"})
     assert result.exit_code == 2
-    assert "invalid setting ECG_DEVICE" in result.output and "Traceback" not in result.output
+    assert "invalid ECG_DEVICE in the environment" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["--env-file", str(tmp_path / "none.env"), "config"])
     assert result.exit_code == 2 and "env file not found" in result.output
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_a_bad_flag_is_reported_under_the_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["config", "--device", "banana"], env={"ECG_DEVICE": "cpu"})
+    assert result.exit_code == 2
+    assert _lines(result.stderr) == [
+        "error: invalid --device: Input should be 'auto', 'cpu', 'cuda' or 'mps' (got 'banana')"
+    ]
+
+
+def test_a_bad_env_file_value_names_file_and_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ECG_DEVICE", raising=False)
+    Path(".env").write_text("# settings\nECG_WORKERS=2\nECG_DEVICE=banana\n")
+    result = runner.invoke(app, ["config", "--json"])
+    assert result.exit_code == 2
+    shown = json.loads(result.stdout)["device"]
+    assert shown["value"] == "banana" and shown["source"] == ".env line 3" and "auto" in shown["error"]
+    assert _lines(result.stderr) == [
+        "error: invalid ECG_DEVICE at .env line 3: Input should be 'auto', 'cpu', 'cuda' or 'mps' "
+        "(got 'banana')"
+    ]
+    # a command that never uses the device is not stopped by it
+    verify = runner.invoke(app, ["data", "verify", "--data-root", str(tmp_path / "none"), "--json"])
+    assert "ECG_DEVICE" not in verify.output and "not found" in verify.output
+
+
+def test_empty_values_mean_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path(".env").write_text("ECG_RUNS_DIR=\n")
+    cfg = _config([], env={"ECG_DATA_ROOT": "", "ECG_CHECKPOINT": ""})
+    assert cfg["data_root"] == {"value": "data/PTB-XL", "source": "default", "env": "ECG_DATA_ROOT"}
+    assert cfg["checkpoint"]["value"] is None and cfg["checkpoint"]["source"] == "default"
+    assert cfg["runs_dir"]["value"] == "runs" and cfg["runs_dir"]["source"] == "default"
+
+
+def test_env_file_syntax_error_and_unknown_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.env"
+    bad.write_text("ECG_DEVICE=cpu\nnot an assignment\n")
+    result = runner.invoke(app, ["--env-file", str(bad), "config"])
+    assert result.exit_code == 2
+    assert _lines(result.stderr) == [f"error: {bad} line 2: expected KEY=VALUE, got 'not an assignment'"]
+    typo = tmp_path / "typo.env"
+    typo.write_text("export ECG_WORKRS=2\nECG_SAMPLING_RATE='500'\n")
+    result = runner.invoke(app, ["--env-file", str(typo), "config", "--json"])
+    assert result.exit_code == 0
+    assert _lines(result.stderr) == [
+        f"warning: {typo} line 1: unknown setting ECG_WORKRS ignored (did you mean ECG_WORKERS?)"
+    ]
+    assert json.loads(result.stdout)["sampling_rate"] == {
+        "value": 500,
+        "source": f"{typo} line 2",
+        "env": "ECG_SAMPLING_RATE",
+    }
 
 
 def test_console_script_error_is_one_line(tmp_path: Path) -> None:

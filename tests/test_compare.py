@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from ecgcli import LEADS, SUPERCLASSES
 from ecgcli.cli.app import app
 from ecgcli.errors import ConfigError
-from ecgcli.experiments.compare import Method, compare, delta_pct, load_inputs
+from ecgcli.experiments.compare import compare, delta_pct
+from ecgcli.experiments.inputs import Method, load_inputs
 from ecgcli.scoring.stats import summarize
 
 runner = CliRunner()
@@ -330,3 +331,41 @@ def test_per_class_header_says_f1_not_macro_f1() -> None:
 
     assert "macro F1" in headline_header()
     assert "F1" in class_header() and "macro F1" not in class_header()
+
+
+LONG = "finetune:simclr_bce[loss=bce,balance_strategy=standard,encoder_lr=0.0001]"
+
+
+@pytest.mark.parametrize("width", [150, 80])
+def test_tables_never_cut_a_number(width: int) -> None:
+    """Issue 17 N: a long configuration name squeezed cells to `met…`, `-0.0095 [-0.1432, +0.12…`."""
+    from rich.console import Console
+
+    from ecgcli.cli.compare import print_comparison, print_table
+    from ecgcli.cli.multiseed import tests_table
+
+    t = {"mean_diff": -0.0095, "diff_ci_low": -0.1432, "diff_ci_high": 0.1242, "t_p": 0.5}
+    t |= {"wilcoxon_p": 0.6, "welch_p": 0.7, "cohens_dz": -0.1}
+    doc = {
+        "grid": {"baseline": "bce+standard"},
+        "comparisons": [
+            {
+                "config": LONG,
+                "label_fraction": 0.1,
+                "n_pairs": 3,
+                "tests": dict.fromkeys(("auroc", "f1", "sensitivity", "specificity"), t),
+            }
+        ],
+    }
+    methods = [m for m in sweep_methods() if m.label_fraction == 0.1]
+    methods[1].name = LONG
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, no_color=True, highlight=False)
+    print_table(console, tests_table(doc))
+    print_comparison(compare(methods), console)
+    text = buf.getvalue()
+    assert "…" not in text
+    assert "-0.0095 [-0.1432, +0.1242]" in text and "p paired t" in text and "sens" in text
+    assert text.count(f"finetune:simclr_bce = {LONG}") == 2  # options listed once under each table
+    (row,) = [line for line in text.splitlines() if re.match(r"\s*finetune:simclr_bce\s+3\s", line)]
+    assert re.search(r"0\.\d{3} ± 0\.\d{3}", row)

@@ -326,9 +326,9 @@ def test_rerun_reuses_finished_runs_and_may_grow(
     assert len(canned) == 4
     canned.clear()
     boots: list[int] = []
-    real = ecgcli.scoring.stats.bootstrap_auroc_ci
+    real = ecgcli.scoring.stats.test_bootstraps
     monkeypatch.setattr(
-        ecgcli.scoring.stats, "bootstrap_auroc_ci", lambda *a, **k: boots.append(1) or real(*a, **k)
+        ecgcli.scoring.stats, "test_bootstraps", lambda *a, **k: boots.append(1) or real(*a, **k)
     )
     again = run_multiseed(grid_for(train_kwargs, out, seeds=(42, 52)))
     assert canned == [] and boots == []  # nothing trained twice, bootstrap CIs reused

@@ -424,3 +424,45 @@ def test_predict_help_and_startup_stay_light(tmp_path: Path, ckpt: Path) -> None
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HELP []" in out.stdout
     assert "RUN 0 []" in out.stdout, out.stdout + out.stderr
+
+
+def _nan_copy(ckpt: Path, dest: Path) -> Path:
+    """``ckpt`` re-saved with one NaN weight (a run that diverged before it was saved)."""
+    from ecgcli.storage.checkpoint import load_tensors, save_tensors
+
+    tensors, meta = load_tensors(ckpt)
+    name = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] = float("nan")
+    save_tensors(dest, tensors, {k: v for k, v in meta.items() if k != "save_id"})
+    return dest
+
+
+def test_nan_checkpoint_is_refused_in_every_output_format(tmp_path: Path, ckpt: Path) -> None:
+    bad = _nan_copy(ckpt, tmp_path / "nan" / "model.safetensors")
+    record = str(_write(tmp_path))
+    for fmt in ([], ["--json"], ["--csv"]):
+        result = _cli(record, "-c", str(bad), *fmt)
+        assert result.exit_code == 2, result.output
+        (line,) = [ln for ln in result.stderr.splitlines() if ln.strip()]
+        assert line.startswith(f"error: {bad}: tensor ") and "NaN or infinite" in line
+        if fmt == ["--json"]:
+            assert json.loads(result.stdout)["predictions"] == []  # valid JSON, no NaN
+        elif fmt == ["--csv"]:
+            assert list(csv.reader(io.StringIO(result.stdout))) == [["record", "error"], ["", line[7:]]]
+        else:
+            assert result.stdout == ""
+
+
+def test_json_and_csv_get_an_errors_only_document_when_nothing_runs(tmp_path: Path, ckpt: Path) -> None:
+    missing = tmp_path / "missing.hea"
+    result = _cli(str(missing), "-c", str(ckpt), "--json")
+    assert result.exit_code == 2
+    doc = json.loads(result.stdout)
+    assert doc["predictions"] == [] and doc["checkpoint"] == str(ckpt)
+    ((error,),) = [doc["errors"]]
+    assert str(missing) in error["problem"] and error["problem"] in result.stderr
+    result = _cli(str(_write(tmp_path)), "-c", str(tmp_path / "none.safetensors"), "--csv")
+    assert result.exit_code == 2
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["record", "error"] and len(rows) == 2 and "checkpoint not found" in rows[1][1]

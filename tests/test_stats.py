@@ -257,3 +257,53 @@ def test_bootstrap_rejects_bad_options(kwargs: dict, message: str) -> None:
     y, s = _labels(50)
     with pytest.raises(ConfigError, match=message):
         bootstrap_auroc_ci(y, s, **kwargs)
+
+
+def test_t_interval_of_a_bounded_metric_is_clipped_and_says_so() -> None:
+    from ecgcli.experiments.compare import fmt_summary
+    from ecgcli.scoring.stats import UNIT_INTERVAL
+
+    values = [0.7359, 0.7991]  # two seeds: t(0.975, 1) = 12.7 makes the interval reach past 1
+    raw = summarize(values)
+    assert raw.ci_high > 1.15 and not raw.clipped
+    s = summarize(values, bounds=UNIT_INTERVAL)
+    assert s.clipped and s.ci_high == 1.0 and s.ci_low == pytest.approx(raw.ci_low) and s.mean == raw.mean
+    assert fmt_summary(s) == f"0.768 ± 0.045 [{raw.ci_low:.3f}, 1.000]†"
+    inside = summarize([0.80, 0.81, 0.82], bounds=UNIT_INTERVAL)
+    assert not inside.clipped and fmt_summary(inside).endswith("]")
+    assert s.to_dict()["clipped"] is True
+
+
+@pytest.mark.parametrize("metric", ["auprc", "fmax", "fmax_bench"])
+def test_bootstrap_replicates_equal_the_metric_on_resampled_rows(metric: str) -> None:
+    """The weighted (record-multiplicity) replicate equals the metric recomputed on the
+    resampled rows, and the interval brackets the estimate."""
+    from sklearn.metrics import average_precision_score
+
+    from ecgcli.scoring.metrics import sample_f_curve
+    from ecgcli.scoring.stats import (
+        _fmax_at,
+        _fmax_best,
+        _macro_auprc_weighted,
+        _replicate_counts,
+        bootstrap_ci,
+    )
+
+    rng = np.random.default_rng(5)
+    y = rng.random((300, 6)) < 0.2
+    s = np.round(np.clip(0.4 * y + 0.6 * rng.random((300, 6)), 0, 1), 2)  # rounded: ties too
+    idx = rng.integers(0, 300, size=(1, 300))
+    counts = _replicate_counts(idx, 300)
+    ys, ss = y[idx[0]], s[idx[0]]
+    if metric == "auprc":
+        want = np.mean([average_precision_score(ys[:, c], ss[:, c]) for c in range(6)])
+        got = _macro_auprc_weighted(counts, y, s)[0]
+    elif metric == "fmax":
+        want = sample_f_curve(ys, ss, np.array([0.3]))[0]
+        got = _fmax_at(0.3)(counts, y, s)[0]
+    else:
+        want = sample_f_curve(ys, ss).max()
+        got = _fmax_best(counts, y, s)[0]
+    assert got == pytest.approx(want, abs=1e-12)
+    ci = bootstrap_ci(y, s, metric, n_boot=200, threshold=0.3)
+    assert ci.ci_low <= ci.estimate <= ci.ci_high and ci.n_boot == 200

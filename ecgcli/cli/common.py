@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ecgcli.train.config import RunConfig, option_help
+
 if TYPE_CHECKING:
     from ecgcli.settings import Settings
 
@@ -43,21 +45,33 @@ Device = Annotated[
         help="auto, cpu, cuda or mps \\[default: ECG_DEVICE or auto].",
     ),
 ]
+Task = Annotated[
+    str,
+    typer.Option(
+        "--task",
+        help=option_help(RunConfig, "task")["help"],
+    ),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
-def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
-    """Effective settings for a command: CLI flags over environment over env files."""
+def settings_from(ctx: typer.Context, uses: tuple[str, ...] | None = None, **overrides: Any) -> Settings:
+    """Effective settings for a command: CLI flags over environment over env files. Only the
+    settings in ``uses`` (all when None) must be valid; env-file warnings go to stderr."""
+    from ecgcli.cli.render import warn_line
     from ecgcli.settings import load_settings
 
     obj = ctx.find_root().obj or {}
-    return load_settings(obj.get("env_file"), **overrides)
+    return load_settings(obj.get("env_file"), uses=uses, warn=warn_line, **overrides)
+
+
+RUN_SETTINGS = ("data_root", "cache_dir", "runs_dir", "sampling_rate", "workers", "device")
 
 
 def run_settings(ctx: typer.Context, **flags: Any) -> dict[str, Any]:
     """The training-configuration fields that come from settings (flag > environment > env
     file > default); ``flags`` are the command's own values of those settings."""
-    s = settings_from(ctx, **flags)
+    s = settings_from(ctx, RUN_SETTINGS, **flags)
     return {
         "data_root": str(s.data_root),
         "cache_dir": str(s.cache_dir),

@@ -43,6 +43,52 @@ def table_console():
     return Console(width=max(out.width, 150), highlight=False)
 
 
+#: Names longer than this are shown in tables as the part before their ``[options]``.
+NAME_WIDTH = 24
+
+
+def short_names(names: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Table names for configuration names, and the notes that list each shortened one's
+    options once under the table. A long name loses its ``[options]`` (same-named ones get
+    ``(a)``, ``(b)``...), so the number columns keep their width on a narrow screen or log."""
+    full = list(dict.fromkeys(names))
+    groups: dict[str, list[str]] = {}
+    for name in full:
+        base = name.split("[", 1)[0] if "[" in name and len(name) > NAME_WIDTH else name
+        groups.setdefault(base, []).append(name)
+    mapping: dict[str, str] = {}
+    notes: list[str] = []
+    for base, group in groups.items():
+        for i, name in enumerate(group):
+            short = base if len(group) == 1 else f"{base} ({chr(ord('a') + i)})"
+            mapping[name] = short if name != base else name
+            if mapping[name] != name:
+                notes.append(f"{short} = {name}")
+    return mapping, notes
+
+
+def with_notes(caption: str, notes: list[str]) -> str:
+    return caption + ("\n" + "\n".join(notes) if notes else "")
+
+
+def print_table(console, table) -> None:
+    """Print ``table`` at least as wide as its narrowest rendering that cuts no cell: rich
+    would otherwise end numbers with "…" to fit the screen (a terminal wraps the longer
+    lines instead; a log keeps them whole)."""
+    from rich.measure import Measurement
+
+    needed = Measurement.get(console, console.options.update(width=10_000), table).maximum
+    if needed <= console.width:
+        console.print(table)
+        return
+    width = console.width
+    console.width = needed  # Console.print(width=) is capped at the console's width
+    try:
+        console.print(table, crop=False)
+    finally:
+        console.width = width
+
+
 def _title(text: str):
     from rich.text import Text
 
@@ -61,10 +107,11 @@ def comparison_table(comp: Comparison, title: str = "Comparison on the test fold
     fractions = comp.fractions
     if len(fractions) == 1:
         title += f", {fmt_fraction(fractions[0])} of the labels"
+    names, notes = short_names([r.method.name for r in comp.rows])
     table = Table(
         title=_title(title),
         title_justify="left",
-        caption=Text(caption(comp)),
+        caption=Text(with_notes(caption(comp), notes)),
         caption_justify="left",
         box=box.SIMPLE_HEAD,
     )
@@ -77,7 +124,7 @@ def comparison_table(comp: Comparison, title: str = "Comparison on the test fold
     table.add_column("Δ F1", justify="right", no_wrap=True)
     table.add_column("Δ AUROC", justify="right", no_wrap=True)
     for r in comp.rows:
-        name = Text(r.method.name)
+        name = Text(names[r.method.name])
         if r.is_baseline:
             name.append("\n(baseline)", style="dim")
         labels = [fmt_fraction(r.method.label_fraction)] if len(fractions) > 1 else []
@@ -101,10 +148,15 @@ def class_table(comp: Comparison) -> Table:
     from ecgcli.scoring.names import SHORT
 
     several = len(comp.fractions) > 1
+    names, notes = short_names([r.method.name for r in comp.class_rows])
     table = Table(
         title=_title("Per class (test fold 10, thresholds tuned on fold 9)"),
         title_justify="left",
-        caption=Text("best mean per class and column in bold; Δ relative to the baseline for that class"),
+        caption=Text(
+            with_notes(
+                "best mean per class and column in bold; Δ relative to the baseline for that class", notes
+            )
+        ),
         caption_justify="left",
         box=box.SIMPLE_HEAD,
     )
@@ -122,7 +174,7 @@ def class_table(comp: Comparison) -> Table:
         labels = [fmt_fraction(r.method.label_fraction)] if several else []
         table.add_row(
             r.cls if first else "",
-            Text(r.method.name),
+            Text(names[r.method.name]),
             *labels,
             str(r.method.n),
             *(_cell(r, k) for k in PER_CLASS),
@@ -135,10 +187,10 @@ def class_table(comp: Comparison) -> Table:
 
 def print_comparison(comp: Comparison, console=None) -> None:
     console = console or table_console()
-    console.print(comparison_table(comp))
+    print_table(console, comparison_table(comp))
     if comp.class_rows:
         console.print()
-        console.print(class_table(comp))
+        print_table(console, class_table(comp))
 
 
 def compare(
@@ -186,7 +238,8 @@ def _compare(
 ) -> None:
     from ecgcli.cli.render import err, progress_events
     from ecgcli.errors import ConfigError
-    from ecgcli.experiments.compare import FORMATS, compare, load_inputs, to_csv, to_json, to_markdown
+    from ecgcli.experiments.compare import FORMATS, compare, to_csv, to_json, to_markdown
+    from ecgcli.experiments.inputs import load_inputs
     from ecgcli.storage.files import write_text_atomic
 
     if fmt not in FORMATS:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ecgcli.cli.common import DataRoot, Device, JsonFlag, SamplingRate, Workers, settings_from
+from ecgcli.cli.common import DataRoot, Device, JsonFlag, SamplingRate, Workers
 
 
 def config(
@@ -23,7 +23,8 @@ def config(
 
     Example: ecg --env-file prod.env config
     """
-    from ecgcli.settings import ENV_PREFIX, Settings, setting_sources
+    from ecgcli.cli.render import warn_line
+    from ecgcli.settings import ENV_PREFIX, Settings, Sourced, describe_settings
 
     overrides = {
         "data_root": data_root,
@@ -31,36 +32,39 @@ def config(
         "workers": workers,
         "device": device,
     }
-    settings = settings_from(ctx, **overrides)
-    sources = setting_sources((ctx.find_root().obj or {}).get("env_file"), **overrides)
-    rows = [
-        (
-            name,
-            getattr(settings, name),
-            sources[name],
-            Settings.model_fields[name].description or "",
-        )
-        for name in Settings.model_fields
-    ]
+    env_file = (ctx.find_root().obj or {}).get("env_file")
+    rows = describe_settings(env_file, warn_line, **overrides)
+    bad = [r for r in rows if r.error]
     if as_json:
         payload = {
-            n: {
-                "value": None if v is None else str(v) if not isinstance(v, int) else v,
-                "source": s,
-                "env": f"{ENV_PREFIX}{n.upper()}",
+            r.name: {
+                "value": None if r.value is None else r.value if isinstance(r.value, int) else str(r.value),
+                "source": r.source,
+                "env": f"{ENV_PREFIX}{r.name.upper()}",
+                **({"error": r.error} if r.error else {}),
             }
-            for n, v, s, _ in rows
+            for r in rows
         }
         typer.echo(json.dumps(payload, indent=2))
-        return
-    from rich.table import Table
+    else:
+        from rich.markup import escape
+        from rich.table import Table
 
-    from ecgcli.cli.render import out
+        from ecgcli.cli.render import out
 
-    table = Table(title="ecg settings", title_justify="left")
-    for col in ("setting", "value", "source", "variable") + (("meaning",) if show_all else ()):
-        table.add_column(col)
-    for name, value, source, desc in rows:
-        cells = [name, str(value), source, f"{ENV_PREFIX}{name.upper()}"] + ([desc] if show_all else [])
-        table.add_row(*cells)
-    out.print(table)
+        table = Table(title="ecg settings", title_justify="left")
+        for col in ("setting", "value", "source", "variable") + (("meaning",) if show_all else ()):
+            table.add_column(col)
+        for r in rows:
+            value = escape(str(r.value)) + (" [bold red](invalid)[/]" if r.error else "")
+            desc = Settings.model_fields[r.name].description or ""
+            cells = [r.name, value, escape(r.source), f"{ENV_PREFIX}{r.name.upper()}"]
+            table.add_row(*cells, *([desc] if show_all else []))
+        out.print(table)
+    if bad:
+        from ecgcli.errors import ConfigError
+
+        first = bad[0]
+        where = Sourced(first.value, first.source).name(first.name)
+        more = f" (and {len(bad) - 1} more invalid setting(s) above)" if len(bad) > 1 else ""
+        raise ConfigError(f"invalid {where}: {first.error} (got {first.value!r}){more}")

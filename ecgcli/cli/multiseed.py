@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ecgcli.cli.options import config_options, settings_options
+from ecgcli.cli.options import Options, config_options, settings_options
 from ecgcli.experiments.spec import GRID_OWN
 from ecgcli.train.config import SupervisedConfig
 
@@ -70,7 +70,7 @@ class MultiseedView:
             TaskProgress,
             TaskStarted,
         )
-        from ecgcli.experiments.runner import CellDone, CellEvent, CellStarted, GridStarted
+        from ecgcli.experiments.runner import CellDone, CellEvent, CellSkipped, CellStarted, GridStarted
 
         p = self.progress
         if isinstance(event, GridStarted):
@@ -78,11 +78,16 @@ class MultiseedView:
                 "[bold]all runs[/]", total=event.total, completed=event.finished, info=""
             )
             left = event.total - event.finished
+            share = f"; shard {event.shard} holds {event.share} of them" if event.shard else ""
             self.console.print(
                 f"multiseed: {event.total} runs, {event.finished} already finished, {left} to train "
-                f"({event.jobs} at a time) in {event.out}",
+                f"({event.jobs} at a time) in {event.out}{share}",
                 soft_wrap=True,
                 markup=False,
+            )
+        elif isinstance(event, CellSkipped):
+            self.console.print(
+                f"skipping {event.key}: {event.owner} is training it", soft_wrap=True, markup=False
             )
         elif isinstance(event, CellStarted):
             verb = "resuming" if event.action == "resume" else "training"
@@ -154,20 +159,25 @@ def tests_table(doc: dict[str, Any]):
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.cli.compare import _title
+    from ecgcli.cli.compare import _title, short_names, with_notes
     from ecgcli.experiments.compare import fmt_fraction
     from ecgcli.experiments.results import HEADLINE
     from ecgcli.scoring.names import SHORT
 
     comparisons = doc.get("comparisons") or []
     several = len({c["label_fraction"] for c in comparisons}) > 1
+    names, notes = short_names([c["config"] for c in comparisons])
     table = Table(
         title=_title(f"Paired comparisons with the baseline {doc['grid']['baseline']} (test fold 10)"),
         title_justify="left",
         caption=Text(
-            "p = two-sided paired t-test on the per-seed test scores of the seeds both configurations "
-            "finished (pairs): the test this table reports. Wilcoxon signed-rank and Welch's unpaired t "
-            "for reference. Δ = configuration − baseline: mean and its 95% t-CI; d_z = mean Δ / sd Δ."
+            with_notes(
+                "p = two-sided paired t-test on the per-seed test scores of the seeds both configurations "
+                "finished (pairs): the test this table reports. Wilcoxon signed-rank and Welch's unpaired "
+                "t for reference. Δ = configuration − baseline: mean and its 95% t-CI; "
+                "d_z = mean Δ / sd Δ.",
+                notes,
+            )
         ),
         caption_justify="left",
         box=box.SIMPLE_HEAD,
@@ -185,7 +195,7 @@ def tests_table(doc: dict[str, Any]):
             p = t.get("t_p")
             labels = [fmt_fraction(c["label_fraction"]) if i == 0 else ""] if several else []
             table.add_row(
-                Text(c["config"]) if i == 0 else "",
+                Text(names[c["config"]]) if i == 0 else "",
                 *labels,
                 SHORT[metric],
                 str(c["n_pairs"]),
@@ -206,23 +216,26 @@ def bootstrap_table(doc: dict[str, Any]):
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.cli.compare import _title
+    from ecgcli.cli.compare import _title, short_names, with_notes
     from ecgcli.experiments.compare import fmt_fraction
 
     groups = [r for r in doc["results"] if r["runs"]]
+    names, notes = short_names([r["config"] for r in groups])
     several = len({r["label_fraction"] for r in groups}) > 1
     if not groups or len(groups) > 4:
         return None
     table = Table(
         title=_title("Per run: test AUROC [bootstrap 95% CI over test records]"),
         title_justify="left",
-        caption=Text("percentile interval of 1000 bootstrap replicates of the test records, seed 0"),
+        caption=Text(
+            with_notes("percentile interval of 1000 bootstrap replicates of the test records, seed 0", notes)
+        ),
         caption_justify="left",
         box=box.SIMPLE_HEAD,
     )
     table.add_column("seed", justify="right")
     for r in groups:
-        head = r["config"] + (f" @{fmt_fraction(r['label_fraction'])}" if several else "")
+        head = names[r["config"]] + (f" @{fmt_fraction(r['label_fraction'])}" if several else "")
         table.add_column(Text(head), justify="center", no_wrap=True)
     for seed in doc["grid"]["seeds"]:
         cells = []
@@ -243,7 +256,7 @@ def bootstrap_table(doc: dict[str, Any]):
 @settings_options
 def multiseed(
     ctx: typer.Context,
-    options: dict[str, Any],
+    options: Options,
     settings: dict[str, Any],
     config: Annotated[
         list[str] | None,
@@ -278,6 +291,20 @@ def multiseed(
     jobs: Annotated[
         int, typer.Option("--jobs", min=0, help="Runs trained in parallel processes; 0 = one per GPU.")
     ] = 1,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Train only the K-th of N shares of the grid (K/N, balanced by expected cost): N "
+            "processes or cluster jobs (e.g. a Slurm array) share one --out.",
+        ),
+    ] = None,
+    collect: Annotated[
+        bool,
+        typer.Option(
+            "--collect", help="Train nothing: rebuild multiseed.json from the runs finished so far."
+        ),
+    ] = False,
     sets: Annotated[
         list[str] | None,
         typer.Option("--set", help="KEY=VALUE for any other training option (repeatable), e.g. width=32."),
@@ -297,14 +324,17 @@ def multiseed(
     Example: ecg multiseed --seeds 42,52,62 --epochs 2 --config focal+oversample --config
     finetune:simclr=runs/simclr/model.safetensors
     """
-    from ecgcli.cli.compare import print_comparison, table_console
+    from ecgcli.cli.compare import print_comparison, print_table, table_console
     from ecgcli.errors import ConfigError
-    from ecgcli.experiments.compare import compare, read_multiseed
+    from ecgcli.experiments.compare import compare
     from ecgcli.experiments.grid import build_grid
+    from ecgcli.experiments.inputs import read_multiseed
     from ecgcli.experiments.results import results_path
     from ecgcli.experiments.runner import resolve_jobs, run_multiseed
+    from ecgcli.experiments.shards import Shard
     from ecgcli.experiments.spec import parse_fractions, parse_seeds
 
+    share = Shard.parse(shard) if shard is not None else None
     seed_list = parse_seeds(seeds)
     if label_fractions is not None and label_fraction is not None:
         raise ConfigError("give --label-fraction or --label-fractions, not both")
@@ -314,20 +344,34 @@ def multiseed(
         **options,
     }
     out_dir = out if out is not None else Path(common["runs_dir"]) / "multiseed"
-    grid = build_grid(config, seed_list, fractions, common, sets or [], out_dir, baseline)
+    grid = build_grid(
+        config, seed_list, fractions, common, sets or [], out_dir, baseline, given=options.given
+    )
     n_jobs = resolve_jobs(jobs, common["device"])
     with MultiseedView() as view:
-        doc = run_multiseed(grid, view, n_jobs)
-    comp = compare(read_multiseed(results_path(out_dir)), grid.baseline)
+        doc = run_multiseed(grid, view, n_jobs, share, train=not collect)
     stdout = table_console()
+    cells = doc["cells"]
+    if not doc["complete"]:
+        stdout.print(
+            f"{cells['finished']} of {cells['total']} runs finished so far"
+            + (" (the other shards train the rest)" if share else "")
+            + f"; rerun with --collect to rebuild {results_path(out_dir)} later",
+            soft_wrap=True,
+            markup=False,
+        )
+    if not any(r["runs"] for r in doc["results"] if r["config"] == grid.baseline):
+        stdout.print(f"results: {results_path(out_dir)}", soft_wrap=True, markup=False)
+        return  # no table without a finished run of the baseline
+    comp = compare(read_multiseed(results_path(out_dir)), grid.baseline)
     print_comparison(comp, stdout)
     if doc["comparisons"]:
         stdout.print()
-        stdout.print(tests_table(doc))
+        print_table(stdout, tests_table(doc))
     table = bootstrap_table(doc)
     stdout.print()
     if table is not None:
-        stdout.print(table)
+        print_table(stdout, table)
     else:
         stdout.print("per-run bootstrap CIs of test AUROC: multiseed.json, results[].runs[].bootstrap_auroc")
     stdout.print(f"results: {results_path(out_dir)}", soft_wrap=True, markup=False)

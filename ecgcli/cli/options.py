@@ -84,6 +84,13 @@ def _inject(
     return decorate
 
 
+class Options(dict):
+    """A command's configuration options, and which of them the user gave (flag or
+    environment) rather than left at their default: a recipe fills in only the others."""
+
+    given: frozenset[str] = frozenset()
+
+
 def config_options(
     cls: type, exclude: Iterable[str] = (), defaults: dict[str, Any] | None = None
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -92,10 +99,17 @@ def config_options(
     values as ``options``. List fields given no value get their factory's value."""
     factories = {f.name: f.default_factory for f in fields(cls) if f.default_factory is not MISSING}
 
-    def build(_own: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    def build(own: dict[str, Any], values: dict[str, Any]) -> Options:
         for k, factory in factories.items():
-            if k in options and options[k] is None:
-                options[k] = factory()
+            if k in values and values[k] is None:
+                values[k] = factory()
+        options = Options(values)
+        ctx = own.get("ctx")
+        if ctx is not None:
+            sources = {k: ctx.get_parameter_source(k) for k in values}
+            options.given = frozenset(
+                k for k, s in sources.items() if s is not None and s.name not in ("DEFAULT", "DEFAULT_MAP")
+            )
         return options
 
     return _inject(config_parameters(cls, exclude, defaults), "options", build)

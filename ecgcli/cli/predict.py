@@ -50,8 +50,12 @@ Checkpoint = Annotated[
     ),
 ]
 AggregateOpt = Annotated[
-    Aggregate,
-    typer.Option("--aggregate", help="How a long record's window probabilities are combined."),
+    Aggregate | None,
+    typer.Option(
+        "--aggregate",
+        help="How a long record's window probabilities are combined \\[default: the checkpoint's, "
+        "as its run scored fold 10; mean for older checkpoints].",
+    ),
 ]
 CsvFlag = Annotated[bool, typer.Option("--csv", help="Print CSV on stdout, one row per record.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per forward pass.")]
@@ -69,7 +73,7 @@ def predict(
     ctx: typer.Context,
     records: Records,
     checkpoint: Checkpoint = None,
-    aggregate: AggregateOpt = Aggregate.mean,
+    aggregate: AggregateOpt = None,
     json_out: JsonFlag = False,
     csv_out: CsvFlag = False,
     device: Device = None,
@@ -87,42 +91,62 @@ def predict(
 
     Example: ecg predict data/synth/records100/00000/00001_lr.hea -c runs/supervised/model.safetensors
     """
-    from ecgcli.errors import ConfigError
+    from ecgcli.errors import ConfigError, EcgError
 
     if json_out and csv_out:
         raise ConfigError("--json and --csv cannot be used together (pick one output format)")
-    settings = settings_from(ctx, checkpoint=checkpoint, device=device)
-    if settings.checkpoint is None:
-        raise ConfigError("no checkpoint: pass --checkpoint PATH or set ECG_CHECKPOINT")
 
     from ecgcli.cli.render import progress_events
-    from ecgcli.data.records import resolve_records
-    from ecgcli.inference.predict import Predictor, exit_code
+    from ecgcli.inference.predict import exit_code
 
-    stems = resolve_records(records)  # a typo fails here, before torch is even imported
-    if runtime is Runtime.onnx:
-        from ecgcli.inference.onnx_runtime import OnnxPredictor
-
-        if device not in (None, "cpu"):
-            raise ConfigError("--device applies to --runtime torch; onnx runs on the CPU")
-        predictor: Predictor | OnnxPredictor = OnnxPredictor.from_file(settings.checkpoint)
-    else:
-        predictor = Predictor.from_checkpoint(settings.checkpoint, device=settings.device)
-    with progress_events() as callback:
-        results = list(predictor.predict(stems, aggregate.value, callback, batch_size=batch_size))
+    try:
+        predictor, stems = _prepare(ctx, records, checkpoint, device, runtime)
+        with progress_events() as callback:
+            how = aggregate.value if aggregate is not None else predictor.aggregate
+            results = list(predictor.predict(stems, how, callback, batch_size=batch_size))
+    except EcgError as exc:
+        # a script reading --json/--csv gets a document in its format even when nothing ran
+        if json_out:
+            _print_json_error(checkpoint, str(exc))
+        elif csv_out:
+            _print_csv_error(str(exc))
+        raise
 
     if json_out:
-        _print_json(predictor, results, aggregate.value)
+        _print_json(predictor, results, how)
     elif csv_out:
         _print_csv(predictor, results)
     elif len(results) == 1 and not _failures(results):
-        print_prediction(predictor, results[0], aggregate.value)  # type: ignore[arg-type]
+        print_prediction(predictor, results[0], how)  # type: ignore[arg-type]
     elif len(results) > 1:
         _print_many(predictor, results)
     _report_failures(results)
     code = exit_code(results)
     if code:
         raise typer.Exit(code)
+
+
+def _prepare(
+    ctx: typer.Context, records: list[Path], checkpoint: Path | None, device: str | None, runtime: Runtime
+):
+    """The loaded predictor (torch or onnxruntime) and the resolved record stems; any problem
+    is an EcgError."""
+    from ecgcli.data.records import resolve_records
+    from ecgcli.errors import ConfigError
+
+    settings = settings_from(ctx, ("checkpoint", "device"), checkpoint=checkpoint, device=device)
+    if settings.checkpoint is None:
+        raise ConfigError("no checkpoint: pass --checkpoint PATH or set ECG_CHECKPOINT")
+    stems = resolve_records(records)  # a typo fails here, before torch is even imported
+    if runtime is Runtime.onnx:
+        from ecgcli.inference.onnx_runtime import OnnxPredictor
+
+        if device not in (None, "cpu"):
+            raise ConfigError("--device applies to --runtime torch; onnx runs on the CPU")
+        return OnnxPredictor.from_file(settings.checkpoint), stems
+    from ecgcli.inference.predict import Predictor
+
+    return Predictor.from_checkpoint(settings.checkpoint, device=settings.device), stems
 
 
 def _failures(results: list) -> list[Failure]:
@@ -279,6 +303,31 @@ def _print_json(predictor: Predictor | OnnxPredictor, results: list, aggregate: 
         "errors": [r.to_dict() for r in results if isinstance(r, Failure)],
     }
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def _print_json_error(checkpoint: Path | None, message: str) -> None:
+    """The errors-only JSON document: what was asked, no predictions, the one problem."""
+    import json
+    import sys
+
+    doc = {
+        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "predictions": [],
+        "errors": [{"record": None, "problem": message}],
+    }
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def _print_csv_error(message: str) -> None:
+    """The errors-only CSV: a header and one row holding the problem."""
+    import csv
+    import sys
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["record", "error"])
+    writer.writerow(["", message])
     sys.stdout.flush()
 
 

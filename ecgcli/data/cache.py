@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from ecgcli import LEADS, __version__
 from ecgcli.data.parallel import map_chunks
 from ecgcli.data.ptbxl import PTBXL
 from ecgcli.data.records import INVALID_INT16, read_standard_record
+from ecgcli.errors import DataError
 from ecgcli.events import Callback, Message, ignore
 
 CACHE_VERSION = 1
@@ -168,7 +170,7 @@ def build_cache(
     n, length = len(dataset), dataset.record_length
     fingerprint = fingerprint or source_fingerprint(dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    tmp = path.parent / f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -215,9 +217,14 @@ def build_cache(
                 "records": len(invalid),
                 "samples": sum(k for _, k in invalid),
                 "first_ecg_ids": [int(dataset.ecg_ids[r]) for r, _ in invalid[:20]],
+                # every record with missing samples: [ecg_id, count], for the trainer's check
+                "per_record": [[int(dataset.ecg_ids[r]), k] for r, k in invalid],
             },
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        with open(tmp / "manifest.json", "w") as f:  # written last, fsynced before the swap
+            f.write(json.dumps(manifest, indent=2))
+            f.flush()
+            os.fsync(f.fileno())
         _swap_in(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -225,13 +232,83 @@ def build_cache(
     return open_cache(path, fingerprint)
 
 
+def _remove_dead_builds(folder: Path, name: str) -> list[Path]:
+    """Remove ``.NAME.tmp-PID`` / ``.NAME.old-PID`` folders whose process PID is gone (a build
+    that was killed); a live build's are kept. The same rule as
+    ``ecgcli.storage.files.remove_stale_temporaries``, which this layer cannot import."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        for kind in (".tmp-", ".old-"):
+            prefix = f".{name}{kind}"
+            pid = entry.name[len(prefix) :] if entry.name.startswith(prefix) else ""
+            if pid.isdigit() and not _alive(int(pid)):
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _swap_in(tmp: Path, path: Path) -> None:
     """Replace ``path`` by the finished ``tmp`` directory; a reader never sees a half cache."""
-    old = path.parent / f".{path.name}.old-{os.getpid()}"
+    old = path.parent / f".{path.name}.old-{socket.gethostname()}-{os.getpid()}"
     if path.exists():
         os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+INVALID_LIMIT = 0.01
+"""A record with more than this fraction of its samples missing is refused for training."""
+
+
+def check_invalid_samples(store: SignalStore, allow: bool = False, callback: Callback = ignore) -> None:
+    """Warn about records with missing samples (WFDB's 0x8000, cached as 0 mV), naming them;
+    refuse when any record is more than :data:`INVALID_LIMIT` missing, since it would be
+    trained on as flat lines, unless ``allow`` (``--allow-invalid``)."""
+    info = store.manifest.get("invalid_samples") or {}
+    if not info.get("records"):
+        return
+    per_samples = len(LEADS) * store.length
+    if "per_record" in info:
+        counts = [(int(e), int(k)) for e, k in info["per_record"]]
+    else:  # a cache built before per-record counts: the first ids, with the mean count
+        mean = int(info["samples"]) // max(int(info["records"]), 1)
+        counts = [(int(e), mean) for e in info.get("first_ecg_ids", [])]
+    over = [(e, k) for e, k in counts if k > INVALID_LIMIT * per_samples]
+
+    def listed(items: list[tuple[int, int]]) -> str:
+        shown = ", ".join(f"{e} ({_share(k / per_samples)})" for e, k in items[:5])
+        return shown + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+
+    summary = (
+        f"{info['records']} record(s) have {info['samples']} missing samples (cached as 0 mV); "
+        f"ecg_id (share missing): {listed(counts)}"
+    )
+    if over and not allow:
+        raise DataError(
+            f"{len(over)} record(s) are more than {INVALID_LIMIT:.0%} missing samples and would be "
+            f"trained on as flat 0 mV lines: ecg_id {listed(over)}; fix or remove them "
+            "(`ecg data verify` lists them), or pass --allow-invalid to train anyway"
+        )
+    callback(Message(summary, "warning"))
+
+
+def _share(x: float) -> str:
+    return f"{x:.0%}" if x >= 0.01 else f"{x:.1%}"
 
 
 def ensure_cache(
@@ -241,14 +318,44 @@ def ensure_cache(
     callback: Callback = ignore,
     rebuild: bool = False,
 ) -> SignalStore:
-    """The dataset's cache: reused when its manifest matches, (re)built otherwise."""
+    """The dataset's cache: reused when its manifest matches, (re)built otherwise.
+
+    Builds of one cache are serialised by a lock file beside it (``.NAME.lock``): a second
+    process waits for the first and then reuses its result instead of doing the work twice.
+    Temporaries left by builds whose process is gone (a kill) are removed first.
+    """
+    from filelock import FileLock, Timeout
+
     path = cache_dir_for(cache_root, dataset.root, dataset.sampling_rate)
     fingerprint = source_fingerprint(dataset)
-    if not rebuild and path.exists():
+    # a live builder's temporaries are kept: the pid in their name says whose they are
+    for left in _remove_dead_builds(path.parent, path.name):
+        callback(Message(f"removed {left.name}, left by an interrupted cache build", "warning"))
+    if not rebuild:
         try:
-            return open_cache(path, fingerprint)
-        except _Stale as why:
-            callback(Message(f"signal cache {path} is stale: {why}; rebuilding", "warning"))
-    elif not rebuild:
-        callback(Message(f"building the signal cache in {path} (first use of this dataset)"))
-    return build_cache(dataset, path, workers, callback, fingerprint)
+            return open_cache(path, fingerprint)  # the common case takes no lock
+        except _Stale:
+            pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path.parent / f".{path.name}.lock"))
+    waited = False
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        callback(Message(f"waiting for another process to finish building the signal cache {path}"))
+        lock.acquire()
+        waited = True
+    try:
+        if path.exists():
+            try:
+                store = open_cache(path, fingerprint)
+            except _Stale as why:
+                callback(Message(f"signal cache {path} is stale: {why}; rebuilding", "warning"))
+            else:
+                if not rebuild or waited:  # a forced rebuild reuses one that finished meanwhile
+                    return store
+        elif not rebuild:
+            callback(Message(f"building the signal cache in {path} (first use of this dataset)"))
+        return build_cache(dataset, path, workers, callback, fingerprint)
+    finally:
+        lock.release()

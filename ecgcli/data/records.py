@@ -347,15 +347,18 @@ class PreparedRecord:
     n_windows: int
     n_samples_out: int
     warnings: tuple[str, ...] = ()
+    stride: int | None = None
 
     @property
     def starts(self) -> np.ndarray:
         """Sample offset (at ``fs_out``) where each window begins; see :func:`window_starts`."""
-        return window_starts(max(self.n_samples_out, self.windows.shape[-1]), self.windows.shape[-1])
+        window = self.windows.shape[-1]
+        return window_starts(max(self.n_samples_out, window), window, self.stride)
 
 
-def window_starts(n_samples: int, window: int) -> np.ndarray:
-    """Where consecutive non-overlapping windows of ``window`` samples begin.
+def window_starts(n_samples: int, window: int, stride: int | None = None) -> np.ndarray:
+    """Where the windows of ``window`` samples begin: every ``stride`` samples (default: the
+    window, so consecutive and non-overlapping).
 
     Rule for the remainder: when the length is not a multiple of the window, one more window
     is added, *aligned to the end* of the record (it overlaps the one before). Dropping the
@@ -365,13 +368,15 @@ def window_starts(n_samples: int, window: int) -> np.ndarray:
     """
     if n_samples <= window:
         return np.zeros(1, dtype=np.int64)
-    starts = np.arange(0, n_samples - window + 1, window, dtype=np.int64)
+    starts = np.arange(0, n_samples - window + 1, stride or window, dtype=np.int64)
     if starts[-1] + window < n_samples:
         starts = np.append(starts, n_samples - window)
     return starts
 
 
-def prepare_record(stem: Path | str, fs: int, window: int, leads: tuple[str, ...] = LEADS) -> PreparedRecord:
+def prepare_record(
+    stem: Path | str, fs: int, window: int, leads: tuple[str, ...] = LEADS, stride: int | None = None
+) -> PreparedRecord:
     """Read a WFDB record from any database or device and cut it into model windows.
 
     Steps: read and scale to mV (:func:`read_record`, which honours the header's units, so
@@ -421,7 +426,7 @@ def prepare_record(stem: Path | str, fs: int, window: int, leads: tuple[str, ...
     padded = n_out < window
     if padded:
         x = np.pad(x, ((0, 0), (0, window - n_out)))
-    starts = window_starts(x.shape[1], window)
+    starts = window_starts(x.shape[1], window, stride)
     # (leads, K, window) gathered in one indexing operation, then windows first.
     windows = x[:, starts[:, None] + np.arange(window)].transpose(1, 0, 2)
     return PreparedRecord(
@@ -434,4 +439,5 @@ def prepare_record(stem: Path | str, fs: int, window: int, leads: tuple[str, ...
         n_windows=len(starts),
         n_samples_out=int(n_out),
         warnings=warnings,
+        stride=stride,
     )

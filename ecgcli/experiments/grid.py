@@ -20,8 +20,9 @@ trained with.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,10 @@ from ecgcli.experiments.spec import (
     parse_assignments,
     parse_spec,
 )
+from ecgcli.train.config import apply_recipe
 
-_NOT_IDENTITY = {"runs_dir", "run_dir", "name", "out", "device", "workers", "cache_dir"}
+# allow_invalid permits a run, it does not change what the run computes
+_NOT_IDENTITY = {"runs_dir", "run_dir", "name", "out", "device", "workers", "cache_dir", "allow_invalid"}
 _CELL_FIELDS = {"seed", "label_fraction"}
 
 
@@ -65,6 +68,7 @@ class Grid:
     sets: dict[str, Any]  # typed --set overrides
     baseline: str
     out: Path
+    given: frozenset[str] = frozenset()  # common options the user set (a recipe leaves them)
 
     def cells(self) -> list[Cell]:
         """Seed-major order, so that paired comparisons exist as early as possible."""
@@ -80,16 +84,19 @@ class Grid:
         kw = dict(self.common)
         if spec.kind != "finetune":
             kw.pop("encoder_lr", None)
+        own = _typed(spec.overrides, f"configuration {spec.spec!r}", spec)
         kw.update(self.sets)
-        kw.update(_typed(spec.overrides, f"configuration {spec.spec!r}", spec))
+        kw.update(own)
+        given = set(self.given) | set(self.sets) | set(own)
         if spec.kind == "supervised":
             kw["loss"], kw["balance_strategy"] = spec.loss, spec.strategy
+            given |= {"loss", "balance_strategy"}
         else:
             kw["ssl_checkpoint"] = spec.checkpoint
             kw["freeze_encoder"] = spec.kind == "probe"
-            if "width" not in self.sets and "width" not in dict(spec.overrides):
+            if "width" not in self.sets and "width" not in own:
                 kw["width"] = None  # the checkpoint's
-        return kw
+        return apply_recipe(kw, given)
 
     def cell_config(self, cell: Cell):
         from ecgcli.train.config import SupervisedConfig
@@ -141,6 +148,7 @@ def build_grid(
     out: Path | str = "runs/multiseed",
     baseline: str | None = None,
     check_checkpoints: bool = True,
+    given: Iterable[str] = (),
 ) -> Grid:
     """Parse and validate everything before any training: one clear line per problem.
 
@@ -182,13 +190,14 @@ def build_grid(
         sets=_typed(parse_assignments(sets), "--set"),
         baseline="",
         out=Path(out),
+        given=frozenset(given),
     )
     names = [s.name for s in specs]
     if baseline is None:
         baseline = next((s.name for s in specs if s.kind == "supervised"), specs[0].name)
     elif baseline not in names:
         raise ConfigError(f"--baseline {baseline!r} is not one of the configurations: {', '.join(names)}")
-    grid = Grid(grid.configs, grid.seeds, grid.label_fractions, grid.common, grid.sets, baseline, grid.out)
+    grid = dataclasses.replace(grid, baseline=baseline)
     for spec in specs:
         for lf in grid.label_fractions:
             cfg = grid.cell_config(Cell(spec, lf, grid.seeds[0]))
@@ -203,10 +212,27 @@ def build_grid(
     return grid
 
 
-def check_compatible(grid: Grid, previous: dict[str, Any], where: Path) -> None:
+def check_compatible(grid: Grid, previous: dict[str, Any], where: Path, exact: bool = False) -> None:
     """Refuse to mix runs of different options under one --out, or to drop part of the grid
-    from its results file: a grid may grow (configurations, seeds, fractions), never shrink."""
+    from its results file: a grid may grow (configurations, seeds, fractions), never shrink.
+    ``exact`` (shards, which must all deal out the same cells): it may not grow either."""
     old = {c["name"]: c for c in previous["grid"].get("configs", [])}
+    if exact:
+        mine = grid.describe()
+        diff = [
+            what
+            for what, key in (
+                ("configurations", "configs"),
+                ("seeds", "seeds"),
+                ("label fractions", "label_fractions"),
+            )
+            if json.loads(json.dumps(mine[key])) != previous["grid"].get(key)
+        ]
+        if diff:
+            raise ConfigError(
+                f"{where} was made by a different grid (other {', '.join(diff)}); every shard of a grid "
+                "needs the same configurations, seeds, label fractions and options (or another --out)"
+            )
     missing = [
         f"{what} {', '.join(str(v) for v in gone)}"
         for what, gone in (

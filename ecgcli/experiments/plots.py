@@ -34,7 +34,7 @@ from ecgcli.events import Callback, Message, ignore
 from ecgcli.inference.ecgpaper import pyplot
 
 if TYPE_CHECKING:
-    from ecgcli.experiments.compare import Method
+    from ecgcli.experiments.inputs import Method
 
 _FPR = np.linspace(0.0, 1.0, 201)
 

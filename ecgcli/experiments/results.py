@@ -6,9 +6,9 @@ Student's t 95% interval of the mean, min, max and n (:func:`ecgcli.scoring.stat
 Between each configuration and the baseline at the same fraction, on the seeds both finished:
 paired t-test (the one the tables report), Wilcoxon signed-rank, Welch's t, mean difference
 with its t interval, Cohen's d_z and Hedges' g (:func:`ecgcli.scoring.stats.paired_tests`).
-Each run's test AUROC also gets a percentile bootstrap 95% interval over test records (1000
-replicates, seed 0; :func:`ecgcli.scoring.stats.bootstrap_auroc_ci`). The file is rewritten
-atomically after every finished cell.
+Each run's test AUROC, AUPRC and Fmax also get percentile bootstrap 95% intervals over test
+records (1000 replicates, seed 0; :func:`ecgcli.scoring.stats.bootstrap_ci`). The file is
+rewritten atomically after every finished cell.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 
 from ecgcli import __version__
 from ecgcli.errors import CheckpointError, ConfigError, DataError, EcgError
+from ecgcli.scoring.stats import BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED
 from ecgcli.storage.files import json_safe, write_json_atomic
 
 if TYPE_CHECKING:
@@ -43,9 +44,14 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "sensitivity": ("{}_tuned", "sensitivity", "micro sensitivity at fold-9-tuned thresholds"),
     "specificity": ("{}_tuned", "specificity", "micro specificity at fold-9-tuned thresholds"),
     "f1@0.5": ("{}", "macro_f1", "macro F1 at threshold 0.5"),
+    "auprc": ("{}_tuned", "macro_auprc", "macro AUPRC (average precision)"),
+    "fmax": ("{}_tuned", "sample_f1", "sample-centric Fmax at the global threshold chosen on fold 9"),
+    "fmax_bench": ("{}", "fmax", "Fmax as the PTB-XL benchmark takes it: best threshold on the scored fold"),
 }
-HEADLINE = ("auroc", "f1", "sensitivity", "specificity")
-PER_CLASS = ("auroc", "f1", "sensitivity", "specificity")
+#: Metrics that runs of ecgcli before 0.2 did not record: None in their results, not an error.
+_ADDED_LATER = {"auprc", "fmax", "fmax_bench"}
+HEADLINE = ("auroc", "auprc", "fmax", "f1", "sensitivity", "specificity")
+PER_CLASS = ("auroc", "auprc", "f1", "sensitivity", "specificity")
 #: Calibration of the test probabilities (lower is better), from metrics.json ``calibration``.
 CALIBRATION = ("ece", "brier")
 
@@ -56,9 +62,6 @@ def calibration_scores(metrics: dict[str, Any]) -> dict[str, float | None]:
     return json_safe({"ece": test.get("macro_ece"), "brier": test.get("macro_brier")})
 
 
-BOOTSTRAP_REPLICATES = 1000
-BOOTSTRAP_SEED = 0
-
 STATISTICS_NOTE = {
     "summary": "mean, sample sd (ddof 1), Student's t 95% CI of the mean over seeds, min, max, n",
     "tests": (
@@ -68,8 +71,9 @@ STATISTICS_NOTE = {
     ),
     "table_p_value": "paired t-test",
     "bootstrap": (
-        f"percentile bootstrap 95% CI of each run's test macro AUROC over test records "
-        f"({BOOTSTRAP_REPLICATES} replicates, seed {BOOTSTRAP_SEED})"
+        f"percentile bootstrap 95% CI of each run's test macro AUROC, macro AUPRC, Fmax (fold-9 "
+        f"threshold) and the benchmark's Fmax over test records ({BOOTSTRAP_REPLICATES} replicates, "
+        f"seed {BOOTSTRAP_SEED}, the same records for every metric)"
     ),
     "split": "test = fold 10; thresholds tuned on fold 9 (val)",
 }
@@ -119,21 +123,28 @@ def test_set_id(ecg_ids: np.ndarray) -> dict[str, Any]:
 def scores(metrics: dict[str, Any], split: str) -> dict[str, float | None]:
     """The summarised metrics of one split (``test`` or ``val``) from a metrics.json."""
     try:
-        return json_safe({k: metrics[sec.format(split)][f] for k, (sec, f, _) in METRICS.items()})
-    except (KeyError, TypeError) as exc:
+        return json_safe(
+            {
+                k: metrics[sec.format(split)].get(f) if k in _ADDED_LATER else metrics[sec.format(split)][f]
+                for k, (sec, f, _) in METRICS.items()
+            }
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"metrics.json lacks {exc}") from None
 
 
 def read_cell(
     path: Path, out: Path | None = None, seed: int | None = None, previous: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """One finished run as a results record: scores, per-class test scores, bootstrap CI.
+    """One finished run as a results record: scores, per-class test scores, bootstrap CIs.
 
-    ``previous`` is this run's record in the last multiseed.json: when the run's metrics.json
-    is byte for byte the one it was built from (``metrics_sha256``), its bootstrap interval is
-    reused instead of recomputed (half a second per run on PTB-XL's 2,158 test records).
+    The bootstrap CIs of test AUROC, AUPRC and Fmax come from the run's metrics.json; for a
+    run written before they were recorded they are computed from its predictions, unless
+    ``previous`` (this run's record in the last multiseed.json) was built from the very same
+    metrics.json (``metrics_sha256``), whose intervals are then reused.
     """
-    from ecgcli.scoring.stats import bootstrap_auroc_ci
+    from ecgcli.scoring.metrics import fmax_threshold
+    from ecgcli.scoring.stats import test_bootstraps
 
     path = Path(path)
     try:
@@ -143,7 +154,13 @@ def read_cell(
         side = json.loads((path / "model.json").read_text())
         with np.load(path / "predictions.npz", allow_pickle=False) as npz:
             test_y, test_prob, test_ids = npz["test_y"], npz["test_prob"], npz["test_ecg_id"]
+            val_y, val_prob = npz["val_y"], npz["val_prob"]
         config = json.loads((path / "config.json").read_text())
+        boots = metrics.get("bootstrap")
+        if not boots and previous and previous.get("metrics_sha256") == digest:
+            boots = previous.get("bootstrap")
+        if not boots:
+            boots = test_bootstraps(test_y, test_prob, fmax_threshold(val_y, val_prob))
         record = {
             "seed": int(config["seed"] if seed is None else seed),
             "run_dir": os.path.relpath(path, out) if out is not None else str(path),
@@ -151,15 +168,11 @@ def read_cell(
             "test": scores(metrics, "test"),
             "calibration": calibration_scores(metrics),
             "per_class": {
-                cls: {k: m[k] for k in PER_CLASS} for cls, m in metrics["test_tuned"]["per_class"].items()
+                cls: {k: m.get(k) if k in _ADDED_LATER else m[k] for k in PER_CLASS}
+                for cls, m in metrics["test_tuned"]["per_class"].items()
             },
-            "bootstrap_auroc": (
-                previous["bootstrap_auroc"]
-                if previous and previous.get("metrics_sha256") == digest and previous.get("bootstrap_auroc")
-                else bootstrap_auroc_ci(
-                    test_y, test_prob, BOOTSTRAP_REPLICATES, seed=BOOTSTRAP_SEED
-                ).to_dict()
-            ),
+            "bootstrap": boots,
+            "bootstrap_auroc": boots["auroc"],
             "best_epoch": metrics.get("best_epoch"),
             "epochs_run": metrics.get("epochs_run"),
             "seconds": (metrics.get("timing") or {}).get("total_seconds"),
@@ -198,7 +211,7 @@ def build_results(grid: Grid, records: dict[tuple[str, float, int], dict[str, An
     epochs_run, seconds, class_names, test_set, cache_id and metrics_sha256 (of the run's
     metrics.json, to reuse the bootstrap on reruns). Undefined numbers are null.
     """
-    from ecgcli.scoring.stats import paired_tests, summarize
+    from ecgcli.scoring.stats import UNIT_INTERVAL, paired_tests, summarize
 
     cells = grid.cells()
     finished = [records[k] for k in _keys(cells) if k in records]
@@ -214,7 +227,9 @@ def build_results(grid: Grid, records: dict[tuple[str, float, int], dict[str, An
                 summary[split] = {}
                 for metric in METRICS:
                     values = [r[split][metric] for r in runs if r[split][metric] is not None]
-                    summary[split][metric] = summarize(values).to_dict() if values else None
+                    summary[split][metric] = (
+                        summarize(values, bounds=UNIT_INTERVAL).to_dict() if values else None
+                    )
             results.append(
                 {
                     "config": spec.name,

@@ -128,11 +128,22 @@ class WindowScorer:
     """
 
     checkpoint: Path
+    meta: dict[str, Any]
     class_names: tuple[str, ...]
     thresholds: np.ndarray
     fs: int
     window: int
     leads: tuple[str, ...] = LEADS
+
+    @property
+    def stride(self) -> int | None:
+        """Samples between a long record's windows, as the run scored fold 10 (None: no overlap)."""
+        return self.meta.get("window_stride")
+
+    @property
+    def aggregate(self) -> str:
+        """How the run combined a record's windows (``mean`` for checkpoints that do not say)."""
+        return self.meta.get("aggregate") or "mean"
 
     def score_windows(
         self, windows: np.ndarray, counts: np.ndarray, aggregate: str = "mean", batch_size: int = BATCH_SIZE
@@ -155,7 +166,7 @@ class WindowScorer:
     def predict(
         self,
         stems: Sequence[Path | str],
-        aggregate: str = "mean",
+        aggregate: str | None = None,
         callback: Callback = ignore,
         batch_size: int = BATCH_SIZE,
         chunk_windows: int = CHUNK_WINDOWS,
@@ -168,6 +179,7 @@ class WindowScorer:
         ``callback`` as ``TaskStarted``/``TaskProgress``/``TaskDone`` (task ``"predict"``,
         one unit per record); a zero-padded short record also sends a warning ``Message``.
         """
+        aggregate = aggregate or self.aggregate
         if aggregate not in AGGREGATES:
             raise ConfigError(f"unknown aggregate {aggregate!r} (choose {' or '.join(AGGREGATES)})")
         if batch_size < 1 or chunk_windows < 1:
@@ -181,7 +193,7 @@ class WindowScorer:
         chunk = _Chunk()
         for stem in stems:
             try:
-                chunk.add(prepare_record(stem, self.fs, self.window, self.leads))
+                chunk.add(prepare_record(stem, self.fs, self.window, self.leads, self.stride))
             except RecordError as exc:
                 chunk.add(Failure(exc.record, exc.problem))
             if chunk.n_windows >= chunk_windows or len(chunk.items) >= CHUNK_RECORDS:
@@ -192,7 +204,7 @@ class WindowScorer:
         callback(TaskDone("predict"))
 
     def predict_one(
-        self, stem: Path | str, aggregate: str = "mean", callback: Callback = ignore
+        self, stem: Path | str, aggregate: str | None = None, callback: Callback = ignore
     ) -> Prediction:
         """Score one record; a record that cannot be read raises :class:`RecordError`."""
         (result,) = self.predict([stem], aggregate, callback)

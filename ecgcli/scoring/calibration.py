@@ -99,20 +99,25 @@ def _as_windows(logits: np.ndarray) -> np.ndarray:
     return z[:, None, :] if z.ndim == 2 else z
 
 
-def apply_temperature(logits: np.ndarray, temperature: np.ndarray | float) -> np.ndarray:
+def apply_temperature(
+    logits: np.ndarray, temperature: np.ndarray | float, aggregate: str = "mean"
+) -> np.ndarray:
     """Record probabilities ``(N, C)`` from window logits ``(N, K, C)`` (or ``(N, C)``):
-    ``mean_k sigmoid(z / T)``."""
+    ``sigmoid(z / T)`` per window, then the mean (or max) over a record's windows."""
     z = _as_windows(logits) / np.asarray(temperature, dtype=np.float64)
-    return (1.0 / (1.0 + np.exp(-z))).mean(axis=1)
+    p = 1.0 / (1.0 + np.exp(-z))
+    return p.max(axis=1) if aggregate == "max" else p.mean(axis=1)
 
 
-def _nll(logits: np.ndarray, y: np.ndarray, temperature: np.ndarray) -> np.ndarray:
+def _nll(logits: np.ndarray, y: np.ndarray, temperature: np.ndarray, aggregate: str = "mean") -> np.ndarray:
     """Mean negative log-likelihood per class at per-class ``temperature``."""
-    p = np.clip(apply_temperature(logits, temperature), _EPS, 1 - _EPS)
+    p = np.clip(apply_temperature(logits, temperature, aggregate), _EPS, 1 - _EPS)
     return -(y * np.log(p) + (1 - y) * np.log1p(-p)).mean(axis=0)
 
 
-def fit_temperature(logits: np.ndarray, y: np.ndarray, iterations: int = 60) -> np.ndarray:
+def fit_temperature(
+    logits: np.ndarray, y: np.ndarray, iterations: int = 60, aggregate: str = "mean"
+) -> np.ndarray:
     """One temperature per class minimising the NLL of ``y`` (validation labels, ``(N, C)``)
     given window logits ``(N, K, C)`` or ``(N, C)``; ``(C,)``. A class without both
     positives and negatives keeps T = 1 (nothing to fit)."""
@@ -122,7 +127,7 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, iterations: int = 60) -> 
     hi = np.full(z.shape[2], np.log(T_RANGE[1]))
     a = hi - _GOLDEN * (hi - lo)
     b = lo + _GOLDEN * (hi - lo)
-    fa, fb = _nll(z, y, np.exp(a)), _nll(z, y, np.exp(b))
+    fa, fb = _nll(z, y, np.exp(a), aggregate), _nll(z, y, np.exp(b), aggregate)
     for _ in range(iterations):  # each step shrinks every class's bracket by the golden ratio
         left = fa < fb
         hi = np.where(left, b, hi)
@@ -131,7 +136,7 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray, iterations: int = 60) -> 
         b_new = lo + _GOLDEN * (hi - lo)
         # the kept point is reused; only the new one is evaluated (for all classes at once)
         probe = np.where(left, a_new, b_new)
-        fp = _nll(z, y, np.exp(probe))
+        fp = _nll(z, y, np.exp(probe), aggregate)
         fb, fa = np.where(left, fa, fp), np.where(left, fp, fb)
         b, a = np.where(left, a, b_new), np.where(left, a_new, b)
     t = np.exp((lo + hi) / 2)

@@ -13,23 +13,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcli.scoring.metrics import Metrics, compute_metrics, tune_thresholds
+from ecgcli.scoring.metrics import Metrics, compute_metrics, fmax_threshold, tune_thresholds
 
 
-def to_windows(x: torch.Tensor, window: int) -> tuple[torch.Tensor, int]:
-    """Cut ``(B, C, T)`` into consecutive ``window``-sample pieces: ``(B * K, C, window)``.
+def to_windows(x: torch.Tensor, window: int, stride: int | None = None) -> tuple[torch.Tensor, int]:
+    """Cut ``(B, C, T)`` into ``window``-sample pieces every ``stride`` samples (default: the
+    window, no overlap): ``(B * K, C, window)``, by the rule predict uses for any record
+    (:func:`ecgcli.data.records.window_starts`: a remainder gets one more window aligned to
+    the end; a signal shorter than one window is zero-padded at the end)."""
+    from ecgcli.data.records import window_starts
 
-    A trailing remainder shorter than ``window`` is dropped; a signal shorter than one window
-    is zero-padded at the end.
-    """
     t = x.shape[-1]
     if t == window:
         return x, 1
     if t < window:
         return torch.nn.functional.pad(x, (0, window - t)), 1
-    k = t // window
-    w = x[..., : k * window].unfold(-1, window, window)  # (B, C, K, window)
-    return w.permute(0, 2, 1, 3).reshape(-1, x.shape[1], window), k
+    starts = torch.from_numpy(window_starts(t, window, stride)).to(x.device)
+    idx = starts[:, None] + torch.arange(window, device=x.device)  # (K, window)
+    w = x[:, :, idx]  # (B, C, K, window)
+    return w.permute(0, 2, 1, 3).reshape(-1, x.shape[1], window), len(starts)
 
 
 @torch.no_grad()
@@ -39,8 +41,11 @@ def predict_proba(
     device: torch.device,
     window: int | None = None,
     batch_size: int = 512,
+    stride: int | None = None,
+    aggregate: str = "mean",
 ) -> np.ndarray:
-    """Sigmoid probabilities ``(N, C)``; with ``window``, the mean over each record's windows."""
+    """Sigmoid probabilities ``(N, C)``; with ``window``, each record's windows (every
+    ``stride`` samples) combined by ``aggregate`` (mean or max), as predict does."""
     was_training = model.training
     model.eval()
     out = []
@@ -48,16 +53,22 @@ def predict_proba(
         xb = x[s : s + batch_size].to(device, non_blocking=True)
         k = 1
         if window is not None:
-            xb, k = to_windows(xb, window)
+            xb, k = to_windows(xb, window, stride)
         p = torch.sigmoid(model(xb).float())
-        out.append(p.reshape(-1, k, p.shape[-1]).mean(dim=1).cpu())
+        p = p.reshape(-1, k, p.shape[-1])
+        out.append((p.amax(dim=1) if aggregate == "max" else p.mean(dim=1)).cpu())
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
 
 @torch.no_grad()
 def predict_window_logits(
-    model: nn.Module, x: torch.Tensor, device: torch.device, window: int | None = None, batch_size: int = 512
+    model: nn.Module,
+    x: torch.Tensor,
+    device: torch.device,
+    window: int | None = None,
+    batch_size: int = 512,
+    stride: int | None = None,
 ) -> np.ndarray:
     """Logits of every window, ``(N, K, C)`` (``K = 1`` without ``window``): what temperature
     scaling is fitted on; ``mean_k sigmoid`` of them is :func:`predict_proba`."""
@@ -68,7 +79,7 @@ def predict_window_logits(
         xb = x[s : s + batch_size].to(device, non_blocking=True)
         k = 1
         if window is not None:
-            xb, k = to_windows(xb, window)
+            xb, k = to_windows(xb, window, stride)
         z = model(xb).float()
         out.append(z.reshape(-1, k, z.shape[-1]).cpu())
     model.train(was_training)
@@ -114,20 +125,27 @@ def evaluation_from_metrics(metrics: dict) -> SplitEvaluation:
 
 
 def evaluate_split_pair(
-    y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray, p_test: np.ndarray
+    y_val: np.ndarray,
+    p_val: np.ndarray,
+    y_test: np.ndarray,
+    p_test: np.ndarray,
+    class_names: tuple[str, ...] | None = None,
 ) -> SplitEvaluation:
+    """Scores on fold 9 and fold 10 at 0.5 and at fold-9-tuned thresholds: per class for F1
+    and the rest, one global threshold for the sample-centric F (the honest Fmax)."""
     thresholds = tune_thresholds(y_val, p_val)
+    global_t = fmax_threshold(y_val, p_val)
     return SplitEvaluation(
         thresholds=thresholds,
-        val=compute_metrics(y_val, p_val, 0.5),
-        val_tuned=compute_metrics(y_val, p_val, thresholds),
-        test=compute_metrics(y_test, p_test, 0.5),
-        test_tuned=compute_metrics(y_test, p_test, thresholds),
+        val=compute_metrics(y_val, p_val, 0.5, class_names),
+        val_tuned=compute_metrics(y_val, p_val, thresholds, class_names, global_t),
+        test=compute_metrics(y_test, p_test, 0.5, class_names),
+        test_tuned=compute_metrics(y_test, p_test, thresholds, class_names, global_t),
     )
 
 
 def headline(m: Metrics) -> dict[str, float]:
-    """The four numbers shown per epoch and in tables."""
+    """The four numbers shown per epoch (and in a run's summary table)."""
     return {
         "auroc": m.macro_auroc,
         "f1": m.macro_f1,

@@ -7,6 +7,9 @@ from __future__ import annotations
 #: key -> (short header, label)
 METRIC_NAMES: dict[str, tuple[str, str]] = {
     "auroc": ("AUROC", "AUROC"),
+    "auprc": ("AUPRC", "AUPRC"),
+    "fmax": ("Fmax", "Fmax"),
+    "fmax_bench": ("Fmax*", "Fmax (benchmark)"),
     "f1": ("F1", "macro F1"),
     "sensitivity": ("sens", "sensitivity"),
     "specificity": ("spec", "specificity"),

@@ -62,6 +62,11 @@ class Summary(_ToDict):
     min: float
     max: float
     n: int
+    clipped: bool = False  # the t interval left the metric's range and was clipped to it
+
+
+#: The range of every score we summarise (AUROC, AUPRC, F1, Fmax, sensitivity, specificity).
+UNIT_INTERVAL = (0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -117,18 +122,30 @@ def _t_interval(x: np.ndarray, confidence: float) -> tuple[float, float, float, 
     return mean, sd, mean - half, mean + half
 
 
-def summarize(values: ArrayLike, confidence: float = 0.95) -> Summary:
+def summarize(
+    values: ArrayLike, confidence: float = 0.95, bounds: tuple[float, float] | None = None
+) -> Summary:
     """Mean over seeds with the Student's t confidence interval of that mean.
 
     With one value the spread is unknown, so ``std`` and the interval are NaN rather than a
     misleading zero width. No values at all is a configuration error.
+
+    ``bounds``: the metric's range (:data:`UNIT_INTERVAL` for AUROC, F1, ...). The t interval
+    assumes an unbounded normal mean; with two or three seeds it can reach past 1 (sensitivity
+    ``[0.366, 1.169]`` over 2 seeds). It is then clipped to the range and ``clipped`` says so,
+    so tables can mark it: such an interval is mostly a statement that n is too small.
     """
     _check_confidence(confidence)
     x = _as_1d(values, "values")
     if x.size == 0:
         raise ConfigError("cannot summarise an empty list of values")
     mean, sd, lo, hi = _t_interval(x, confidence)
-    return Summary(mean, sd, lo, hi, float(x.min()), float(x.max()), int(x.size))
+    clipped = False
+    if bounds is not None and math.isfinite(lo) and math.isfinite(hi):
+        low, high = bounds
+        clipped = lo < low or hi > high
+        lo, hi = max(lo, low), min(hi, high)
+    return Summary(mean, sd, lo, hi, float(x.min()), float(x.max()), int(x.size), clipped)
 
 
 def _hedges_g(a: np.ndarray, b: np.ndarray) -> float:
@@ -279,23 +296,96 @@ def _macro_auroc_weighted(counts: np.ndarray, y: np.ndarray, s: np.ndarray) -> n
     return out
 
 
-def bootstrap_auroc_ci(
+def _macro_auprc_weighted(counts: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Macro average precision of each replicate (record multiplicities ``counts`` (B, N)).
+
+    Average precision sums, over the distinct scores from the highest down, the recall gained
+    there times the precision at that threshold (scikit-learn's definition). With each class's
+    scores sorted once and ties grouped, both are cumulative sums over (B, groups) of the
+    replicate's weights. Classes without positives in a replicate are skipped.
+    """
+    b = counts.shape[0]
+    total = np.zeros(b)
+    used = np.zeros(b)
+    for c in range(y.shape[1]):
+        order = np.argsort(-s[:, c], kind="stable")
+        sorted_scores = s[order, c]
+        starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+        w = counts[:, order]
+        w_pos = np.add.reduceat(np.where(y[order, c], w, 0.0), starts, axis=1)
+        w_all = np.add.reduceat(w, starts, axis=1)
+        precision = np.cumsum(w_pos, axis=1) / np.maximum(np.cumsum(w_all, axis=1), 1e-300)
+        positives = w_pos.sum(axis=1)
+        ok = positives > 0
+        total[ok] += (w_pos * precision).sum(axis=1)[ok] / positives[ok]
+        used += ok
+    out = np.full(b, np.nan)
+    np.divide(total, used, out=out, where=used > 0)
+    return out
+
+
+def _sample_f_weighted(counts: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Sample-centric F(t) of each replicate at every threshold of
+    :data:`~ecgcli.scoring.metrics.FMAX_THRESHOLDS`: (B, T), from per-record precision and
+    recall computed once and averaged with the replicate's weights (two matrix products)."""
+    from ecgcli.scoring.metrics import FMAX_THRESHOLDS, sample_pr
+
+    prec_i, rec_i, has_pred = sample_pr(y, s, FMAX_THRESHOLDS)
+    precision = (counts @ prec_i) / np.maximum(counts @ has_pred.astype(np.float64), 1e-300)
+    recall = (counts @ rec_i) / counts.sum(axis=1, keepdims=True)
+    den = precision + recall
+    return np.divide(2 * precision * recall, den, out=np.zeros_like(den), where=den > 0)
+
+
+def _fmax_at(threshold: float) -> Any:
+    """Replicate F at one global threshold (the one chosen on fold 9: the honest Fmax)."""
+    from ecgcli.scoring.metrics import FMAX_THRESHOLDS
+
+    col = int(np.argmin(np.abs(FMAX_THRESHOLDS - threshold)))
+    return lambda counts, y, s: _sample_f_weighted(counts, y, s)[:, col]
+
+
+def _fmax_best(counts: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Replicate Fmax as the benchmark defines it (best threshold on the replicate itself)."""
+    return _sample_f_weighted(counts, y, s).max(axis=1)
+
+
+#: Metrics :func:`bootstrap_ci` resamples, and the replicates and seed runs record.
+BOOTSTRAP_METRICS = ("auroc", "auprc", "fmax", "fmax_bench")
+BOOTSTRAP_REPLICATES = 1000
+BOOTSTRAP_SEED = 0
+
+
+def bootstrap_ci(
     y_true: np.ndarray,
     y_score: np.ndarray,
+    metric: str = "auroc",
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    threshold: float = 0.5,
 ) -> BootstrapCI:
-    """Percentile bootstrap CI (Efron 1979; Efron & Tibshirani 1993) of test macro AUROC.
+    """Percentile bootstrap CI (Efron 1979; Efron & Tibshirani 1993) of a test-set metric:
+    ``auroc`` or ``auprc`` (macro), ``fmax`` (sample-centric F at the global ``threshold``,
+    chosen on fold 9) or ``fmax_bench`` (the benchmark's Fmax, re-maximised per replicate).
 
     Records are resampled with replacement (rows of ``y_true``/``y_score``); each replicate's
-    macro AUROC skips classes that happen to lack positives or negatives in it, and the
-    interval is the (1-c)/2 and (1+c)/2 percentiles of the replicate AUROCs. The estimate is
-    the AUROC on the full test set, not the replicate mean. Deterministic for a given seed.
+    macro average skips classes that happen to lack positives (or negatives, for AUROC) in
+    it, and the interval is the (1-c)/2 and (1+c)/2 percentiles of the replicate values. The
+    estimate is the metric on the full test set, not the replicate mean. Deterministic for a
+    given seed, and the same records are drawn for every metric.
 
-    Vectorised over replicates (see :func:`_macro_auroc_weighted`); replicates are processed
-    in blocks only to bound memory on very large test sets.
+    Vectorised over replicates (a replicate is a vector of record multiplicities); replicates
+    are processed in blocks only to bound memory on very large test sets.
     """
+    fns = {
+        "auroc": _macro_auroc_weighted,
+        "auprc": _macro_auprc_weighted,
+        "fmax": _fmax_at(threshold),
+        "fmax_bench": _fmax_best,
+    }
+    if metric not in fns:
+        raise ConfigError(f"no bootstrap for metric {metric!r} (choose {', '.join(fns)})")
     _check_confidence(confidence)
     if int(n_boot) != n_boot or n_boot < 1:
         raise ConfigError(f"n_boot must be a positive integer, got {n_boot}")
@@ -304,15 +394,14 @@ def bootstrap_auroc_ci(
     n = y.shape[0]
     if n == 0:
         raise ConfigError("cannot bootstrap an empty test set")
-    estimate = macro_auroc(y, s)
+    fn = fns[metric]
+    estimate = macro_auroc(y, s) if metric == "auroc" else float(fn(np.ones((1, n)), y, s)[0])
     rng = np.random.default_rng(seed)
     block = max(1, _BOOT_BLOCK_ELEMENTS // n)
     reps = np.concatenate(
         [
             # Drawn block by block from one stream: the same indices as one (n_boot, N) draw.
-            _macro_auroc_weighted(
-                _replicate_counts(rng.integers(0, n, size=(min(block, n_boot - i), n)), n), y, s
-            )
+            fn(_replicate_counts(rng.integers(0, n, size=(min(block, n_boot - i), n)), n), y, s)
             for i in range(0, n_boot, block)
         ]
     )
@@ -322,3 +411,29 @@ def bootstrap_auroc_ci(
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
     return BootstrapCI(estimate, float(lo), float(hi), int(reps.size))
+
+
+def bootstrap_auroc_ci(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> BootstrapCI:
+    """:func:`bootstrap_ci` of test macro AUROC."""
+    return bootstrap_ci(y_true, y_score, "auroc", n_boot, confidence, seed)
+
+
+def test_bootstraps(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    fmax_threshold: float,
+    n_boot: int = BOOTSTRAP_REPLICATES,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, dict[str, Any]]:
+    """Bootstrap CIs of every metric in :data:`BOOTSTRAP_METRICS` on one test set, as stored
+    in metrics.json and multiseed.json (``fmax`` at the global threshold chosen on fold 9)."""
+    return {
+        m: bootstrap_ci(y_true, y_score, m, n_boot, seed=seed, threshold=fmax_threshold).to_dict()
+        for m in BOOTSTRAP_METRICS
+    }

@@ -5,7 +5,7 @@ rebuild and use the model: format and kind, architecture (registry name and argu
 names and order, leads, sampling rate and window, per-class thresholds, normalisation, the
 training configuration, metrics, the data cache id, and library versions.
 
-Kinds: ``classifier`` (encoder + linear head; ``train supervised``, ``finetune``) and
+Kinds: ``classifier`` (encoder + head, ``linear`` or ``benchmark``; ``train supervised``, ``finetune``) and
 ``encoder`` (an SSL-pretrained encoder; ``train ssl``).
 
 The same two-file format stores a run's resume state (model, optimiser, best copy, history):
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import platform
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,13 @@ from typing import Any
 import torch
 
 from ecgcli import __version__
-from ecgcli.errors import CheckpointError
+from ecgcli.errors import CheckpointError, ConfigError
 from ecgcli.storage.files import atomic_write_bytes, write_json_atomic
 
 FORMAT = "ecgcli-checkpoint"
 FORMAT_VERSION = 1
 KINDS = ("classifier", "encoder")
+BUNDLE_FORMAT = "ecgcli-bundle"
 
 
 def sidecar_path(weights: Path) -> Path:
@@ -47,14 +49,60 @@ def versions() -> dict[str, str]:
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Write ``path`` (safetensors) and its JSON sidecar, each atomically, sidecar last."""
+    """Write ``path`` (safetensors) and its JSON sidecar, each atomically, sidecar last.
+
+    The two files cannot be replaced in one step, so both carry the same random ``save_id``
+    (in the safetensors header and in the sidecar): a kill between the two renames leaves a
+    pair whose ids differ, which :func:`load_tensors` refuses instead of mixing two saves.
+    """
     from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    save_id = uuid.uuid4().hex
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    atomic_write_bytes(path, save(flat, metadata={"format": FORMAT}))
-    write_json_atomic(sidecar_path(path), meta)
+    atomic_write_bytes(path, save(flat, metadata={"format": FORMAT, "save_id": save_id}))
+    write_json_atomic(sidecar_path(path), {**meta, "save_id": save_id})
+
+
+def save_bundle(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Tensors and their JSON metadata in *one* safetensors file (the metadata in its header),
+    written by one atomic rename: a reader sees the old pair or the new pair, never a mix.
+    Used for a run's resume state, which must never pair one epoch's weights with another
+    epoch's progress."""
+    from safetensors.torch import save
+
+    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    header = {"format": BUNDLE_FORMAT, "meta": json.dumps(meta, allow_nan=True)}
+    atomic_write_bytes(Path(path), save(flat, metadata=header))
+
+
+def load_bundle(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """Tensors and metadata written by :func:`save_bundle`; None when ``path`` is a plain
+    safetensors file without a bundled header (an older two-file save)."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        if header.get("format") != BUNDLE_FORMAT:
+            return None
+        meta = json.loads(header["meta"])
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: corrupt ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: corrupt (its metadata is not a JSON object)")
+    return tensors, meta
+
+
+def saved_id(path: Path) -> str | None:
+    """The ``save_id`` in a safetensors file's header (None for files saved before ids)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("save_id")
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -83,9 +131,28 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         )
     try:
         tensors = load_file(str(path))
+        weights_id = saved_id(path)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: weights are corrupt or not safetensors ({exc})") from None
+    if weights_id is not None and meta.get("save_id") != weights_id:
+        raise CheckpointError(
+            f"{path}: weights and sidecar {side.name} come from different saves (a save was "
+            "interrupted between the two files); save or train this checkpoint again"
+        )
+    check_finite(tensors, path)
     return tensors, meta
+
+
+def check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse NaN or infinite weights at load: they would otherwise surface much later as a
+    NaN loss (blamed on the learning rate) or NaN probabilities in ``predict``'s output."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{path}: tensor {name!r} holds {bad} NaN or infinite value(s); "
+                "this checkpoint is unusable (retrain, or use an earlier checkpoint)"
+            )
 
 
 def checkpoint_meta(kind: str, **fields: Any) -> dict[str, Any]:
@@ -119,9 +186,17 @@ def load_classifier(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
         )
     arch = meta.get("architecture") or {}
     try:
-        model = ECGClassifier.build(arch["encoder"], n_classes=int(arch["n_classes"]), **arch["encoder_args"])
+        model = ECGClassifier.build(
+            arch["encoder"],
+            n_classes=int(arch["n_classes"]),
+            head=arch.get("head", "linear"),  # checkpoints from before heads were chosen: linear
+            head_args=arch.get("head_args"),
+            **arch["encoder_args"],
+        )
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: sidecar architecture is incomplete ({exc})") from None
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: sidecar architecture does not build ({exc})") from None
     _load_state(model, tensors, path)
     return model.eval(), meta
 
@@ -149,6 +224,8 @@ def load_encoder(
         encoder = build_encoder(arch["encoder"], **arch["encoder_args"])
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: sidecar architecture is incomplete ({exc})") from None
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: sidecar architecture does not build ({exc})") from None
     _load_state(encoder, tensors, path)
     return encoder, meta
 

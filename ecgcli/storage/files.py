@@ -7,6 +7,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +22,92 @@ from ecgcli.errors import ConfigError
 
 def temp_path(path: Path) -> Path:
     """The temporary name ``path`` is written under before the rename: hidden, and tagged with
-    this process id so a leftover can be traced to a process that is gone."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    this host and process id: unique among the processes of several machines that share a
+    filesystem, and a leftover can be traced to a process that is gone."""
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (a zombie or another user's counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path, stem: str | None = None) -> list[Path]:
+    """Remove ``.NAME.tmp-PID`` (and ``.NAME.old-PID``) files and folders in ``folder`` whose
+    process PID is gone: what a killed writer leaves behind. ``stem`` limits it to one NAME.
+    Temporaries of live processes (a concurrent writer) are kept. Returns what was removed."""
+    import re
+    import shutil
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    pattern = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
+    removed = []
+    for entry in folder.iterdir():
+        m = pattern.match(entry.name)
+        if m is None or (stem is not None and m["name"] != stem) or pid_alive(int(m["pid"])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+@contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block is done, then
+    raise :class:`KeyboardInterrupt`: a write that was started is finished (or, on an error,
+    cleaned up) first, so Ctrl-C never leaves a temporary or half a file. A second Ctrl-C is
+    held too; SIGKILL cannot be, which is what the temporaries' process ids are for. Outside
+    the main thread (where handlers cannot be set) the block runs unprotected."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    except ValueError:  # pragma: no cover - an embedded interpreter without signal support
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and previous is not signal.SIG_IGN:
+        if callable(previous):
+            previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
+        else:
+            raise KeyboardInterrupt
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary beside ``path``, fsync it, then rename it over ``path``."""
+    """Write ``data`` to a temporary beside ``path``, fsync it, then rename it over ``path``.
+    A SIGKILL leaves at most the temporary (``.NAME.tmp-PID``, removed by the next command
+    that finds it, see :func:`remove_stale_temporaries`); Ctrl-C waits for the rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with ctrl_c_deferred():
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -13,6 +13,7 @@ Layout of ``runs/<name>/``::
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from ecgcli.errors import ConfigError
-from ecgcli.storage.files import probe_writable, write_json_atomic
+from ecgcli.storage.files import (
+    atomic_write_bytes,
+    probe_writable,
+    remove_stale_temporaries,
+    write_json_atomic,
+)
+
+_CLAIMED: dict[str, int] = {}  # run directories this process holds: resolved path -> locked fd
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,11 @@ class RunDir:
     def state(self) -> Path:
         return self.path / "state" / "last.safetensors"
 
+    def resume_files(self) -> list[Path]:
+        """What a resumed run reads: its configuration and the last saved epoch (weights and
+        their JSON sidecar)."""
+        return [self.config, self.state, self.state.with_suffix(".json")]
+
     @property
     def predictions(self) -> Path:
         return self.path / "predictions.npz"
@@ -73,6 +86,7 @@ class RunDir:
 
         for name in ("config.json", "train.log", "probe_at_init.json"):
             (self.path / name).unlink(missing_ok=True)
+        remove_stale_temporaries(self.path)
         state = self.path / "state"
         if state.is_dir() and not self.state.exists():
             shutil.rmtree(state)
@@ -83,25 +97,83 @@ class RunDir:
                 "delete it to start this run again"
             )
 
+    def claim(self) -> bool:
+        """Take this process's lock on the run directory (an ``flock`` on the folder itself,
+        so nothing is left behind; released when the process ends, however it ends). False
+        when another live process holds it: that run is still going."""
+        key = str(self.path.resolve())
+        if key in _CLAIMED:
+            return True
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory locks, no check
+            return True
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        _CLAIMED[key] = fd
+        return True
+
+    def claim_or_refuse(self) -> None:
+        """:meth:`claim`, or a one-line error when another process is running in it."""
+        if not self.claim():
+            raise ConfigError(f"run directory {self.path} is in use by another running ecg process")
+
+    def release(self) -> None:
+        """Give up :meth:`claim` before the process ends (tests; a caller running many runs)."""
+        fd = _CLAIMED.pop(str(self.path.resolve()), None)
+        if fd is not None:
+            os.close(fd)
+
     @classmethod
     def create(cls, runs_dir: Path, name: str, explicit: Path | None = None) -> RunDir:
-        """A new run directory: ``explicit`` if given (must be new or empty), else
-        ``runs_dir/name``, with ``-2``, ``-3``... appended when that name is taken."""
+        """A new run directory, claimed by this process: ``explicit`` if given (must be new,
+        empty, or a run that never saved an epoch), else ``runs_dir/name``, with ``-2``,
+        ``-3``... appended when that name holds a started or running run.
+
+        A run that failed before its first saved epoch (bad record, killed cache build)
+        leaves only its ``config.json`` and log: such a folder is cleared and reused, so the
+        same command simply starts again in place instead of piling up ``-2``, ``-3``...
+        """
         if explicit is not None:
             path = Path(explicit)
-            if path.exists() and any(path.iterdir()):
+            if path.exists() and not path.is_dir():
+                raise ConfigError(f"--run-dir {path} is a file, not a directory; choose another --run-dir")
+            probe_writable(path, "the run directory")
+            run = cls(path)
+            run.claim_or_refuse()
+            status = run.status()
+            if status == "restart":
+                run.clear_unstarted()
+            elif status != "new":
+                run.release()
                 raise ConfigError(
                     f"run directory {path} is not empty (use --resume {path} to continue it, "
                     "or choose another --run-dir)"
                 )
-        else:
-            path = Path(runs_dir) / name
-            k = 2
-            while path.exists() and any(path.iterdir()):
-                path = Path(runs_dir) / f"{name}-{k}"
-                k += 1
-        probe_writable(path, "the run directory")
-        return cls(path)
+            return run
+        k = 1
+        while True:
+            path = Path(runs_dir) / (name if k == 1 else f"{name}-{k}")
+            k += 1
+            if path.exists() and not path.is_dir():
+                continue
+            run = cls(path)
+            if run.status() not in ("new", "restart"):
+                continue
+            probe_writable(path, "the run directory")
+            if not run.claim():
+                continue  # a run that is starting in it right now
+            if run.status() == "restart":
+                try:
+                    run.clear_unstarted()
+                except ConfigError:  # unexpected files: leave that folder alone
+                    run.release()
+                    continue
+            return run
 
     @classmethod
     def for_resume(cls, path: Path) -> RunDir:
@@ -109,8 +181,16 @@ class RunDir:
         if not run.config.is_file():
             raise ConfigError(f"{path}: not a run directory (no config.json)")
         if not run.state.is_file():
-            raise ConfigError(f"{path}: has no saved epoch to resume from")
+            raise ConfigError(
+                f"{path}: has no saved epoch to resume from; run the same command without --resume "
+                "to start it again in this folder"
+            )
+        run.remove_temporaries()
         return run
+
+    def remove_temporaries(self) -> list[Path]:
+        """Remove what writers killed in this run left (``.NAME.tmp-PID`` of dead processes)."""
+        return remove_stale_temporaries(self.path) + remove_stale_temporaries(self.state.parent)
 
     def read_config(self) -> dict[str, Any]:
         try:
@@ -143,9 +223,11 @@ class RunDir:
             raise ConfigError(f"{path}: unreadable ({exc})") from None
 
     def write_predictions(self, **arrays: np.ndarray) -> None:
-        tmp = self.path / ".predictions.tmp.npz"
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(self.predictions)
+        import io
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        atomic_write_bytes(self.predictions, buf.getvalue())
 
 
 def check_writable(path: Path) -> None:

@@ -24,9 +24,70 @@ from ecgcli.errors import ConfigError
 
 C = TypeVar("C", bound="RunConfig")
 
+#: Each registered encoder's default width (a test keeps it equal to the constructors'), here
+#: so that reading a configuration never imports torch.
+ENCODER_WIDTHS: dict[str, int] = {
+    "cnn1d": 64,
+    "xresnet1d50": 64,
+    "xresnet1d101": 64,
+    "inception1d": 32,
+    "resnet1d_wang": 128,
+    "fcn_wang": 128,
+    "lstm": 256,
+    "lstm_bidir": 256,
+}
 SELECT_METRICS = ("f1", "auroc")
 CALIBRATIONS = ("temperature",)
 METHODS = ("simclr", "byol")
+OPTIMIZERS = ("adam", "adamw")
+HEADS = ("linear", "benchmark")
+AGGREGATES = ("mean", "max")
+
+#: Presets of training options (``--recipe``). ``reference`` is the reference study's, the
+#: defaults of every field. ``benchmark`` is the PTB-XL benchmark's (Strodthoff et al. 2021):
+#: 2.5 s random crops, test-time windows every 1.25 s combined by max, AdamW with weight decay
+#: 1e-2 on a one-cycle schedule peaking at 1e-2, batch 128, 50 epochs, BCE without balancing,
+#: and its head. Durations are in seconds and become samples at the run's sampling rate. A
+#: value given explicitly (flag, ``--set``, ``[key=value]``) always wins over the recipe's.
+RECIPES: dict[str, dict[str, Any]] = {
+    "reference": {},
+    "benchmark": {
+        "signal_length": ("seconds", 2.5),
+        "window_stride": ("seconds", 1.25),
+        "aggregate": "max",
+        "optimizer": "adamw",
+        "weight_decay": 1e-2,
+        "schedule": "onecycle",
+        "lr": 1e-2,
+        "batch_size": 128,
+        "epochs": 50,
+        "loss": "bce",
+        "balance_strategy": "standard",
+        "head": "benchmark",
+    },
+}
+
+
+def encoder_width(cfg: RunConfig) -> dict[str, int]:
+    """``{"width": w}`` for the encoder constructor, or nothing (its own default)."""
+    return {"width": cfg.width} if cfg.width else {}
+
+
+def apply_recipe(values: dict[str, Any], given: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``values`` (configuration keyword arguments, ``recipe`` among them) with the recipe's
+    settings filled in for every key not in ``given`` (the ones the user set explicitly)."""
+    name = values.get("recipe", "reference")
+    if name not in RECIPES:
+        raise ConfigError(f"unknown recipe {name!r} (choose {', '.join(RECIPES)})")
+    rate = int(values.get("sampling_rate", 100))
+    out = dict(values)
+    for key, value in RECIPES[name].items():
+        if key in given:
+            continue
+        if isinstance(value, tuple) and value[0] == "seconds":
+            value = round(value[1] * rate)
+        out[key] = value
+    return out
 
 
 def option(
@@ -69,19 +130,42 @@ class RunConfig:
         "Records per step, in all processes together: with N processes (--nproc, torchrun) "
         "each trains on batch-size / N.",
     )
-    lr: float = option(1e-3, "Adam learning rate (the head's, when fine-tuning).")
-    weight_decay: float = option(0.0, "Adam weight decay.")
-    schedule: str = option("none", "Learning-rate schedule: none or cosine.")
+    lr: float = option(1e-3, "Learning rate (the head's, when fine-tuning; the peak, one-cycle).")
+    weight_decay: float = option(0.0, "Weight decay (L2 for adam, decoupled for adamw).")
+    optimizer: str = option("adam", "adam or adamw.")
+    schedule: str = option("none", "Learning-rate schedule: none, cosine or onecycle.")
     warmup_epochs: int = option(0, "Epochs of linear learning-rate warm-up.")
     grad_clip: float = option(0.0, "Clip the gradient norm (0 = off).")
     signal_length: int = option(1000, "Samples per input window; shorter than a record = random crops.")
     seed: int = option(42, "Fixes the labelled subset, initialisation and shuffling.")
+    task: str = option(
+        "superdiagnostic",
+        "PTB-XL benchmark label set: superdiagnostic (5 classes), subdiagnostic (23), "
+        "diagnostic (44), form (19), rhythm (12) or all (71).",
+    )
     device: str = "auto"
+    precision: str = option(
+        "auto",
+        "Training arithmetic: auto, fp32, bf16 or fp16 (autocast). auto: bf16 on CUDA GPUs that have "
+        "it, else fp16 on CUDA; fp32 on the CPU.",
+    )
     encoder: str = option("cnn1d", "Encoder architecture from the model registry.")
-    width: int | None = option(64, "Encoder width (channels of its first block).")
+    width: int | None = option(
+        None, "Encoder width (the channels that scale it) \\[default: the encoder's own; see `ecg models`]."
+    )
     run_dir: str | None = option(None, "Run directory \\[default: <runs dir>/<name>].")
     name: str | None = option(None, "Run name under the runs directory.")
     out: str | None = option(None, "Also write the best checkpoint here (.safetensors).")
+    allow_invalid: bool = option(
+        False,
+        "Train even when records are more than 1% missing samples (WFDB's 0x8000, cached as "
+        "0 mV); they are always listed.",
+    )
+
+    def __post_init__(self) -> None:
+        # An encoder's own width unless one is asked for; a fine-tune's comes from its checkpoint.
+        if self.width is None and not getattr(self, "ssl_checkpoint", None):
+            self.width = ENCODER_WIDTHS.get(self.encoder)
 
     def default_name(self) -> str:
         raise NotImplementedError
@@ -89,8 +173,10 @@ class RunConfig:
     def check_common(self) -> None:
         """Reject bad values of the shared options with one clear line each."""
         from ecgcli.data.ptbxl import RECORD_LENGTH
+        from ecgcli.data.tasks import check_task
         from ecgcli.train.loop import SCHEDULES
 
+        check_task(self.task)
         if self.sampling_rate not in RECORD_LENGTH:
             raise ConfigError(f"sampling rate must be 100 or 500, got {self.sampling_rate}")
         length = RECORD_LENGTH[self.sampling_rate]
@@ -110,6 +196,12 @@ class RunConfig:
             raise ConfigError(f"--warmup-epochs must not be negative, got {self.warmup_epochs}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        from ecgcli.device import pick_device
+        from ecgcli.train.precision import autocast_dtype
+
+        autocast_dtype(self.precision, pick_device(self.device))  # what this device cannot: one line
         if self.out:
             from ecgcli.storage.runs import check_writable
 
@@ -139,6 +231,17 @@ class SupervisedConfig(RunConfig):
     balance_strategy: str = option("oversample", "oversample, stratified or standard.")
     patience: int | None = option(None, "Stop after this many epochs without improvement.")
     select_metric: str = option("f1", "Validation metric that picks the best epoch: f1 or auroc.")
+    recipe: str = option(
+        "reference",
+        "Preset of training options: reference (the defaults) or benchmark (the PTB-XL benchmark's: "
+        "2.5 s crops, windows every 1.25 s by max, AdamW, one-cycle at 1e-2, batch 128, 50 epochs, "
+        "BCE, its head). Options given explicitly override it.",
+    )
+    head: str = option("linear", "Classifier head: linear, or benchmark (concat pooling, 128 units).")
+    window_stride: int | None = option(
+        None, "Samples between test-time windows \\[default: the window length, no overlap]."
+    )
+    aggregate: str = option("mean", "How a record's window probabilities are combined: mean or max.")
     # fine-tuning
     ssl_checkpoint: str | None = option(None, "Encoder checkpoint from `ecg train ssl` (.safetensors).")
     freeze_encoder: bool = option(False, "Linear probe: train only the head.")
@@ -195,6 +298,17 @@ class SupervisedConfig(RunConfig):
             raise ConfigError(f"--select-metric must be f1 or auroc, got {self.select_metric!r}")
         if self.freeze_encoder and self.encoder_lr is not None:
             raise ConfigError("--freeze-encoder and --encoder-lr exclude each other")
+        if self.recipe not in RECIPES:
+            raise ConfigError(f"unknown recipe {self.recipe!r} (choose {', '.join(RECIPES)})")
+        if self.head not in HEADS:
+            raise ConfigError(f"--head must be one of {', '.join(HEADS)}, got {self.head!r}")
+        if self.aggregate not in AGGREGATES:
+            raise ConfigError(f"--aggregate must be mean or max, got {self.aggregate!r}")
+        if self.window_stride is not None and not 1 <= self.window_stride <= self.signal_length:
+            raise ConfigError(
+                f"--window-stride must be between 1 and the window ({self.signal_length}), "
+                f"got {self.window_stride}"
+            )
         from ecgcli.data.leads import parse_leads
 
         parse_leads(self.leads)  # an unknown lead name fails here

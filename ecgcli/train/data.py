@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecgcli.data.cache import SignalStore, ensure_cache
+from ecgcli.data.cache import SignalStore, check_invalid_samples, ensure_cache
 from ecgcli.data.normalize import LeadNorm
 from ecgcli.data.ptbxl import PTBXL, Split, load_ptbxl
 from ecgcli.events import Callback, ignore
@@ -37,11 +37,24 @@ def load_training_data(
     seed: int,
     workers: int = 1,
     callback: Callback = ignore,
+    task: str = "superdiagnostic",
+    allow_invalid: bool = False,
 ) -> TrainingData:
-    """Tables, the standard split for ``seed`` and the signal cache (built on first use)."""
-    ds = load_ptbxl(Path(data_root), sampling_rate)
-    split = ds.split(label_fraction, seed)
+    """Tables labelled for ``task``, the standard split for ``seed`` and the signal cache
+    (built on first use); records with missing samples are named, and refused above the limit
+    unless ``allow_invalid`` (see :func:`~ecgcli.data.cache.check_invalid_samples`)."""
+    ds = load_ptbxl(Path(data_root), sampling_rate, task=task)
+    split_data(ds, None, label_fraction, seed)  # a task that cannot train fails before the cache
     store = ensure_cache(ds, Path(cache_dir), workers, callback)
+    check_invalid_samples(store, allow_invalid, callback)
+    return split_data(ds, store, label_fraction, seed)
+
+
+def split_data(ds: PTBXL, store: SignalStore | None, label_fraction: float, seed: int) -> TrainingData:
+    """The standard split of ``ds`` (labelled for its task) for ``seed``, checked: a class
+    absent from the labelled fraction, fold 9 or fold 10 is one line, before any training."""
+    split = ds.split(label_fraction, seed)
+    ds.check_classes(split)
     return TrainingData(ds, split, store)
 
 

@@ -33,10 +33,14 @@ from torch import nn
 from ecgcli.errors import CheckpointError, Interrupted, TrainingError
 from ecgcli.events import BatchDone, Callback, EpochDone, EpochStarted, RunDone, ignore
 from ecgcli.train.distributed import Distributed, all_ranks
-from ecgcli.train.resume import FitState, load_resume_state, save_resume_state
+from ecgcli.train.resume import FitState, load_resume_state, save_resume_state, saved_epoch
 from ecgcli.train.seeds import epoch_seed
 
-SCHEDULES = ("none", "cosine")
+SCHEDULES = ("none", "cosine", "onecycle")
+#: One-cycle (Smith & Topin 2019, as fastai's fit_one_cycle that the PTB-XL benchmark trains
+#: with): the rate rises on a cosine from lr / 25 to lr over the first 30% of the steps, then
+#: falls on a cosine to lr / 25e4.
+ONECYCLE_PCT, ONECYCLE_DIV, ONECYCLE_FINAL_DIV = 0.3, 25.0, 25e4
 
 
 class Objective(Protocol):
@@ -67,7 +71,8 @@ class LoopConfig:
     grad_clip: float = 0.0
     schedule: str = "none"
     warmup_epochs: int = 0
-    amp: bool = True  # only on CUDA
+    amp: bool = True  # False: fp32 whatever ``precision`` says
+    precision: str = "auto"  # see ecgcli.train.precision
     dist: Distributed | None = None  # None: one process
 
 
@@ -78,7 +83,23 @@ def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
     if schedule == "cosine":
         progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    if schedule == "onecycle":
+        peak = max(1, round(ONECYCLE_PCT * total))
+        if step < peak:
+            return _cosine_between(1.0 / ONECYCLE_DIV, 1.0, step / peak)
+        return _cosine_between(1.0, 1.0 / ONECYCLE_FINAL_DIV, (step - peak) / max(1, total - peak))
     return 1.0
+
+
+def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    """``adam`` (L2 weight decay, the reference study's) or ``adamw`` (decoupled weight decay,
+    Loshchilov & Hutter 2019, the PTB-XL benchmark's)."""
+    return {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+
+
+def _cosine_between(start: float, end: float, progress: float) -> float:
+    """From ``start`` (progress 0) to ``end`` (progress 1) on half a cosine."""
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -108,9 +129,13 @@ def fit(
 
         keep_freed_memory()
     dist = cfg.dist or Distributed(device=device)
-    use_amp = cfg.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    from ecgcli.train.precision import autocast_dtype
+
+    dtype = autocast_dtype(cfg.precision, device) if cfg.amp else None
+    use_amp, amp_dtype = dtype is not None, dtype or torch.float32
+    scaler = torch.amp.GradScaler(
+        "cuda", enabled=use_amp and device.type == "cuda" and amp_dtype == torch.float16
+    )
     for group in optimizer.param_groups:
         group.setdefault("base_lr", group["lr"])
     state = FitState()
@@ -209,8 +234,18 @@ def fit(
         state.seconds = time.perf_counter() - t_run
         if cfg.patience is not None and state.bad_epochs >= cfg.patience:
             state.stopped_early = True
-        if state_path is not None and dist.is_main:
-            save_resume_state(state_path, module, optimizer, state, run_config or {}, scaler)
-        callback(EpochDone(epoch + 1, cfg.epochs, train_loss, metrics, shown_best, seconds, lr, rate))
+        try:
+            if state_path is not None and dist.is_main:
+                save_resume_state(state_path, module, optimizer, state, run_config or {}, scaler)
+            callback(EpochDone(epoch + 1, cfg.epochs, train_loss, metrics, shown_best, seconds, lr, rate))
+        except KeyboardInterrupt:  # the save itself is never cut: Ctrl-C waits for its rename
+            done = saved_epoch(state_path)
+            raise all_ranks(
+                Interrupted(
+                    f"interrupted after epoch {epoch + 1}; "
+                    + (f"epoch {done} is saved. " if done else "no epoch was completed. ")
+                    + resume_hint
+                )
+            ) from None
     callback(RunDone(state.best_epoch, state.best_value, state.epoch, state.seconds, state.stopped_early))
     return state

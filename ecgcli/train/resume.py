@@ -1,7 +1,11 @@
 """The resume state of a run: weights, optimiser, best copy and progress after the last
 completed epoch, saved by rank 0 after every epoch and read back by ``--resume``.
 
-Safetensors for the tensors and a JSON sidecar for the rest; loading never unpickles.
+One safetensors file, its JSON progress in the header (:func:`~ecgcli.storage.checkpoint.save_bundle`),
+replaced by one rename: a kill at any moment leaves either the previous epoch's state or the
+new one, never one epoch's weights with another's progress (issue 17 A: with a separate
+``last.json`` replaced after the weights, a kill between the two renames resumed silently to
+different numbers). Loading never unpickles.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import torch
 from torch import nn
 
 from ecgcli.errors import CheckpointError
-from ecgcli.storage.checkpoint import flatten_state, save_tensors, unflatten_state
+from ecgcli.storage.checkpoint import flatten_state, load_bundle, save_bundle, unflatten_state
+
+RESUME_FORMAT = "ecgcli-resume"
+RESUME_VERSION = 2  # 2: one file (tensors + JSON header); 1: safetensors + last.json sidecar
 
 
 @dataclass
@@ -39,12 +46,14 @@ def save_resume_state(
     config: dict[str, Any],
     scaler: torch.amp.GradScaler | None = None,
 ) -> None:
+    """Write the resume state as *one* file by one rename (see the module docstring)."""
     tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in module.state_dict().items()}
     if state.best_state is not None:
         tensors.update({f"best.{k}": v for k, v in state.best_state.items()})
     optim_skeleton = flatten_state(optimizer.state_dict(), "optim", tensors)
     meta = {
-        "format": "ecgcli-resume",
+        "format": RESUME_FORMAT,
+        "format_version": RESUME_VERSION,
         "epoch": state.epoch,
         "history": state.history,
         "best_epoch": state.best_epoch,
@@ -57,7 +66,8 @@ def save_resume_state(
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "config": config,
     }
-    save_tensors(path, tensors, meta)
+    save_bundle(path, tensors, meta)
+    Path(path).with_suffix(".json").unlink(missing_ok=True)  # a version-1 sidecar, now stale
 
 
 def load_resume_state(
@@ -90,20 +100,46 @@ def load_resume_state(
 
 
 def read_resume_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The tensors and metadata of a resume state, checked; never unpickles."""
+    """The tensors and metadata of a resume state, checked; never unpickles.
+
+    A version-1 state (weights and ``last.json`` replaced one after the other) is read only
+    when its sidecar is not older than its weights: a kill between the two renames leaves
+    epoch-N weights with epoch-(N-1) progress, which would resume to different numbers.
+    """
     import json
 
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    side = Path(path).with_suffix(".json")
-    if not Path(path).is_file() or not side.is_file():
+    path = Path(path)
+    if not path.is_file():
         raise CheckpointError(f"{path}: no resume state (no epoch was completed)")
-    try:
-        meta = json.loads(side.read_text())
-        tensors = load_file(str(path))
-    except (OSError, ValueError, SafetensorError) as exc:
-        raise CheckpointError(f"{path}: resume state is corrupt ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != "ecgcli-resume":
+    bundle = load_bundle(path)
+    if bundle is None:
+        side = path.with_suffix(".json")
+        if not side.is_file():
+            raise CheckpointError(f"{path}: resume state is corrupt (no metadata)")
+        if side.stat().st_mtime_ns < path.stat().st_mtime_ns:
+            raise CheckpointError(
+                f"{path}: its weights are newer than {side.name} (a save was interrupted between "
+                "the two files), so the run cannot be resumed exactly; start it again"
+            )
+        try:
+            bundle = load_file(str(path)), json.loads(side.read_text())
+        except (OSError, ValueError, SafetensorError) as exc:
+            raise CheckpointError(f"{path}: resume state is corrupt ({exc})") from None
+    tensors, meta = bundle
+    if not isinstance(meta, dict) or meta.get("format") != RESUME_FORMAT:
         raise CheckpointError(f"{path}: not an ecgcli resume state")
     return tensors, meta
+
+
+def saved_epoch(path: Path | None) -> int | None:
+    """The epoch a resume state on disk holds (None when there is none or it is unreadable)."""
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        bundle = load_bundle(path)
+    except CheckpointError:
+        return None
+    return None if bundle is None else int(bundle[1].get("epoch", 0))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ecgcli.errors import Interrupted
 from ecgcli.events import Callback
 from ecgcli.storage.runs import RunDir
 from ecgcli.train.config import RunConfig
@@ -35,8 +36,10 @@ class RunResult:
 
 
 def open_run(cfg: RunConfig, dist: Distributed, placement: dict[str, Any], resume: RunDir | None) -> RunDir:
-    """The run directory: the resumed one, or a new one made by rank 0 with the config in it."""
+    """The run directory: the resumed one, or a new one made by rank 0 with the config in it;
+    either way claimed by rank 0 for as long as it runs (a second process is refused)."""
     if resume is not None:
+        dist.on_main(resume.claim_or_refuse)
         return resume
 
     def create() -> RunDir:
@@ -49,9 +52,18 @@ def open_run(cfg: RunConfig, dist: Distributed, placement: dict[str, Any], resum
     return dist.on_main(create)
 
 
+def interrupted_writing(run: RunDir, epochs: int, hint: str) -> Interrupted:
+    """The error for Ctrl-C during a run's final writes: each write finishes first (see
+    :func:`~ecgcli.storage.files.ctrl_c_deferred`); metrics.json, the last, marks it complete."""
+    if run.finished:
+        return Interrupted(f"interrupted after the results were written: {run.path} is complete")
+    return Interrupted(f"interrupted while writing the results; all {epochs} epochs are saved. {hint}")
+
+
 def load_data(cfg: RunConfig, label_fraction: float, dist: Distributed, callback: Callback) -> TrainingData:
-    """Tables, split and signal cache; rank 0 builds the cache before the others open it."""
-    return dist.main_first(
+    """Tables, split and signal cache; the first process of each node builds the cache before
+    the others of that node open it (nodes need not share a filesystem)."""
+    return dist.local_first(
         lambda: load_training_data(
             Path(cfg.data_root),
             Path(cfg.cache_dir),
@@ -60,6 +72,8 @@ def load_data(cfg: RunConfig, label_fraction: float, dist: Distributed, callback
             cfg.seed,
             cfg.workers,
             callback,
+            cfg.task,
+            cfg.allow_invalid,
         )
     )
 

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcli import SUPERCLASSES
 from ecgcli.data.leads import lead_indices, parse_leads
 from ecgcli.data.loader import EpochSampler, batch_slices
 from ecgcli.data.normalize import fit_lead_norm
@@ -33,14 +32,15 @@ from ecgcli.models import ECGClassifier
 from ecgcli.scoring.calibration import apply_temperature, calibration_report, fit_temperature
 from ecgcli.scoring.evaluate import evaluate_split_pair, headline, predict_proba, predict_window_logits
 from ecgcli.scoring.metrics import compute_metrics
+from ecgcli.scoring.stats import test_bootstraps
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
-from ecgcli.train.config import SupervisedConfig
+from ecgcli.train.config import SupervisedConfig, encoder_width
 from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
-from ecgcli.train.loop import LoopConfig, fit
+from ecgcli.train.loop import LoopConfig, fit, optimizer_class
 from ecgcli.train.losses import build_loss
-from ecgcli.train.run import RunResult, load_data, open_run
+from ecgcli.train.run import RunResult, interrupted_writing, load_data, open_run
 from ecgcli.train.seeds import epoch_seed
 
 
@@ -66,6 +66,8 @@ class ClassifierObjective:
         device: torch.device,
         freeze_encoder: bool = False,
         dist: Distributed | None = None,
+        score: Callable[[nn.Module, torch.Tensor], np.ndarray] | None = None,
+        class_names: tuple[str, ...] | None = None,
     ) -> None:
         self.module = model
         self.dist = dist or Distributed(device=device)
@@ -77,6 +79,8 @@ class ClassifierObjective:
         self.x_val, self.y_val = x_val, y_val
         self.window, self.seed, self.device = window, seed, device
         self.freeze_encoder = freeze_encoder
+        self.score = score or scorer(window, x_val.shape[-1], device)
+        self.class_names = class_names
         self._slices = batch_slices(self.dist.shard_size(len(y)), batch_size)
 
     def n_batches(self, epoch: int) -> int:
@@ -107,20 +111,30 @@ class ClassifierObjective:
         return None
 
     def validate(self, epoch: int) -> dict[str, float]:
-        window = self.window if self.window < self.x_val.shape[-1] else None
-        prob = self.dist.predict_rows(
-            lambda x: predict_proba(self.module, x, self.device, window), self.x_val
-        )
-        return self.dist.on_main(lambda: headline(compute_metrics(self.y_val, prob)))
+        prob = self.dist.predict_rows(lambda x: self.score(self.module, x), self.x_val)
+        names = self.class_names
+        return self.dist.on_main(lambda: headline(compute_metrics(self.y_val, prob, class_names=names)))
 
 
-def _build_model(cfg: SupervisedConfig, init_encoder: Callable[[], tuple[nn.Module, dict]] | None):
+def scorer(
+    window: int, length: int, device: torch.device, stride: int | None = None, aggregate: str = "mean"
+) -> Callable[[nn.Module, torch.Tensor], np.ndarray]:
+    """How a run scores whole records: one pass when its window is the record, else the
+    record's windows every ``stride`` samples, combined by ``aggregate`` (what predict does)."""
+    cut = window if window < length else None
+    return lambda model, x: predict_proba(model, x, device, cut, stride=stride, aggregate=aggregate)
+
+
+def _build_model(
+    cfg: SupervisedConfig, n_classes: int, init_encoder: Callable[[], tuple[nn.Module, dict]] | None
+):
     if init_encoder is None:
-        n_leads = len(parse_leads(cfg.leads))
-        model = ECGClassifier.build(cfg.encoder, len(SUPERCLASSES), in_ch=n_leads, width=cfg.width or 64)
+        model = ECGClassifier.build(
+            cfg.encoder, n_classes, head=cfg.head, in_ch=len(parse_leads(cfg.leads)), **encoder_width(cfg)
+        )
         return model, {}
     encoder, info = init_encoder()
-    model = ECGClassifier(encoder, len(SUPERCLASSES))
+    model = ECGClassifier(encoder, n_classes, head=cfg.head)
     model.encoder_name = info.get("encoder", cfg.encoder)
     return model, info
 
@@ -137,7 +151,7 @@ def _optimizer(model: ECGClassifier, cfg: SupervisedConfig) -> torch.optim.Optim
         ]
     else:
         groups = [{"params": list(model.parameters()), "lr": cfg.lr}]
-    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return optimizer_class(cfg.optimizer)(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def train_classifier(
@@ -177,15 +191,20 @@ def train_classifier(
         def init_encoder() -> tuple[nn.Module, dict[str, Any]]:
             return pretrained_encoder(cfg)
 
+    # the data first (the task's classes size the head), then the model (a bad checkpoint
+    # fails here), and only then the run directory: a run that cannot start leaves none
+    data = data or load_data(cfg, cfg.label_fraction, dist, callback)
+    ds, split, store = data.dataset, data.split, data.store
     torch.manual_seed(cfg.seed)
-    # a bad checkpoint fails here, early
-    model, encoder_info = dist.main_first(lambda: _build_model(cfg, init_encoder))
+    if cfg.ssl_checkpoint:  # a node without the checkpoint gets it from one that has it
+        from ecgcli.storage.checkpoint import sidecar_path
+
+        dist.share_files([Path(cfg.ssl_checkpoint), sidecar_path(Path(cfg.ssl_checkpoint))])
+    model, encoder_info = dist.main_first(lambda: _build_model(cfg, len(ds.class_names), init_encoder))
     placement = dist.info(cfg.batch_size)
     run = open_run(cfg, dist, placement, resume)
     command = "finetune" if cfg.kind == "finetune" else "train supervised"
     hint = f"Resume with: ecg {command} --resume {run.path}"
-    data = data or load_data(cfg, cfg.label_fraction, dist, callback)
-    ds, split, store = data.dataset, data.split, data.store
     leads = parse_leads(cfg.leads)
     rows = lead_indices(leads)
     norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train).subset(rows)
@@ -196,7 +215,9 @@ def train_classifier(
     model.to(device)
     sampler = EpochSampler(y_train, cfg.balance_strategy, cfg.seed)
     before, after = sampler.frequencies()
-    freq = ", ".join(f"{c} {b:.0%}→{a:.0%}" for c, b, a in zip(SUPERCLASSES, before, after, strict=True))
+    freq = ", ".join(
+        f"{c} {b:.0%}→{a:.0%}" for c, b, a in list(zip(ds.class_names, before, after, strict=True))[:8]
+    ) + (f" (+{len(ds.class_names) - 8} more classes)" if len(ds.class_names) > 8 else "")
     callback(
         Message(
             f"{len(split.train)} training records ({cfg.label_fraction:g} of folds 1-8), "
@@ -205,6 +226,7 @@ def train_classifier(
         )
     )
     loss_fn = build_loss(cfg.loss, y_train, cfg.focal_alpha, cfg.focal_gamma).to(device)
+    score = scorer(cfg.signal_length, store.length, device, cfg.window_stride, cfg.aggregate)
     objective = ClassifierObjective(
         model,
         x_train,
@@ -219,6 +241,8 @@ def train_classifier(
         device,
         cfg.freeze_encoder,
         dist,
+        score,
+        ds.class_names,
     )
     optimizer = _optimizer(model, cfg)
     loop_cfg = LoopConfig(
@@ -230,6 +254,7 @@ def train_classifier(
         grad_clip=cfg.grad_clip,
         schedule=cfg.schedule,
         warmup_epochs=cfg.warmup_epochs,
+        precision=cfg.precision,
         dist=dist,
     )
     state = fit(
@@ -247,37 +272,50 @@ def train_classifier(
     t_eval = time.perf_counter()
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
-    window = cfg.signal_length if cfg.signal_length < store.length else None
     y_val, y_test = ds.labels[split.val], ds.labels[split.test]
+    names = list(ds.class_names)
     temperature = None
     if cfg.calibrate is None:
-        p_val = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_val)
-        p_test = dist.predict_rows(lambda x: predict_proba(model, x, device, window), x_test)
-        calibration = {"method": None, "test": calibration_report(y_test, p_test, SUPERCLASSES)}
+        p_val = dist.predict_rows(lambda x: score(model, x), x_val)
+        p_test = dist.predict_rows(lambda x: score(model, x), x_test)
+        calibration = {"method": None, "test": calibration_report(y_test, p_test, names)}
     else:
-        z_val = dist.predict_rows(lambda x: predict_window_logits(model, x, device, window), x_val)
-        z_test = dist.predict_rows(lambda x: predict_window_logits(model, x, device, window), x_test)
-        temperature = fit_temperature(z_val, y_val)
-        p_val, p_test = apply_temperature(z_val, temperature), apply_temperature(z_test, temperature)
-        before = apply_temperature(z_test, 1.0)
+        window = cfg.signal_length if cfg.signal_length < store.length else None
+
+        def logits(x: torch.Tensor) -> np.ndarray:
+            return predict_window_logits(model, x, device, window, stride=cfg.window_stride)
+
+        z_val, z_test = dist.predict_rows(logits, x_val), dist.predict_rows(logits, x_test)
+        temperature = fit_temperature(z_val, y_val, aggregate=cfg.aggregate)
+        p_val = apply_temperature(z_val, temperature, cfg.aggregate)
+        p_test = apply_temperature(z_test, temperature, cfg.aggregate)
         calibration = {
             "method": cfg.calibrate,
-            "temperature": dict(zip(SUPERCLASSES, temperature.tolist(), strict=True)),
+            "temperature": dict(zip(names, temperature.tolist(), strict=True)),
             "fitted_on": "val (fold 9)",
-            "test_uncalibrated": calibration_report(y_test, before, SUPERCLASSES),
-            "test": calibration_report(y_test, p_test, SUPERCLASSES),
+            "test_uncalibrated": calibration_report(
+                y_test, apply_temperature(z_test, 1.0, cfg.aggregate), names
+            ),
+            "test": calibration_report(y_test, p_test, names),
         }
-    evaluation = dist.on_main(lambda: evaluate_split_pair(y_val, p_val, y_test, p_test))
+    evaluation = dist.on_main(
+        lambda: evaluate_split_pair(y_val, p_val, y_test, p_test, class_names=ds.class_names)
+    )
     eval_seconds = time.perf_counter() - t_eval
 
     metrics = {
         "kind": cfg.kind,
+        "task": cfg.task,
+        "class_names": list(ds.class_names),
         "select_metric": cfg.select_metric,
         "best_epoch": state.best_epoch,
         "epochs_run": state.epoch,
         "stopped_early": state.stopped_early,
         "history": state.history,
         **evaluation.to_dict(),
+        "bootstrap": dist.on_main(
+            lambda: test_bootstraps(ds.labels[split.test], p_test, evaluation.test_tuned.sample_threshold)
+        ),
         "calibration": calibration,
         "class_frequencies": {"train": before.tolist(), "sampled": after.tolist()},
         "data": {
@@ -300,13 +338,48 @@ def train_classifier(
     result = RunResult(run.path, run.model, evaluation, metrics)
     if not dist.is_main:
         return result  # rank 0 writes
+    try:
+        _write_results(
+            run, cfg, model, result, state, norm, encoder_info, data, (p_val, p_test), leads, temperature
+        )
+    except KeyboardInterrupt:
+        raise interrupted_writing(run, state.epoch, hint) from None
+    if temperature is not None:
+        before, after = calibration["test_uncalibrated"]["macro_ece"], calibration["test"]["macro_ece"]
+        callback(
+            Message(f"temperature scaling: test macro ECE {before:.4f} -> {after:.4f} (15 bins, fold 10)")
+        )
+    return result
+
+
+def _write_results(
+    run: RunDir,
+    cfg: SupervisedConfig,
+    model: ECGClassifier,
+    result: RunResult,
+    state: Any,
+    norm: Any,
+    encoder_info: dict[str, Any],
+    data: TrainingData,
+    probs: tuple[np.ndarray, np.ndarray],
+    leads: tuple[str, ...],
+    temperature: np.ndarray | None,
+) -> None:
+    """The run's final files: the best checkpoint, predictions, then metrics.json, which
+    marks the run finished (until it exists, ``--resume`` redoes these from the saved state)."""
+    evaluation, metrics = result.evaluation, result.metrics
+    ds, split, store = data.dataset, data.split, data.store
+    p_val, p_test = probs
     meta = checkpoint_meta(
         "classifier",
         architecture=model.architecture(),
-        class_names=list(SUPERCLASSES),
+        class_names=list(ds.class_names),
+        task=cfg.task,
         leads=list(leads),
         sampling_rate=cfg.sampling_rate,
         signal_length=cfg.signal_length,
+        window_stride=cfg.window_stride,
+        aggregate=cfg.aggregate,
         thresholds=evaluation.thresholds.tolist(),
         normalisation=norm.to_dict(),
         config=cfg.to_dict(),
@@ -338,18 +411,12 @@ def train_classifier(
         f"test (fold 10): AUROC {t.macro_auroc:.4f} F1 {t.macro_f1:.4f} "
         f"F1@tuned {evaluation.test_tuned.macro_f1:.4f} best epoch {state.best_epoch}"
     )
+    calibration = metrics.get("calibration") or {}
     if temperature is not None:
         run.log(
             f"temperature scaling (fold 9): T {' '.join(f'{v:.2f}' for v in temperature)}; test macro ECE "
             f"{calibration['test_uncalibrated']['macro_ece']:.4f} -> {calibration['test']['macro_ece']:.4f}"
         )
-        callback(
-            Message(
-                f"temperature scaling: test macro ECE {calibration['test_uncalibrated']['macro_ece']:.4f} -> "
-                f"{calibration['test']['macro_ece']:.4f} (15 bins, fold 10)"
-            )
-        )
-    return result
 
 
 def _logging(callback: Callback, run: RunDir) -> Callback:
@@ -380,5 +447,7 @@ def resume_classifier(run_dir: Path, callback: Callback = ignore, **kwargs: Any)
         return run, cfg
 
     dist = kwargs.get("dist")
+    if dist is not None:
+        dist.share_files(RunDir(Path(run_dir)).resume_files())  # a node that lacks the run directory gets it
     run, cfg = dist.main_first(load) if dist is not None else load()
     return train_classifier(cfg, callback, resume=run, **kwargs)
