@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,15 +57,54 @@ def _load_predictions(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
         return None
 
 
+def _class_panels(plt: Any, n: int) -> tuple[Any, Any, int]:
+    """A figure with one square panel per class, three to a row: ``(fig, axes, columns)``."""
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False)
+    return fig, axes, cols
+
+
+def _finish_panels(
+    axes: Any, class_names: Sequence[str], labels: tuple[str, str], legend: dict[str, Any]
+) -> None:
+    """Per class panel: the diagonal, unit axes, its title and labels, and a legend when a
+    method drew in it; panels past the last class are hidden."""
+    cols = len(axes[0])
+    for c in range(len(axes) * cols):
+        ax = axes[c // cols][c % cols]
+        if c >= len(class_names):
+            ax.axis("off")
+            continue
+        drew = bool(ax.lines)
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), title=class_names[c], xlabel=labels[0])
+        if c % cols == 0:
+            ax.set_ylabel(labels[1])
+        ax.set_aspect("equal")
+        if drew:
+            ax.legend(**legend)
+
+
+def _save(plt: Any, fig: Any, path: Path, drawn: int) -> Path | None:
+    """Write ``fig`` to ``path`` if any method was drawn (None otherwise), then close it."""
+    fig.tight_layout()
+    if drawn == 0:
+        plt.close(fig)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def roc_figure(
     methods: Sequence[Method], class_names: Sequence[str], path: Path, callback: Callback = ignore
 ):
     """Write one ROC figure (a panel per class) for ``methods``; returns the path or None."""
     plt = pyplot()
     n = len(class_names)
-    cols = min(3, n)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False)
+    fig, axes, cols = _class_panels(plt, n)
     drawn = 0
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, m in enumerate(methods):
@@ -98,27 +137,14 @@ def roc_figure(
                 ax.fill_between(
                     _FPR, np.clip(mean - sd, 0, 1), np.clip(mean + sd, 0, 1), color=colour, alpha=0.15
                 )
-    for c in range(rows * cols):
-        ax = axes[c // cols][c % cols]
-        if c >= n:
-            ax.axis("off")
-            continue
-        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
-        ax.set(xlim=(0, 1), ylim=(0, 1.01), title=class_names[c], xlabel="false positive rate")
-        if c % cols == 0:
-            ax.set_ylabel("true positive rate")
-        ax.set_aspect("equal")
-        if ax.lines[1:]:
-            ax.legend(loc="lower right", fontsize=7, title="method (AUROC)", title_fontsize=7)
+    _finish_panels(
+        axes,
+        class_names,
+        ("false positive rate", "true positive rate"),
+        {"loc": "lower right", "fontsize": 7, "title": "method (AUROC)", "title_fontsize": 7},
+    )
     fig.suptitle("Test fold 10 ROC per class (several seeds: mean curve ± 1 sd)", fontsize=11)
-    fig.tight_layout()
-    if drawn == 0:
-        plt.close(fig)
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, drawn)
 
 
 def reliability_figure(methods: Sequence[Method], class_names: Sequence[str], path: Path):
@@ -127,9 +153,7 @@ def reliability_figure(methods: Sequence[Method], class_names: Sequence[str], pa
 
     plt = pyplot()
     n = len(class_names)
-    cols = min(3, n)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False)
+    fig, axes, cols = _class_panels(plt, n)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     drawn = 0
     for i, m in enumerate(methods):
@@ -154,27 +178,14 @@ def reliability_figure(methods: Sequence[Method], class_names: Sequence[str], pa
                 color=colours[i % len(colours)],
                 label=label,
             )
-    for c in range(rows * cols):
-        ax = axes[c // cols][c % cols]
-        if c >= n:
-            ax.axis("off")
-            continue
-        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
-        ax.set(xlim=(0, 1), ylim=(0, 1.01), title=class_names[c], xlabel="mean predicted probability")
-        if c % cols == 0:
-            ax.set_ylabel("fraction positive")
-        ax.set_aspect("equal")
-        if ax.lines[:-1]:
-            ax.legend(loc="upper left", fontsize=7)
+    _finish_panels(
+        axes,
+        class_names,
+        ("mean predicted probability", "fraction positive"),
+        {"loc": "upper left", "fontsize": 7},
+    )
     fig.suptitle("Test fold 10 reliability per class (15 equal-width bins, seeds pooled)", fontsize=11)
-    fig.tight_layout()
-    if drawn == 0:
-        plt.close(fig)
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, drawn)
 
 
 def label_efficiency_figure(methods: Sequence[Method], path: Path):
@@ -210,11 +221,7 @@ def label_efficiency_figure(methods: Sequence[Method], path: Path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Label efficiency: mean over seeds with Student-t 95% CI band", fontsize=11)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, drawn=1)
 
 
 def write_plots(methods: Sequence[Method], out_dir: Path, callback: Callback = ignore) -> list[Path]:

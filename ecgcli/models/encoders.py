@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import nn
 
 from ecgcli.errors import CheckpointError, ConfigError
+from ecgcli.models.base import Encoder
 from ecgcli.models.inception1d import Inception1d
 from ecgcli.models.lstm import BiLSTMEncoder, LSTMEncoder
 from ecgcli.models.wang import FCNWang, ResNet1dWang
@@ -34,7 +34,7 @@ _STRIDES = (2, 1, 2, 1, 2, 1)
 _WIDTHS = (1, 1, 2, 2, 4, 4)
 
 
-class ECGEncoder1DCNN(nn.Module):
+class ECGEncoder1DCNN(Encoder):
     """The reference 1D-CNN: ``(B, in_ch, T)`` -> ``(B, 4 * width)``."""
 
     def __init__(self, in_ch: int = 12, width: int = 64) -> None:
@@ -54,16 +54,6 @@ class ECGEncoder1DCNN(nn.Module):
             channels = out
         self.features = nn.Sequential(*layers)
         self.out_dim = channels
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x).mean(dim=-1)
-
-    def config(self) -> dict[str, Any]:
-        """Constructor arguments, stored in checkpoints to rebuild the same encoder."""
-        return {"in_ch": self.in_ch, "width": self.width}
 
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}

@@ -15,12 +15,11 @@ the 1000 steps of a 10 s record at 100 Hz with the default width 32.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from ecgcli.errors import ConfigError
+from ecgcli.models.base import Encoder
 
 
 def _conv(ni: int, nf: int, kernel: int) -> nn.Conv1d:
@@ -42,8 +41,10 @@ class InceptionModule(nn.Module):
         return self.bn_relu(torch.cat([c(z) for c in self.convs] + [self.pool_branch(x)], dim=1))
 
 
-class Inception1d(nn.Module):
+class Inception1d(Encoder):
     """``depth`` Inception modules with a residual shortcut around every three."""
+
+    config_keys = ("in_ch", "width", "depth", "kernel_size")
 
     def __init__(self, in_ch: int = 12, width: int = 32, depth: int = 6, kernel_size: int = 40) -> None:
         super().__init__()
@@ -74,14 +75,3 @@ class Inception1d(nn.Module):
                 x = self.act(x + self.shortcuts[d // 3](residual))
                 residual = x
         return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x).mean(dim=-1)
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "in_ch": self.in_ch,
-            "width": self.width,
-            "depth": self.depth,
-            "kernel_size": self.kernel_size,
-        }

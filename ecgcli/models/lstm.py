@@ -14,12 +14,11 @@ the bidirectional one, the forward direction's last step and the backward direct
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from ecgcli.errors import ConfigError
+from ecgcli.models.base import Encoder
 
 
 def _cpu_lstm_bf16() -> bool:
@@ -30,8 +29,10 @@ def _cpu_lstm_bf16() -> bool:
         return False
 
 
-class LSTMEncoder(nn.Module):
+class LSTMEncoder(Encoder):
     """``layers`` stacked LSTMs of ``width`` hidden units, batch first."""
+
+    config_keys = ("in_ch", "width", "layers")
 
     bidirectional = False
 
@@ -56,12 +57,6 @@ class LSTMEncoder(nn.Module):
         else:
             out, _ = self.lstm(x)
         return out.transpose(1, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x).mean(dim=-1)
-
-    def config(self) -> dict[str, Any]:
-        return {"in_ch": self.in_ch, "width": self.width, "layers": self.layers}
 
 
 class BiLSTMEncoder(LSTMEncoder):

@@ -16,12 +16,11 @@ so we follow it. ``(B, in_ch, T)`` -> ``(B, width, ~T / 4)``: 250 steps of a 10 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from ecgcli.errors import ConfigError
+from ecgcli.models.base import Encoder
 
 
 def _check(name: str, in_ch: int, width: int) -> None:
@@ -29,7 +28,7 @@ def _check(name: str, in_ch: int, width: int) -> None:
         raise ConfigError(f"{name} needs in_ch >= 1 and width >= 1, got {in_ch}, {width}")
 
 
-class FCNWang(nn.Module):
+class FCNWang(Encoder):
     """Three Conv-BN-ReLU blocks (kernels 8, 5, 3), no pooling inside."""
 
     def __init__(self, in_ch: int = 12, width: int = 128) -> None:
@@ -49,15 +48,6 @@ class FCNWang(nn.Module):
             ni = nf
         self.features = nn.Sequential(*layers)
         self.out_dim = width
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x).mean(dim=-1)
-
-    def config(self) -> dict[str, Any]:
-        return {"in_ch": self.in_ch, "width": self.width}
 
 
 class BasicBlock(nn.Module):
@@ -84,8 +74,10 @@ class BasicBlock(nn.Module):
         return self.act(self.convs(x) + self.shortcut(x))
 
 
-class ResNet1dWang(nn.Module):
+class ResNet1dWang(Encoder):
     """Kernel-7 stem, then three basic blocks with strides 1, 2, 2, all ``width`` channels."""
+
+    config_keys = ("in_ch", "width", "kernel_size")
 
     def __init__(self, in_ch: int = 12, width: int = 128, kernel_size: int = 5) -> None:
         super().__init__()
@@ -102,9 +94,3 @@ class ResNet1dWang(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x).mean(dim=-1)
-
-    def config(self) -> dict[str, Any]:
-        return {"in_ch": self.in_ch, "width": self.width, "kernel_size": self.kernel_size}

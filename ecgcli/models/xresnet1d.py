@@ -16,12 +16,11 @@ channels; a 2.5 s crop (T = 250) becomes 8.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from ecgcli.errors import ConfigError
+from ecgcli.models.base import Encoder
 
 EXPANSION = 4
 
@@ -62,8 +61,10 @@ class Bottleneck(nn.Module):
         return self.act(self.convs(x) + self.shortcut(x))
 
 
-class XResNet1d(nn.Module):
+class XResNet1d(Encoder):
     """Stem, max pool, four stages of bottleneck blocks; ``layers`` blocks per stage."""
+
+    config_keys = ("in_ch", "width", "kernel_size")
 
     layers: tuple[int, ...] = (3, 4, 6, 3)
 
@@ -98,12 +99,6 @@ class XResNet1d(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x).mean(dim=-1)
-
-    def config(self) -> dict[str, Any]:
-        return {"in_ch": self.in_ch, "width": self.width, "kernel_size": self.kernel_size}
 
 
 class XResNet1d50(XResNet1d):
