@@ -164,5 +164,7 @@ def test_finetune_refuses_mismatched_or_wrong_checkpoints(
     (other / "model.safetensors").write_bytes(simclr_checkpoint.read_bytes())
     (other / "model.json").write_text(json.dumps(meta))
     result = cli("--ssl-checkpoint", str(other / "model.safetensors"))
-    assert result.exit_code == 2 and "the encoder takes 8 input leads" in result.output
+    assert (
+        result.exit_code == 2 and "the encoder takes 8 input leads but its sidecar lists 12" in result.output
+    )
     assert not (tmp_path / "r").exists()  # refused before any run directory was made

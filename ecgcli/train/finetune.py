@@ -31,6 +31,11 @@ def pretrained_encoder(cfg: SupervisedConfig) -> tuple[nn.Module, dict[str, Any]
     def fits_this_run(meta: dict[str, Any]) -> None:
         args = (meta.get("architecture") or {}).get("encoder_args", {})
         leads = list(parse_leads(cfg.leads))
+        if args.get("in_ch", len(LEADS)) != len(meta.get("leads", LEADS)):
+            raise CheckpointError(
+                f"{path}: the encoder takes {args.get('in_ch')} input leads but its sidecar lists "
+                f"{len(meta.get('leads', LEADS))}; the checkpoint is inconsistent"
+            )
         if args.get("in_ch", len(LEADS)) != len(leads) or meta.get("leads", list(LEADS)) != leads:
             raise CheckpointError(
                 f"{path}: the encoder was pretrained on {describe(meta.get('leads', LEADS))}; "
