@@ -198,7 +198,6 @@ def main() -> None:
         f"median (best) in ms: torch of {args.rounds * args.per_round} runs, per-record of "
         f"{args.rounds}, interleaved after warm-up\n"
     )
-    policies: dict[str, float] = {}
     head = f"{'torch batched':>18}{'per-record np/scipy':>22}{'speed-up':>10}"
     print(f"{'two views, policy':<26}{head}")
     for label, cfg in (("default p", default), ("all p = 1", full)):
@@ -211,10 +210,10 @@ def main() -> None:
         )
         speedup = statistics.median(slow) / statistics.median(fast)
         print(f"{label:<26}{ms(fast):>18}{ms(slow):>22}{speedup:>9.1f}x")
-        policies[label] = statistics.median(fast)
     print(
-        "\nthe reference study's own pipeline took 0.44-1.1 s for these two views on this CPU: "
-        + ", ".join(f"{label} {0.44 / t:.0f}-{1.1 / t:.0f}x faster" for label, t in policies.items())
+        "\nagainst the reference system's own code (src/ssrl_ecg/augmentations.py of "
+        "Tumo505/SSL-for-ECG-classification, once per record), timed side by side in one process on a "
+        "quiet machine (issue 16): 357 ms there vs 40 ms here for these two views, 8.8x"
     )
 
     print(f"\n{'each alone, p = 1, 1 view':<26}{head}")

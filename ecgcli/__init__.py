@@ -11,6 +11,11 @@ __version__ = "0.1.0"
 #: output and checkpoint uses.
 SUPERCLASSES: tuple[str, ...] = ("NORM", "MI", "STTC", "HYP", "CD")
 
+#: The six label sets of the official PTB-XL benchmark (see :mod:`ecgcli.data.tasks`); here so
+#: that command-line help can list them without importing the data stack.
+TASKS: tuple[str, ...] = ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all")
+DEFAULT_TASK = "superdiagnostic"
+
 #: The twelve standard leads in PTB-XL's storage order.
 LEADS: tuple[str, ...] = (
     "I",

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from ecgcli import LEADS, SUPERCLASSES
 from ecgcli.cli.app import app
 from ecgcli.errors import ConfigError
-from ecgcli.experiments.compare import Method, compare, delta_pct, load_inputs
+from ecgcli.experiments.compare import compare, delta_pct
+from ecgcli.experiments.inputs import Method, load_inputs
 from ecgcli.scoring.stats import summarize
 
 runner = CliRunner()
@@ -242,6 +243,32 @@ def test_plots_are_pngs(grid: dict, tmp_path: Path) -> None:
     png = tmp_path / "figs" / "roc_test.png"
     assert png.read_bytes()[:8] == PNG and png.stat().st_size > 10_000
     assert not (tmp_path / "figs" / "label_efficiency.png").exists()  # one label fraction: no curve
+    reliability = tmp_path / "figs" / "reliability_test.png"
+    assert reliability.read_bytes()[:8] == PNG and reliability.stat().st_size > 10_000
+
+
+def test_calibration_columns(grid: dict) -> None:
+    """Test-fold macro ECE and Brier score per method, from each run's metrics.json, in every
+    format; the best (lowest) is marked."""
+    import csv
+    import io
+    import json
+
+    res = invoke(["compare", str(grid["out"]), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    rows = [r for r in csv.DictReader(io.StringIO(res.stdout)) if r["class"] == "all"]
+    assert rows
+    for r in rows:
+        assert 0 < float(r["ece_mean"]) < 1 and 0 < float(r["brier_mean"]) < 1
+    md = invoke(["compare", str(grid["out"]), "--format", "markdown"]).stdout
+    assert "| ECE | Brier |" in md and "lower is better" in md
+    doc = json.loads(invoke(["compare", str(grid["out"]), "--format", "json"]).stdout)
+    eces = [m["metrics"]["ece"]["mean"] for m in doc["methods"]]
+    best = [m for m in doc["methods"] if "ece" in m["best"]]
+    if len(doc["methods"]) > 1:
+        assert best and best[0]["metrics"]["ece"]["mean"] == min(eces)
+    table = invoke(["compare", str(grid["out"])]).stdout
+    assert "ECE" in table and "Brier" in table
 
 
 def sweep_methods() -> list[Method]:

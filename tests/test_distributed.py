@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from ecgcli.cli.app import app
 from ecgcli.data.loader import STRATEGIES, EpochSampler, batch_slices, shard_order
 from ecgcli.errors import ConfigError
-from ecgcli.train.distributed import Distributed, peer_error, per_rank_batch, strip_nproc
+from ecgcli.train.distributed import Distributed, peer_error, per_rank_batch
+from ecgcli.train.launch import Nodes, strip_launch_options, torchrun_args
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -67,9 +68,10 @@ def test_batch_size_is_global_and_must_divide() -> None:
         per_rank_batch(2, 2)
 
 
-def test_strip_nproc_and_peer_errors() -> None:
-    argv = ["train", "ssl", "--nproc", "2", "--epochs", "1", "--nproc=3"]
-    assert strip_nproc(argv) == ["train", "ssl", "--epochs", "1"]
+def test_strip_launch_options_and_peer_errors() -> None:
+    argv = ["train", "ssl", "--nproc", "2", "--epochs", "1", "--nproc=3", "--nnodes", "2", "--node-rank=1"]
+    argv += ["--rdzv-endpoint", "h:1", "--seed", "3"]
+    assert strip_launch_options(argv) == ["train", "ssl", "--epochs", "1", "--seed", "3"]
     exc = RuntimeError("[/x/gloo/pair.cc:553] Connection closed by peer [127.0.0.1]:1928. This is long")
     assert str(peer_error(exc, 1)) == (
         "rank 1: lost contact with another process (it failed or was stopped): "
@@ -167,6 +169,7 @@ def _ecg(args: list[str], env: dict[str, str], launcher: list[str] | None = None
 
 
 SUPERVISED = ["--epochs", "1", "--batch-size", "32", "--label-fraction", "1", "--signal-length", "250"]
+SMALL_HEAD = ["--hidden-dim", "64", "--projection-dim", "32"]
 
 
 def test_supervised_with_nproc_2(synth_root: Path, session_cache: Path, tmp_path: Path) -> None:
@@ -274,3 +277,162 @@ def test_unavailable_backend_and_nproc_under_torchrun(synth_root: Path, monkeypa
     monkeypatch.undo()
     result = runner.invoke(app, args, env={"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"})
     assert result.exit_code == 2 and "leave it out when running under torchrun" in result.output
+
+
+# ------------------------------------------------------------------ two nodes, one process each
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _two_nodes(args: list[str], tmp_path: Path, session_cache: Path) -> list[Path]:
+    """``args`` on two torchrun "nodes" of this machine (c10d rendezvous on 127.0.0.1, one gloo
+    process each) that share no file: each has its own cache folder (node 1's starts empty, so
+    its first process must build it) and runs folder. Returns the run directories written."""
+    import shutil
+
+    endpoint = f"127.0.0.1:{_free_port()}"
+    procs = []
+    for k in (0, 1):
+        node = tmp_path / f"node{k}"
+        cache = node / "cache"
+        if k == 0:
+            shutil.copytree(session_cache, cache)
+        else:
+            cache.mkdir(parents=True)
+        # `ecg ... --nnodes` runs torchrun's agent in-process with torchrun_args(): the same as
+        # `torchrun --nnodes 2 --node-rank K --rdzv-backend c10d --rdzv-endpoint ... -m ecgcli ...`
+        nodes = ["--nnodes", "2", "--node-rank", str(k), "--rdzv-endpoint", endpoint]
+        cmd = [sys.executable, "-m", "ecgcli", *args, *nodes]
+        procs.append(
+            subprocess.Popen(
+                cmd, env=_env(cache, node / "runs"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        )
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err.decode()[-3000:]
+    assert any((tmp_path / "node1" / "cache").iterdir())  # node 1 built its own cache
+    return [d for k in (0, 1) for d in (tmp_path / f"node{k}" / "runs").glob("*")]
+
+
+def _same_numbers(a: Path, b: Path) -> None:
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    for ha, hb in zip(ma["history"], mb["history"], strict=True):
+        for key in ("train_loss", "auroc", "f1", "probe_auroc", "probe_f1"):
+            assert (key in ha) == (key in hb)
+            if key in ha:
+                assert ha[key] == pytest.approx(hb[key], rel=1e-6, abs=1e-9), key
+    for section in ("test", "test_tuned", "final_probe"):
+        if section in ma:
+            for key, value in ma[section].items():
+                if isinstance(value, float) and not key.endswith(("share", "seconds", "per_s")):
+                    assert value == pytest.approx(mb[section][key], rel=1e-6, abs=1e-9), (section, key)
+    assert ma["distributed"]["world_size"] == mb["distributed"]["world_size"] == 2
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "supervised", *SUPERVISED],
+        ["train", "ssl", "--method", "simclr", *SUPERVISED[:4], "--signal-length", "250", *SMALL_HEAD],
+    ],
+    ids=["supervised", "simclr"],
+)
+def test_two_nodes_train_what_one_node_with_two_processes_trains(
+    command: list[str], synth_root: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    args = [*command, "--data-root", str(synth_root), "--name", "run"]
+    out, _ = _ecg([*args, "--nproc", "2"], _env(session_cache, tmp_path / "one"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    written = _two_nodes(args, tmp_path, session_cache)
+    assert len(written) == 1  # global rank 0 alone wrote a run directory, on its own node
+    _same_numbers(tmp_path / "one" / "run", written[0])
+
+
+@pytest.mark.parametrize(
+    ("nodes", "message"),
+    [
+        (Nodes(2), "--nnodes 2 needs --rdzv-endpoint HOST:PORT"),
+        (Nodes(2, 2, "h:29500"), "--node-rank must be between 0 and 1, got 2"),
+        (Nodes(2, 0, "h"), "--rdzv-endpoint must be HOST:PORT"),
+        (Nodes(1, 1), "--node-rank 1 needs --nnodes of at least 2"),
+        (Nodes(0), "--nnodes must be at least 1"),
+    ],
+)
+def test_bad_node_options_are_one_line_errors(nodes: Nodes, message: str) -> None:
+    from ecgcli.train.launch import launch
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as info:
+        launch(1, "cpu", ["ecg", "train", "supervised"], 32, nodes)
+    assert info.value.exit_code == 2 and "\n" not in str(info.value)
+
+
+def test_torchrun_arguments_for_one_and_several_nodes() -> None:
+    argv = ["ecg", "train", "ssl", "--nproc", "2", "--nnodes=2", "--epochs", "1"]
+    assert torchrun_args(2, Nodes(), argv)[:3] == ["--standalone", "--nproc-per-node=2", "--max-restarts=0"]
+    args = torchrun_args(2, Nodes(2, 1, "node0:29500"), argv)
+    assert "--rdzv-backend=c10d" in args and "--rdzv-endpoint=node0:29500" in args
+    assert "--node-rank=1" in args and "--rdzv-conf=is_host=false" in args and "--standalone" not in args
+    assert args[-6:] == ["-m", "ecgcli", "train", "ssl", "--epochs", "1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--nnodes", "2"], "--nnodes 2 needs --rdzv-endpoint HOST:PORT"),
+        (
+            ["--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "h:1"],
+            "--node-rank must be between 0 and 1",
+        ),
+        (["--node-rank", "1"], "--node-rank 1 needs --nnodes of at least 2"),
+    ],
+)
+def test_bad_node_options_on_the_command_line(synth_root: Path, args: list[str], message: str) -> None:
+    for command in (["train", "supervised"], ["train", "ssl"]):
+        result = runner.invoke(app, [*command, "--data-root", str(synth_root), "--device", "cpu", *args])
+        assert result.exit_code == 2, result.output
+        lines = [ln for ln in result.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output
+
+
+def _node_worker(rank: int, world: int, store: str, root: str) -> None:
+    """Each rank plays a node with its own filesystem (``root/node<rank>``)."""
+    import torch.distributed as td
+
+    td.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        dist = Distributed(rank, world, 0, torch.device("cpu"), "gloo", td.new_group(backend="gloo"))
+        node = Path(root) / f"node{rank}"
+        # a file only node 1 has (a checkpoint copied there) reaches node 0, byte for byte
+        if rank == 1:
+            (node / "ckpt").mkdir(parents=True)
+            (node / "ckpt" / "a.bin").write_bytes(b"\x00weights\xff")
+        dist.share_files([node / "ckpt" / "a.bin", node / "ckpt" / "missing.bin"])
+        assert (node / "ckpt" / "a.bin").read_bytes() == b"\x00weights\xff"
+        assert not (node / "ckpt" / "missing.bin").exists()  # nobody had it: left to the reader
+        # every node's first process (local rank 0 here) builds its own copy first
+        built = dist.local_first(lambda: (node / "cache").mkdir() or "built")
+        assert built == "built" and (node / "cache").is_dir()
+
+        # an error of any node's builder is raised on every rank
+        def build() -> int:
+            if rank == 1:
+                raise ConfigError("node 1 cannot build")
+            return 0
+
+        with pytest.raises(ConfigError, match="node 1 cannot build"):
+            dist.local_first(build)
+    finally:
+        td.destroy_process_group()
+
+
+def test_files_reach_the_nodes_that_lack_them_and_each_node_builds_its_cache(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    mp.spawn(_node_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)

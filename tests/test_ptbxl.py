@@ -13,14 +13,13 @@ from hypothesis import strategies as st
 
 from ecgcli import SUPERCLASSES
 from ecgcli.data.ptbxl import (
-    aggregate_labels,
-    diagnostic_map,
     load_ptbxl,
     parse_scp_codes,
     read_statements,
     safe_record_path,
-    sample_labelled_fraction,
 )
+from ecgcli.data.sampling import sample_by_combination as sample_labelled_fraction
+from ecgcli.data.tasks import CodeTable, statement_classes, task_labels
 from ecgcli.errors import ConfigError, DataError
 
 
@@ -34,17 +33,18 @@ def test_parse_scp_codes_rejects_non_dicts_without_eval(text: str) -> None:
         parse_scp_codes(text, 5)
 
 
-def test_aggregate_labels_by_hand() -> None:
-    mapping = {"NORM": 0, "IMI": 1, "LVH": 3, "CLBBB": 4}
+def test_superclass_labels_by_hand(synth_root: Path) -> None:
     codes = [
         {"NORM": 100.0, "SR": 0.0},  # SR is not diagnostic
         {"IMI": 15.0, "LVH": 0.0},  # likelihood 0 still counts by default
         {"SR": 0.0},  # no superclass
         {"IMI": 100.0, "CLBBB": 50.0},
     ]
-    y = aggregate_labels(codes, mapping)
+    table = read_statements(synth_root)
+    y, names = task_labels(CodeTable.from_dicts(codes), table, "superdiagnostic")
+    assert names == SUPERCLASSES
     assert y.tolist() == [[1, 0, 0, 0, 0], [0, 1, 0, 1, 0], [0, 0, 0, 0, 0], [0, 1, 0, 0, 1]]
-    y50 = aggregate_labels(codes, mapping, min_likelihood=50.0)
+    y50, _ = task_labels(CodeTable.from_dicts(codes), table, "superdiagnostic", min_likelihood=50.0)
     assert y50.tolist() == [[1, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 1, 0, 0, 1]]
 
 
@@ -120,8 +120,8 @@ def test_missing_column(synth_copy: Path) -> None:
 
 
 def test_statements_map_diagnostic_rows_only(synth_root: Path) -> None:
-    mapping = diagnostic_map(read_statements(synth_root))
-    assert mapping["IMI"] == 1 and mapping["LVH"] == 3 and mapping["NORM"] == 0
+    mapping = statement_classes(read_statements(synth_root), "superdiagnostic")
+    assert mapping["IMI"] == "MI" and mapping["LVH"] == "HYP" and mapping["NORM"] == "NORM"
     assert "SR" not in mapping and "AFIB" not in mapping
     assert len(mapping) == 44
 

@@ -14,7 +14,8 @@ from ecgcli import SUPERCLASSES
 from ecgcli.cli.app import app
 from ecgcli.data.cache import ensure_cache
 from ecgcli.data.ptbxl import load_ptbxl
-from ecgcli.data.synth import CLASS_CODES, statements_table, write_synthetic_ptbxl
+from ecgcli.data.synth import statements_table, write_synthetic_ptbxl
+from ecgcli.data.synth_labels import CLASS_CODES, FORM_CODES, RHYTHMS
 
 PTBXL_COLUMNS = [
     "ecg_id",
@@ -65,6 +66,8 @@ def test_codes_belong_to_their_classes() -> None:
     for cls, codes in CLASS_CODES.items():
         for code in codes:
             assert st.loc[code, "diagnostic"] == 1 and st.loc[code, "diagnostic_class"] == cls
+    assert all(st.loc[code, "form"] == 1 for code in FORM_CODES)
+    assert all(st.loc[code, "rhythm"] == 1 for code in RHYTHMS)
 
 
 def test_same_seed_same_bytes_whatever_the_workers(tmp_path: Path, monkeypatch) -> None:

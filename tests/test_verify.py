@@ -89,3 +89,33 @@ def test_folds_and_class_counts(synth_root: Path) -> None:
     assert report.n_labelled == sum(f["labelled"] for f in report.folds.values())
     for cls, n in report.class_counts.items():
         assert n == sum(f[cls] for f in report.folds.values())
+
+
+def test_task_counts_classes_per_fold(synth_root: Path) -> None:
+    from ecgcli.data.ptbxl import load_ptbxl
+
+    result = _run("--data-root", str(synth_root), "--task", "rhythm", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    ds = load_ptbxl(synth_root, task="rhythm")
+    assert report["task"] == "rhythm" and list(report["class_counts"]) == list(ds.class_names)
+    assert report["class_counts"] == dict(zip(ds.class_names, ds.labels.sum(axis=0).tolist(), strict=True))
+    assert (
+        report["n_labelled"] == int(ds.labelled.sum()) == sum(f["labelled"] for f in report["folds"].values())
+    )
+    for cls, n in report["class_counts"].items():
+        assert n == sum(f[cls] for f in report["folds"].values())
+    table = _run("--data-root", str(synth_root), "--task", "all")
+    assert table.exit_code == 0, table.output
+    n_all = len(load_ptbxl(synth_root, task="all").class_names)
+    assert f"task all: {n_all} classes" in table.stdout and "SR " in table.stdout
+
+
+def test_unknown_task_is_one_line_exit_2(synth_root: Path) -> None:
+    result = _run("--data-root", str(synth_root), "--task", "rhytm")
+    assert result.exit_code == 2
+    assert (
+        "unknown task 'rhytm'; choose one of superdiagnostic, subdiagnostic, diagnostic, form, rhythm, all"
+        in (result.output)
+    )
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1

@@ -14,7 +14,20 @@ import typer
 from typer.core import TyperGroup
 
 from ecgcli import __version__
-from ecgcli.cli import compare, config, data, finetune, multiseed, predict, quickstart, train
+from ecgcli.cli import (
+    benchmark,
+    compare,
+    config,
+    data,
+    explain,
+    export,
+    finetune,
+    models,
+    multiseed,
+    predict,
+    quickstart,
+    train,
+)
 
 
 def reflow(text: str) -> str:
@@ -144,8 +157,12 @@ app.add_typer(data.app, name="data", rich_help_panel="Commands")
 app.add_typer(train.app, name="train", rich_help_panel="Commands")
 app.command("finetune")(finetune.finetune)
 app.command("multiseed")(multiseed.multiseed)
+app.command("benchmark")(benchmark.benchmark)
 app.command("compare")(compare.compare)
 app.command("predict")(predict.predict)
+app.command("models")(models.models)
+app.command("explain")(explain.explain)
+app.command("export")(export.export)
 app.command("config")(config.config)
 app.command("quickstart")(quickstart.quickstart)
 

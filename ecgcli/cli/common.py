@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ecgcli.train.config import RunConfig, option_help
+
 if TYPE_CHECKING:
     from ecgcli.settings import Settings
 
@@ -41,6 +43,13 @@ Device = Annotated[
         "--device",
         rich_help_panel="Data and hardware",
         help="auto, cpu, cuda or mps \\[default: ECG_DEVICE or auto].",
+    ),
+]
+Task = Annotated[
+    str,
+    typer.Option(
+        "--task",
+        help=option_help(RunConfig, "task")["help"],
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]

@@ -101,7 +101,7 @@ def comparison_table(comp: Comparison, title: str = "Comparison on the test fold
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.experiments.compare import HEADLINE, caption, fmt_fraction
+    from ecgcli.experiments.compare import CALIBRATION, HEADLINE, caption, fmt_fraction
     from ecgcli.scoring.names import SHORT
 
     fractions = comp.fractions
@@ -119,7 +119,7 @@ def comparison_table(comp: Comparison, title: str = "Comparison on the test fold
     if len(fractions) > 1:
         table.add_column("labels", justify="right")
     table.add_column("n", justify="right")
-    for k in HEADLINE:
+    for k in (*HEADLINE, *CALIBRATION):
         table.add_column(SHORT[k], justify="center", no_wrap=True)
     table.add_column("Δ F1", justify="right", no_wrap=True)
     table.add_column("Δ AUROC", justify="right", no_wrap=True)
@@ -132,7 +132,7 @@ def comparison_table(comp: Comparison, title: str = "Comparison on the test fold
             name,
             *labels,
             str(r.method.n),
-            *(_cell(r, k) for k in HEADLINE),
+            *(_cell(r, k) for k in (*HEADLINE, *CALIBRATION)),
             _delta(r.delta_pct["f1"]),
             _delta(r.delta_pct["auroc"]),
         )
@@ -238,8 +238,9 @@ def _compare(
 ) -> None:
     from ecgcli.cli.render import err, progress_events
     from ecgcli.errors import ConfigError
-    from ecgcli.experiments.compare import FORMATS, compare, load_inputs, to_csv, to_json, to_markdown
-    from ecgcli.storage.files import write_text_atomic
+    from ecgcli.experiments.compare import FORMATS, compare, to_csv, to_json, to_markdown
+    from ecgcli.experiments.inputs import load_inputs
+    from ecgcli.files import write_text_atomic
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")

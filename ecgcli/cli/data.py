@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ecgcli.cli.common import DataRoot, JsonFlag, SamplingRate, Workers, settings_from
+from ecgcli import DEFAULT_TASK
+from ecgcli.cli.common import DataRoot, JsonFlag, SamplingRate, Task, Workers, settings_from
 
 if TYPE_CHECKING:
     from ecgcli.data.verify import VerifyReport
@@ -27,19 +28,23 @@ def verify(
     workers: Workers = None,
     as_json: JsonFlag = False,
     show: Annotated[int, typer.Option("--show", min=0, help="Problem records to list.")] = 20,
+    task: Task = DEFAULT_TASK,
 ) -> None:
-    """Check a PTB-XL folder: tables, every record, folds, class counts.
+    """Check a PTB-XL folder: tables, every record, folds, a task's classes per fold.
 
     Every record must exist and read with the right rate, shape (12 x 1000 or 12 x 5000),
     leads and units, without missing samples; flat leads are reported as warnings.
-    Exit status: 0 clean, 1 problems found, 2 not a PTB-XL folder.
+    --task picks the label set counted (records of the task and each class per fold).
+    Exit status: 0 clean, 1 problems found, 2 not a PTB-XL folder or unknown task.
 
-    Example: ecg data verify --data-root data/PTB-XL --json > report.json
+    Example: ecg data verify --data-root data/PTB-XL --task rhythm --json > report.json
     """
     from ecgcli.cli.render import progress_events
+    from ecgcli.data.tasks import check_task
     from ecgcli.data.verify import verify_folder
     from ecgcli.errors import DataError
 
+    check_task(task)
     s = settings_from(
         ctx,
         ("data_root", "sampling_rate", "workers"),
@@ -49,7 +54,7 @@ def verify(
     )
     try:
         with progress_events() as callback:
-            report = verify_folder(s.data_root, s.sampling_rate, s.resolved_workers(), callback)
+            report = verify_folder(s.data_root, s.sampling_rate, s.resolved_workers(), callback, task)
     except DataError as exc:
         if as_json:
             typer.echo(json.dumps({"status": "not_ptbxl", "error": str(exc)}))
@@ -61,27 +66,62 @@ def verify(
     raise typer.Exit(report.exit_code)
 
 
-def print_verify_report(report: VerifyReport, show: int) -> None:
+#: Up to this many classes the table has one column per class; beyond, one row per class.
+_WIDE_CLASSES = 6
+
+
+def _fold_table(report: VerifyReport):
     from rich.table import Table
 
-    from ecgcli import SUPERCLASSES
+    classes = list(report.class_counts)
+    title = f"{report.root} ({report.sampling_rate} Hz), task {report.task}: {len(classes)} classes"
+    table = Table(title=title, title_justify="left")
+    if len(classes) <= _WIDE_CLASSES:
+        for col in ("fold", "records", "labelled", *classes):
+            table.add_column(col, justify="right")
+        for fold, counts in report.folds.items():
+            role = {9: " val", 10: " test"}.get(fold, " train")
+            table.add_row(f"{fold}{role}", *(str(counts[k]) for k in ("records", "labelled", *classes)))
+        table.add_section()
+        table.add_row(
+            "all",
+            str(report.n_records),
+            str(report.n_labelled),
+            *(str(report.class_counts[c]) for c in classes),
+            style="bold",
+        )
+        return table
+    from rich import box
+
+    # one row per class, compact enough for 80 columns; folds 9 and 10 are val and test
+    table = Table(
+        title=f"{title} (folds 1-8 train, 9 val, 10 test)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
+    folds = list(report.folds)
+    table.add_column("fold", no_wrap=True)
+    for fold in folds:
+        table.add_column(str(fold), justify="right", no_wrap=True)
+    table.add_column("all", justify="right", style="bold", no_wrap=True)
+    for key in ("records", "labelled"):
+        total = report.n_records if key == "records" else report.n_labelled
+        table.add_row(key, *(str(report.folds[f][key]) for f in folds), str(total), style="bold")
+    table.add_section()
+    for c in classes:
+        cells = [str(report.folds[f][c]) for f in folds]
+        style = "red" if any(report.folds[f][c] == 0 for f in folds) else None
+        table.add_row(c, *cells, str(report.class_counts[c]), style=style)
+    return table
+
+
+def print_verify_report(report: VerifyReport, show: int) -> None:
     from ecgcli.cli.render import out
 
-    table = Table(title=f"{report.root} ({report.sampling_rate} Hz)", title_justify="left")
-    for col in ("fold", "records", "labelled", *SUPERCLASSES):
-        table.add_column(col, justify="right")
-    for fold, counts in report.folds.items():
-        role = {9: " val", 10: " test"}.get(fold, " train")
-        table.add_row(f"{fold}{role}", *(str(counts[k]) for k in ("records", "labelled", *SUPERCLASSES)))
-    table.add_section()
-    table.add_row(
-        "all",
-        str(report.n_records),
-        str(report.n_labelled),
-        *(str(report.class_counts[c]) for c in SUPERCLASSES),
-        style="bold",
-    )
-    out.print(table)
+    out.print(_fold_table(report))
     for title, findings, style in (
         ("problems", report.problems, "red"),
         ("warnings", report.warnings, "yellow"),
@@ -166,7 +206,8 @@ def synth(
 
     Real table formats and SCP statements; record morphology follows the labels (Q waves and
     ST elevation for MI, ST-T changes, high voltage, wide QRS and long PR) with PTB-XL's class
-    imbalance and co-occurrence.
+    imbalance and co-occurrence, and every benchmark task has labels: rhythm by rate and RR
+    (SR, SBRAD, STACH, SARRH, AFIB), form (INVT, LVOLT, PVC, NDT, NST_), subclasses.
 
     Example: ecg data synth --out data/synth --records 2000 --seed 0
     """

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from ecgcli.cli.options import Options, config_options, settings_options
-from ecgcli.cli.train import NProc, Resume, classifier_config, run_classifier
+from ecgcli.cli.train import NNodes, NodeRank, NProc, RdzvEndpoint, Resume, classifier_config, run_classifier
 from ecgcli.train.config import SupervisedConfig
 
 
@@ -21,6 +21,9 @@ def finetune(
     settings: dict[str, Any],
     resume: Resume = None,
     nproc: NProc = None,
+    nnodes: NNodes = 1,
+    node_rank: NodeRank = 0,
+    rdzv_endpoint: RdzvEndpoint = None,
 ) -> None:
     """Fine-tune (or linearly probe) a pretrained encoder on the labelled fraction.
 
@@ -35,4 +38,6 @@ def finetune(
         raise ConfigError("--ssl-checkpoint is required (an encoder from `ecg train ssl`)")
     mode = "linear probe" if options["freeze_encoder"] else "fine-tuning"
     title = f"{mode} of {options['ssl_checkpoint']} (seed {options['seed']})"
-    run_classifier(classifier_config(settings, options), resume, title, nproc=nproc)
+    run_classifier(
+        classifier_config(settings, options), resume, title, nproc, (nnodes, node_rank, rdzv_endpoint)
+    )

@@ -70,7 +70,7 @@ class MultiseedView:
             TaskProgress,
             TaskStarted,
         )
-        from ecgcli.experiments.runner import CellDone, CellEvent, CellStarted, GridStarted
+        from ecgcli.experiments.runner import CellDone, CellEvent, CellSkipped, CellStarted, GridStarted
 
         p = self.progress
         if isinstance(event, GridStarted):
@@ -78,11 +78,16 @@ class MultiseedView:
                 "[bold]all runs[/]", total=event.total, completed=event.finished, info=""
             )
             left = event.total - event.finished
+            share = f"; shard {event.shard} holds {event.share} of them" if event.shard else ""
             self.console.print(
                 f"multiseed: {event.total} runs, {event.finished} already finished, {left} to train "
-                f"({event.jobs} at a time) in {event.out}",
+                f"({event.jobs} at a time) in {event.out}{share}",
                 soft_wrap=True,
                 markup=False,
+            )
+        elif isinstance(event, CellSkipped):
+            self.console.print(
+                f"skipping {event.key}: {event.owner} is training it", soft_wrap=True, markup=False
             )
         elif isinstance(event, CellStarted):
             verb = "resuming" if event.action == "resume" else "training"
@@ -286,6 +291,20 @@ def multiseed(
     jobs: Annotated[
         int, typer.Option("--jobs", min=0, help="Runs trained in parallel processes; 0 = one per GPU.")
     ] = 1,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Train only the K-th of N shares of the grid (K/N, balanced by expected cost): N "
+            "processes or cluster jobs (e.g. a Slurm array) share one --out.",
+        ),
+    ] = None,
+    collect: Annotated[
+        bool,
+        typer.Option(
+            "--collect", help="Train nothing: rebuild multiseed.json from the runs finished so far."
+        ),
+    ] = False,
     sets: Annotated[
         list[str] | None,
         typer.Option("--set", help="KEY=VALUE for any other training option (repeatable), e.g. width=32."),
@@ -307,12 +326,15 @@ def multiseed(
     """
     from ecgcli.cli.compare import print_comparison, print_table, table_console
     from ecgcli.errors import ConfigError
-    from ecgcli.experiments.compare import compare, read_multiseed
+    from ecgcli.experiments.compare import compare
     from ecgcli.experiments.grid import build_grid
+    from ecgcli.experiments.inputs import read_multiseed
     from ecgcli.experiments.results import results_path
     from ecgcli.experiments.runner import resolve_jobs, run_multiseed
+    from ecgcli.experiments.shards import Shard
     from ecgcli.experiments.spec import parse_fractions, parse_seeds
 
+    share = Shard.parse(shard) if shard is not None else None
     seed_list = parse_seeds(seeds)
     if label_fractions is not None and label_fraction is not None:
         raise ConfigError("give --label-fraction or --label-fractions, not both")
@@ -327,9 +349,21 @@ def multiseed(
     )
     n_jobs = resolve_jobs(jobs, common["device"])
     with MultiseedView() as view:
-        doc = run_multiseed(grid, view, n_jobs)
-    comp = compare(read_multiseed(results_path(out_dir)), grid.baseline)
+        doc = run_multiseed(grid, view, n_jobs, share, train=not collect)
     stdout = table_console()
+    cells = doc["cells"]
+    if not doc["complete"]:
+        stdout.print(
+            f"{cells['finished']} of {cells['total']} runs finished so far"
+            + (" (the other shards train the rest)" if share else "")
+            + f"; rerun with --collect to rebuild {results_path(out_dir)} later",
+            soft_wrap=True,
+            markup=False,
+        )
+    if not any(r["runs"] for r in doc["results"] if r["config"] == grid.baseline):
+        stdout.print(f"results: {results_path(out_dir)}", soft_wrap=True, markup=False)
+        return  # no table without a finished run of the baseline
+    comp = compare(read_multiseed(results_path(out_dir)), grid.baseline)
     print_comparison(comp, stdout)
     if doc["comparisons"]:
         stdout.print()

@@ -17,7 +17,13 @@ from ecgcli.cli.common import Device, JsonFlag, settings_from
 if TYPE_CHECKING:
     from rich.text import Text
 
+    from ecgcli.inference.onnx_runtime import OnnxPredictor
     from ecgcli.inference.predict import Failure, Prediction, Predictor
+
+
+class Runtime(str, Enum):
+    torch = "torch"
+    onnx = "onnx"
 
 
 class Aggregate(str, Enum):
@@ -53,6 +59,14 @@ AggregateOpt = Annotated[
 ]
 CsvFlag = Annotated[bool, typer.Option("--csv", help="Print CSV on stdout, one row per record.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Windows per forward pass.")]
+RuntimeOpt = Annotated[
+    Runtime,
+    typer.Option(
+        "--runtime",
+        help="torch: a safetensors checkpoint; onnx: an `ecg export` .onnx file scored with onnxruntime "
+        "(no torch needed).",
+    ),
+]
 
 
 def predict(
@@ -64,6 +78,7 @@ def predict(
     csv_out: CsvFlag = False,
     device: Device = None,
     batch_size: BatchSize = 256,
+    runtime: RuntimeOpt = Runtime.torch,
 ) -> None:
     """Classify WFDB records (NORM, MI, STTC, HYP, CD) with a trained classifier.
 
@@ -85,7 +100,7 @@ def predict(
     from ecgcli.inference.predict import exit_code
 
     try:
-        predictor, stems = _prepare(ctx, records, checkpoint, device)
+        predictor, stems = _prepare(ctx, records, checkpoint, device, runtime)
         with progress_events() as callback:
             how = aggregate.value if aggregate is not None else predictor.aggregate
             results = list(predictor.predict(stems, how, callback, batch_size=batch_size))
@@ -111,16 +126,26 @@ def predict(
         raise typer.Exit(code)
 
 
-def _prepare(ctx: typer.Context, records: list[Path], checkpoint: Path | None, device: str | None):
-    """The loaded predictor and the resolved record stems; any problem is an EcgError."""
+def _prepare(
+    ctx: typer.Context, records: list[Path], checkpoint: Path | None, device: str | None, runtime: Runtime
+):
+    """The loaded predictor (torch or onnxruntime) and the resolved record stems; any problem
+    is an EcgError."""
     from ecgcli.data.records import resolve_records
     from ecgcli.errors import ConfigError
-    from ecgcli.inference.predict import Predictor
 
     settings = settings_from(ctx, ("checkpoint", "device"), checkpoint=checkpoint, device=device)
     if settings.checkpoint is None:
         raise ConfigError("no checkpoint: pass --checkpoint PATH or set ECG_CHECKPOINT")
     stems = resolve_records(records)  # a typo fails here, before torch is even imported
+    if runtime is Runtime.onnx:
+        from ecgcli.inference.onnx_runtime import OnnxPredictor
+
+        if device not in (None, "cpu"):
+            raise ConfigError("--device applies to --runtime torch; onnx runs on the CPU")
+        return OnnxPredictor.from_file(settings.checkpoint), stems
+    from ecgcli.inference.predict import Predictor
+
     return Predictor.from_checkpoint(settings.checkpoint, device=settings.device), stems
 
 
@@ -156,7 +181,7 @@ def _bar(p: float, width: int = 24, style: str = "green") -> Text:
     return Text(bar.ljust(width), style=style)
 
 
-def print_prediction(predictor: Predictor, pred: Prediction, aggregate: str) -> None:
+def print_prediction(predictor: Predictor | OnnxPredictor, pred: Prediction, aggregate: str) -> None:
     from rich.table import Table
 
     from ecgcli.cli.render import out
@@ -188,7 +213,7 @@ def print_prediction(predictor: Predictor, pred: Prediction, aggregate: str) -> 
     out.print(f"[{colour}]{_escape(pred.verdict())}[/]", soft_wrap=True)
 
 
-def _print_many(predictor: Predictor, results: list) -> None:
+def _print_many(predictor: Predictor | OnnxPredictor, results: list) -> None:
     """One row per record; failed records show their problem in the last column."""
     from rich import box
     from rich.table import Table
@@ -260,7 +285,7 @@ def _escape(text: str) -> str:
 # --- machine output ----------------------------------------------------------------------------
 
 
-def _print_json(predictor: Predictor, results: list, aggregate: str) -> None:
+def _print_json(predictor: Predictor | OnnxPredictor, results: list, aggregate: str) -> None:
     import json
     import sys
 
@@ -272,6 +297,7 @@ def _print_json(predictor: Predictor, results: list, aggregate: str) -> None:
         "thresholds": dict(zip(predictor.class_names, predictor.thresholds.tolist(), strict=True)),
         "sampling_rate": predictor.fs,
         "window": predictor.window,
+        "leads": list(predictor.leads),
         "aggregate": aggregate,
         "predictions": [r.to_dict() for r in results if not isinstance(r, Failure)],
         "errors": [r.to_dict() for r in results if isinstance(r, Failure)],
@@ -305,7 +331,7 @@ def _print_csv_error(message: str) -> None:
     sys.stdout.flush()
 
 
-def _print_csv(predictor: Predictor, results: list) -> None:
+def _print_csv(predictor: Predictor | OnnxPredictor, results: list) -> None:
     import csv
     import sys
 

@@ -201,8 +201,6 @@ def print_evaluation(evaluation, run_dir, checkpoint, extra_paths: tuple = ()) -
     """Validation and test scores, clearly labelled, and the per-class test table."""
     from rich.table import Table
 
-    from ecgcli import SUPERCLASSES
-
     table = Table(
         title="Scores: macro AUROC and F1, micro sensitivity (sens) and specificity (spec)",
         title_justify="left",
@@ -231,13 +229,13 @@ def print_evaluation(evaluation, run_dir, checkpoint, extra_paths: tuple = ()) -
         )
     out.print(table)
     per = Table(title="TEST (fold 10) per class, thresholds tuned on fold 9", title_justify="left")
-    for col in ("class", "AUROC", "F1", "sens", "spec", "support", "threshold"):
+    for col in ("class", "AUROC", "AUPRC", "F1", "sens", "spec", "support", "threshold"):
         per.add_column(col, justify="left" if col == "class" else "right", no_wrap=True)
-    for name in SUPERCLASSES:
-        c = evaluation.test_tuned.per_class[name]
+    for name, c in evaluation.test_tuned.per_class.items():
         per.add_row(
             name,
             f"{c.auroc:.4f}",
+            f"{c.auprc:.4f}",
             f"{c.f1:.4f}",
             f"{c.sensitivity:.4f}",
             f"{c.specificity:.4f}",

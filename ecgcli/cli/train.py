@@ -29,6 +29,22 @@ NProc = Annotated[
         "command again under torchrun. Same as `torchrun --nproc_per_node N -m ecgcli ...`.",
     ),
 ]
+NNodes = Annotated[
+    int,
+    typer.Option(
+        "--nnodes",
+        help="Machines in the run: each runs this same command with its own --node-rank and "
+        "--nproc processes; they meet at --rdzv-endpoint (torchrun's c10d rendezvous).",
+    ),
+]
+NodeRank = Annotated[int, typer.Option("--node-rank", help="This machine's number among --nnodes, from 0.")]
+RdzvEndpoint = Annotated[
+    str | None,
+    typer.Option(
+        "--rdzv-endpoint",
+        help="HOST:PORT on node 0 that every node can reach, where the nodes meet (with --nnodes).",
+    ),
+]
 Resume = Annotated[
     Path | None, typer.Option("--resume", help="Continue an interrupted run (its saved configuration).")
 ]
@@ -36,15 +52,21 @@ Resume = Annotated[
 FINETUNE_ONLY = ("ssl_checkpoint", "freeze_encoder", "encoder_lr")
 
 
-def relaunch(nproc: int | None, device: str, batch_size: int | None) -> None:
-    """``--nproc N`` (N > 1): this command again under torchrun; exits with its code."""
-    if nproc is None or nproc == 1:
+def relaunch(
+    nproc: int | None,
+    device: str,
+    batch_size: int | None,
+    nodes: tuple[int, int, str | None] = (1, 0, None),
+) -> None:
+    """``--nproc N`` (N > 1) or any node option: this command again under torchrun; exits with
+    its code. ``nodes`` is ``(--nnodes, --node-rank, --rdzv-endpoint)``."""
+    if (nproc is None or nproc == 1) and nodes == (1, 0, None):
         return
     import sys
 
-    from ecgcli.train.distributed import launch
+    from ecgcli.train.launch import Nodes, launch
 
-    raise typer.Exit(launch(nproc, device, sys.argv, batch_size))
+    raise typer.Exit(launch(nproc or 1, device, sys.argv, batch_size, Nodes(*nodes)))
 
 
 @contextmanager
@@ -83,12 +105,13 @@ def run_classifier(
     resume: Path | None,
     title: str,
     nproc: int | None = None,
+    nodes: tuple[int, int, str | None] = (1, 0, None),
 ) -> None:
     """Shared by `train supervised` and `finetune`: live view, run, final report."""
     from ecgcli.cli.render import print_evaluation
     from ecgcli.train.supervised import resume_classifier, train_classifier
 
-    relaunch(nproc, config["device"], None if resume else config["batch_size"])
+    relaunch(nproc, config["device"], None if resume else config["batch_size"], nodes)
     with distributed(config["device"]) as dist, training_view(title, dist) as view:
         if resume is not None:
             view(_note(f"resuming {resume} with its saved configuration"))
@@ -116,6 +139,9 @@ def supervised(
     settings: dict[str, Any],
     resume: Resume = None,
     nproc: NProc = None,
+    nnodes: NNodes = 1,
+    node_rank: NodeRank = 0,
+    rdzv_endpoint: RdzvEndpoint = None,
 ) -> None:
     """Train an encoder and a linear head from scratch on the labelled fraction.
 
@@ -126,7 +152,7 @@ def supervised(
     cfg = classifier_config(settings, options)
     recipe = "" if cfg["recipe"] == "reference" else f"{cfg['recipe']} recipe, "
     title = f"supervised ({recipe}{cfg['loss']}, {cfg['balance_strategy']}, seed {cfg['seed']})"
-    run_classifier(cfg, resume, title, nproc=nproc)
+    run_classifier(cfg, resume, title, nproc, (nnodes, node_rank, rdzv_endpoint))
 
 
 @app.command()
@@ -138,6 +164,9 @@ def ssl(
     settings: dict[str, Any],
     resume: Resume = None,
     nproc: NProc = None,
+    nnodes: NNodes = 1,
+    node_rank: NodeRank = 0,
+    rdzv_endpoint: RdzvEndpoint = None,
 ) -> None:
     """Pretrain the encoder without labels (SimCLR or BYOL) on every record of folds 1-8.
 
@@ -149,7 +178,12 @@ def ssl(
     from ecgcli.cli.render import out as stdout
     from ecgcli.train.ssl import resume_ssl, train_ssl
 
-    relaunch(nproc, settings["device"], None if resume else options["batch_size"])
+    relaunch(
+        nproc,
+        settings["device"],
+        None if resume else options["batch_size"],
+        (nnodes, node_rank, rdzv_endpoint),
+    )
     title = f"{options['method']} pretraining (seed {options['seed']})"
     with distributed(settings["device"]) as dist, training_view(title, dist) as view:
         if resume is not None:

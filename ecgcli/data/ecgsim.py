@@ -8,9 +8,13 @@ hold exactly, and a change of the vector shows up coherently across leads, as in
 Diagnostic SCP codes change the waves in the way a cardiologist would look for them:
 pathological Q waves, lost R and ST elevation or T inversion in an infarct territory (MI), ST
 depression and T inversion or flattening (STTC), high QRS voltage and atrial enlargement (HYP),
-wide QRS, an R' wave, axis shifts and long PR (CD). Severity is random per record, heart rate
-varies beat to beat, and baseline wander, noise and muscle bursts are added, so a model must
-learn morphology rather than a trivial cue. Everything is drawn from the ``rng`` passed in.
+wide QRS, an R' wave, axis shifts and long PR (CD). Rhythm and form statements change the
+rhythm and the whole beat: atrial fibrillation (irregular RR, no P waves, f-waves), sinus
+arrhythmia (a strong respiratory RR modulation), premature ventricular complexes (an early,
+wide beat without P wave, then a compensatory pause), low QRS voltage, inverted T waves.
+Severity is random per record, heart rate varies beat to beat, and baseline wander, noise
+and muscle bursts are added, so a model must learn morphology rather than a trivial cue.
+Everything is drawn from the ``rng`` passed in.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ LEAD_VECTORS = np.array(
     ]
     + [(g * np.cos(np.radians(a)), 0.15 * g, g * np.sin(np.radians(a))) for a, g in _PRECORDIAL]
 )
+
+#: Leads in which a normal T wave is upright: all but aVR, III and V1.
+T_UPRIGHT_LEADS = (0, 1, 4, 5, 7, 8, 9, 10, 11)
 
 #: Infarct / ischaemia territories as unit-ish directions of the dipole space.
 TERRITORY = {
@@ -95,6 +102,9 @@ class Beat:
     heart_rate: float = 70.0
     irregular: bool = False  # atrial fibrillation: irregular RR, no P waves, f-waves
     amplitude: float = 1.0
+    rr_modulation: float = 0.035  # respiratory sinus arrhythmia (relative RR amplitude)
+    pvcs: int = 0  # premature ventricular complexes in the record
+    strain: bool = False  # LVH with the strain pattern (lateral ST depression, T inversion)
 
     def get(self, name: str) -> Wave:
         return next(w for w in self.waves if w.name == name)
@@ -182,7 +192,7 @@ def apply_code(beat: Beat, code: str, severity: float, rng: np.random.Generator,
         w.append(Wave("LVH", 0.006, 0.013, _unit((0.9, -0.05, -0.35)) * 1.5 * s))
         if code == "SEHYP":
             beat.get("Q").vector *= 2.5
-        if rng.random() < 0.5:  # strain pattern
+        if beat.strain:  # strain pattern
             d = _unit(TERRITORY["lateral"])
             w.append(Wave("STD", 0.12, 0.06, -d * 0.08 * s))
             w.append(Wave("Tinv", 0.30, 0.05, -d * 0.25 * s, rate_scaled=True))
@@ -230,6 +240,63 @@ def apply_code(beat: Beat, code: str, severity: float, rng: np.random.Generator,
         w.append(Wave("delta", -0.045, 0.022, beat.get("R").vector * 0.35))
 
 
+def invert_t(beat: Beat, rng: np.random.Generator, global_inversion: bool) -> None:
+    """Make the T waves of a record labelled INVT visibly inverted.
+
+    Each territorial inversion (old MI, ischaemia, LVH strain) is deepened until the T wave is
+    negative, by 60-100% of its normal size (0.1 mV at least), in the lead of
+    :data:`T_UPRIGHT_LEADS` that faces the territory, so a mild finding is never labelled INVT
+    with upright T waves. A record without one gets a global inversion (unless, like CLBBB's
+    discordant T, it has one).
+    """
+    t = beat.get("T").vector
+    leads = LEAD_VECTORS[list(T_UPRIGHT_LEADS)]
+    territorial = [w for w in beat.waves if w.name == "Tinv"]
+    for w in territorial:
+        d = -w.vector / np.linalg.norm(w.vector)
+        along = leads @ d
+        k = int(np.argmax(along / np.linalg.norm(leads, axis=1)))
+        if along[k] <= 0:
+            continue
+        depth = max(rng.uniform(0.6, 1.0) * abs(float(leads[k] @ t)), 0.1 * beat.amplitude)
+        need = (float(leads[k] @ t) + depth) / along[k]
+        if np.linalg.norm(w.vector) < need:
+            w.vector = -d * need
+    if not territorial and global_inversion:  # at least 0.15-0.3 mV, even after a flat T (NDT)
+        size = max(float(np.linalg.norm(t)) * rng.uniform(0.6, 1.0), rng.uniform(0.15, 0.3) * beat.amplitude)
+        beat.get("T").vector = -_unit(t) * size
+
+
+def _ectopic_dipole(beat: Beat, times: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The dipole of premature ventricular complexes at ``times``: activation spreads from an
+    ectopic focus through the muscle, so the QRS is wide, large and of an odd axis, and the T
+    wave is discordant (opposite to the QRS); there is no P wave before it."""
+    d = _unit(rng.normal(0, 1, 3)) * beat.amplitude * rng.uniform(1.0, 1.4)
+    offsets = np.array([0.0, 0.055, 0.30])[:, None]
+    widths = np.array([0.032, 0.028, 0.07])[:, None, None]
+    vectors = np.stack([d, -0.45 * d, -0.35 * d], axis=1)  # (3, 3 waves)
+    centres = times[None, :, None] + offsets[:, :, None]
+    g = np.exp(-0.5 * ((t[None, None, :] - centres) / widths) ** 2).sum(axis=1)
+    return vectors @ g
+
+
+def qrs_amplitude(beat: Beat, leads: np.ndarray) -> float:
+    """Largest peak-to-peak QRS amplitude (mV) of ``beat`` over ``leads`` (rows of lead vectors),
+    evaluated on a fine grid around the R peak; used to draw low voltage to a target."""
+    qrs = [w for w in beat.waves if not w.atrial and abs(w.offset) < 0.12 and w.width < 0.03]
+    t = np.linspace(-0.12, 0.16, 141)
+    g = np.exp(
+        -0.5
+        * (
+            (t[None, :] - np.array([w.offset for w in qrs])[:, None])
+            / np.array([w.width for w in qrs])[:, None]
+        )
+        ** 2
+    )
+    x = leads @ (np.stack([w.vector for w in qrs], axis=1) @ g)
+    return float(np.ptp(x, axis=1).max())
+
+
 def simulate(
     beat: Beat, fs: int, n_samples: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, dict[str, bool]]:
@@ -247,9 +314,16 @@ def simulate(
     else:  # respiratory sinus arrhythmia plus jitter
         rr = rr_mean * (
             1
-            + 0.035 * np.sin(2 * np.pi * k / rng.uniform(3.5, 5.5) + rng.uniform(0, 6.3))
+            + beat.rr_modulation * np.sin(2 * np.pi * k / rng.uniform(3.5, 5.5) + rng.uniform(0, 6.3))
             + rng.normal(0, 0.012, n_beats)
         )
+    sinus = np.ones(n_beats)
+    if beat.pvcs:  # premature beats (not the first two: they may fall before the record)
+        ectopic = rng.choice(np.arange(3, n_beats - 3), size=min(beat.pvcs, n_beats - 6), replace=False)
+        early = rr[ectopic] * rng.uniform(0.3, 0.45, len(ectopic))
+        rr[ectopic] -= early
+        rr[ectopic + 1] += early  # compensatory pause: the next sinus beat keeps its time
+        sinus[ectopic] = 0.0
     beat_times = np.cumsum(rr) - rng.uniform(0.3, 1.0) * rr[0] - rr[0]
     waves = [w for w in beat.waves if not (beat.irregular and w.atrial)]
     offsets = np.array([w.offset for w in waves])[:, None] * np.where(
@@ -257,9 +331,11 @@ def simulate(
     )
     widths = np.array([w.width for w in waves])[:, None, None]
     centres = beat_times[None, :, None] + offsets[:, :, None]
-    beat_gain = (1 + 0.04 * np.sin(2 * np.pi * k / 4.3))[None, :, None]  # breathing modulates
+    beat_gain = ((1 + 0.04 * np.sin(2 * np.pi * k / 4.3)) * sinus)[None, :, None]  # breathing
     g = (np.exp(-0.5 * ((t[None, None, :] - centres) / widths) ** 2) * beat_gain).sum(axis=1)
     dipole = np.stack([w.vector for w in waves], axis=1) @ g  # (3, T)
+    if beat.pvcs:
+        dipole += _ectopic_dipole(beat, beat_times[sinus == 0], t, rng)
     lead_gain = np.exp(rng.normal(0, 0.08, 12))[:, None]  # electrode placement
     x = (LEAD_VECTORS @ dipole) * lead_gain
 

@@ -36,6 +36,10 @@ class LeadNorm:
         """No-op normalisation (keeps millivolts)."""
         return cls(np.zeros(leads, dtype=np.float32), np.ones(leads, dtype=np.float32))
 
+    def subset(self, rows: list[int]) -> LeadNorm:
+        """The statistics of some leads only (a reduced-lead model)."""
+        return LeadNorm(self.mean[rows], self.std[rows])
+
     def to_dict(self) -> dict[str, list[float]]:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 

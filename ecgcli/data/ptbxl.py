@@ -1,23 +1,26 @@
-"""PTB-XL tables: records, diagnostic superclass labels, folds and labelled-fraction sampling.
+"""PTB-XL tables: records, task labels, folds and labelled-fraction sampling.
 
-Label aggregation follows the official PTB-XL benchmark (Strodthoff et al., 2021): every code
-listed in ``scp_codes`` whose row in ``scp_statements.csv`` has ``diagnostic == 1`` contributes
-its ``diagnostic_class``, whatever its likelihood (``min_likelihood`` can raise that bar).
-Records with no superclass are kept (self-supervised pretraining uses them) but never enter a
-labelled split.
+Labels follow the official PTB-XL benchmark (Strodthoff et al., 2021) for each of its six
+tasks (:mod:`ecgcli.data.tasks`); the default, ``superdiagnostic``, is every code listed in
+``scp_codes`` whose row in ``scp_statements.csv`` has ``diagnostic == 1`` contributing its
+``diagnostic_class``, whatever its likelihood (``min_likelihood`` can raise that bar).
+Records without a label of the task are kept (self-supervised pretraining uses them) but
+never enter a labelled split.
 """
 
 from __future__ import annotations
 
 import ast
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ecgcli import SUPERCLASSES
+from ecgcli import DEFAULT_TASK, SUPERCLASSES
+from ecgcli.data.sampling import sample_by_combination, sample_rarest_first
+from ecgcli.data.tasks import CodeTable, absent_classes, check_task, statement_classes, task_labels
 from ecgcli.errors import ConfigError, DataError
 
 DATABASE_CSV = "ptbxl_database.csv"
@@ -58,16 +61,6 @@ def read_statements(root: Path) -> pd.DataFrame:
     return df
 
 
-def diagnostic_map(statements: pd.DataFrame) -> dict[str, int]:
-    """SCP code -> superclass index, for the rows with ``diagnostic == 1``."""
-    diag = statements[pd.to_numeric(statements["diagnostic"], errors="coerce") == 1]
-    mapping = {}
-    for code, cls in diag["diagnostic_class"].items():
-        if cls in SUPERCLASSES:
-            mapping[code] = SUPERCLASSES.index(cls)
-    return mapping
-
-
 def parse_scp_codes(text: object, ecg_id: int) -> dict[str, float]:
     """Parse one ``scp_codes`` cell (a Python dict literal) safely, without ``eval``."""
     try:
@@ -82,19 +75,6 @@ def parse_scp_codes(text: object, ecg_id: int) -> dict[str, float]:
         return {str(k): float(v) for k, v in value.items()}
     except (TypeError, ValueError):
         raise DataError(f"{DATABASE_CSV}: ecg_id {ecg_id}: scp_codes likelihoods must be numbers") from None
-
-
-def aggregate_labels(
-    scp_codes: list[dict[str, float]], mapping: dict[str, int], min_likelihood: float = 0.0
-) -> np.ndarray:
-    """Multi-hot ``(N, 5)`` uint8 superclass labels in :data:`ecgcli.SUPERCLASSES` order."""
-    y = np.zeros((len(scp_codes), len(SUPERCLASSES)), dtype=np.uint8)
-    for i, codes in enumerate(scp_codes):
-        for code, likelihood in codes.items():
-            j = mapping.get(code)
-            if j is not None and likelihood >= min_likelihood:
-                y[i, j] = 1
-    return y
 
 
 def safe_record_path(root: Path, relative: str, ecg_id: int) -> Path:
@@ -125,7 +105,11 @@ class Split:
 
 @dataclass
 class PTBXL:
-    """A PTB-XL folder's records in table order, with labels and resolved record paths."""
+    """A PTB-XL folder's records in table order, with one task's labels and record paths.
+
+    ``labels`` is ``(N, len(class_names))`` uint8 multi-hot for ``task``; :meth:`with_task`
+    gives the same records labelled for another task without reading the tables again.
+    """
 
     root: Path
     sampling_rate: int
@@ -134,11 +118,50 @@ class PTBXL:
     labels: np.ndarray
     record_paths: list[Path]
     scp_codes: list[dict[str, float]]
+    task: str = DEFAULT_TASK
+    class_names: tuple[str, ...] = SUPERCLASSES
+    statements: pd.DataFrame | None = field(default=None, repr=False)
+    min_likelihood: float = 0.0
+    code_table: CodeTable | None = field(default=None, repr=False)  # scp_codes flattened once
 
     @property
     def labelled(self) -> np.ndarray:
-        """Boolean mask of records with at least one superclass."""
+        """Boolean mask of the records that belong to the task (at least one of its labels)."""
         return self.labels.any(axis=1)
+
+    def with_task(self, task: str) -> PTBXL:
+        """These records labelled for ``task`` (one of :data:`ecgcli.data.tasks.TASKS`)."""
+        check_task(task)
+        if task == self.task:
+            return self
+        if self.statements is None or self.code_table is None:
+            raise DataError(f"{self.root}: no statements table to relabel the records with")
+        labels, names = _task_labels(self.root, self.code_table, self.statements, task, self.min_likelihood)
+        return replace(self, labels=labels, class_names=names, task=task)
+
+    def check_classes(self, split: Split) -> None:
+        """A one-line :class:`DataError` naming the classes absent from a part of ``split``.
+
+        A class with no positive record in the labelled training fraction cannot be learnt,
+        and one absent from fold 9 or 10 has no threshold or AUROC; trainers call this before
+        training so the run fails at once rather than with NaN metrics at the end.
+        """
+        for rows, where in (
+            (
+                split.train,
+                f"the labelled training fraction ({split.label_fraction:.0%} of folds 1-8, "
+                f"seed {split.seed})",
+            ),
+            (split.val, f"fold {VAL_FOLD} (validation)"),
+            (split.test, f"fold {TEST_FOLD} (test)"),
+        ):
+            missing = absent_classes(self.labels, rows, self.class_names)
+            if missing:
+                what = "class" if len(missing) == 1 else "classes"
+                raise DataError(
+                    f"task {self.task}: {what} {', '.join(missing)} "
+                    f"{'has' if len(missing) == 1 else 'have'} no record in {where}"
+                )
 
     @property
     def record_length(self) -> int:
@@ -156,10 +179,16 @@ class PTBXL:
         return np.flatnonzero(mask)
 
     def split(self, label_fraction: float = 0.1, seed: int = 42) -> Split:
-        """The standard protocol: a labelled fraction of folds 1-8, fold 9, fold 10."""
+        """The standard protocol: a labelled fraction of folds 1-8, fold 9, fold 10.
+
+        ``superdiagnostic`` samples the fraction by label combination (ecgcli's original
+        sampler, so its splits are unchanged); the other tasks, with up to 71 rare labels,
+        rarest class first. See :mod:`ecgcli.data.sampling` for what each guarantees.
+        """
         train_pool = self.fold_rows(TRAIN_FOLDS)
+        sample = sample_by_combination if self.task == "superdiagnostic" else sample_rarest_first
         split = Split(
-            train=sample_labelled_fraction(self.labels, train_pool, label_fraction, seed),
+            train=sample(self.labels, train_pool, label_fraction, seed),
             val=self.fold_rows(VAL_FOLD),
             test=self.fold_rows(TEST_FOLD),
             pretrain=self.fold_rows(TRAIN_FOLDS, labelled_only=False),
@@ -168,12 +197,33 @@ class PTBXL:
         )
         for name in ("train", "val", "test"):
             if len(getattr(split, name)) == 0:
-                raise DataError(f"{self.root}: the {name} split has no labelled records")
+                raise DataError(f"{self.root}: the {name} split has no labelled records for task {self.task}")
         return split
 
 
-def load_ptbxl(root: Path, sampling_rate: int = 100, min_likelihood: float = 0.0) -> PTBXL:
-    """Read and check both tables of a PTB-XL folder (v1.0.1 or v1.0.3)."""
+def _task_labels(
+    root: Path, table: CodeTable, statements: pd.DataFrame, task: str, min_likelihood: float
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Labels of ``task``; a statements table that defines none of its classes is an error (a
+    folder whose records simply have none is not: pretraining can still use it, and a split
+    says there is nothing to train on)."""
+    if statement_classes(statements, task).empty:
+        what = (
+            "diagnostic statements with a superclass" if task == "superdiagnostic" else f"{task} statements"
+        )
+        raise DataError(f"{root / STATEMENTS_CSV}: no {what}")
+    return task_labels(table, statements, task, min_likelihood)
+
+
+def load_ptbxl(
+    root: Path, sampling_rate: int = 100, min_likelihood: float = 0.0, task: str = DEFAULT_TASK
+) -> PTBXL:
+    """Read and check both tables of a PTB-XL folder (v1.0.1 or v1.0.3), labelled for ``task``.
+
+    ``ds.labels``, ``ds.class_names`` and ``ds.split(fraction, seed)`` then give the task's
+    multi-hot labels, its class names in column order, and the standard split.
+    """
+    check_task(task)
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found (set --data-root or ECG_DATA_ROOT)")
@@ -205,44 +255,20 @@ def load_ptbxl(root: Path, sampling_rate: int = 100, min_likelihood: float = 0.0
         for rel, eid in zip(db[column].astype(str), ecg_ids, strict=True)
     ]
     codes = [parse_scp_codes(t, int(e)) for t, e in zip(db["scp_codes"], ecg_ids, strict=True)]
-    mapping = diagnostic_map(read_statements(root))
-    if not mapping:
-        raise DataError(f"{root / STATEMENTS_CSV}: no diagnostic statements with a superclass")
+    statements = read_statements(root)
+    table = CodeTable.from_dicts(codes)
+    labels, names = _task_labels(root, table, statements, task, min_likelihood)
     return PTBXL(
         root=root,
         sampling_rate=sampling_rate,
         ecg_ids=ecg_ids,
         folds=folds.astype(np.int64).to_numpy(),
-        labels=aggregate_labels(codes, mapping, min_likelihood),
+        labels=labels,
         record_paths=paths,
         scp_codes=codes,
+        task=task,
+        class_names=names,
+        statements=statements,
+        min_likelihood=min_likelihood,
+        code_table=table,
     )
-
-
-def sample_labelled_fraction(labels: np.ndarray, pool: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A deterministic, label-stratified sample of ``fraction`` of the rows in ``pool``.
-
-    Rows are grouped by their exact label combination and each group contributes its share
-    (largest remainders decide the rounding), so rare combinations keep their proportion. Every
-    class present in the pool is guaranteed at least one example. Returns sorted row positions.
-    """
-    if not 0.0 < fraction <= 1.0:
-        raise ConfigError(f"label fraction must be in (0, 1], got {fraction}")
-    pool = np.asarray(pool)
-    if fraction == 1.0 or len(pool) == 0:
-        return np.sort(pool)
-    rng = np.random.default_rng(seed)
-    target = max(1, int(round(fraction * len(pool))))
-    keys = labels[pool] @ (1 << np.arange(labels.shape[1]))
-    groups = [rng.permutation(pool[keys == k]) for k in np.unique(keys)]
-    exact = np.array([fraction * len(g) for g in groups])
-    take = np.floor(exact).astype(int)
-    order = np.lexsort((rng.random(len(groups)), -(exact - take)))
-    take[order[: target - take.sum()]] += 1
-    chosen = np.concatenate([g[:t] for g, t in zip(groups, take, strict=True)])
-    for c in range(labels.shape[1]):
-        if labels[pool, c].any() and not labels[chosen, c].any():
-            # a class too rare to survive rounding still gets one example
-            candidates = pool[labels[pool, c] == 1]
-            chosen = np.append(chosen, rng.choice(candidates))
-    return np.sort(np.unique(chosen))

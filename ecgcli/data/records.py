@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgcli import LEADS
+from ecgcli.data.leads import canonical_lead, holter_lead
 from ecgcli.errors import RecordError
 
 #: WFDB marks a missing sample with the most negative value of the storage format.
@@ -24,50 +25,56 @@ _DEFAULT_GAIN = 200.0  # WFDB's default ADC gain when a header gives 0 or none
 _UNIT_SCALE_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
 _GAIN_RE = re.compile(r"^([-+0-9.eE]+)(?:\(([-+0-9]+)\))?(?:/(.*))?$")
 
-#: Usual spellings of the 12 leads, normalised (upper case, no spaces, dashes or "LEAD").
-_ALIASES = {
-    "DI": "I",
-    "DII": "II",
-    "DIII": "III",
-    "LI": "I",
-    "LII": "II",
-    "LIII": "III",
-    "1": "I",
-    "2": "II",
-    "3": "III",
-}
-
-
-def canonical_lead(name: str) -> str | None:
-    """The standard lead name (one of :data:`ecgcli.LEADS`) for a header's signal name."""
-    key = re.sub(r"[\s_]|^LEAD", "", name.strip().upper())
-    if key in LEADS:
-        return key
-    return _ALIASES.get(key)
-
 
 def lead_order(sig_names: tuple[str, ...] | list[str], record: str) -> np.ndarray:
     """Channel index of each of the 12 standard leads; extra channels are ignored.
 
     Raises :class:`RecordError` naming the leads that are missing.
     """
-    order, missing = _match_leads(tuple(sig_names))
+    return match_leads(sig_names, record)[0]
+
+
+def match_leads(
+    sig_names: tuple[str, ...] | list[str], record: str, leads: tuple[str, ...] = LEADS
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Channel index of each of ``leads`` (a model's leads), and a warning per lead taken from
+    a modified Holter channel (``MLII`` for II) because the record has no such standard lead.
+
+    Raises :class:`RecordError` naming the leads that are missing.
+    """
+    order, missing, holter = _match_leads(tuple(sig_names), tuple(leads))
     if missing:
-        raise RecordError(record, f"missing lead(s) {', '.join(missing)} (has {', '.join(sig_names)})")
-    return order
+        need = "" if tuple(leads) == LEADS else f"; the model uses {', '.join(leads)}"
+        raise RecordError(
+            record,
+            f"missing lead(s) {', '.join(missing)} (has {', '.join(sig_names) or 'no channels'}{need})",
+        )
+    warnings = tuple(
+        f"{record}: channel {name} is a modified lead, used as lead {lead}" for name, lead in holter
+    )
+    return order, warnings
 
 
 @lru_cache(maxsize=64)  # a dataset's records nearly always share one list of lead names
-def _match_leads(sig_names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+def _match_leads(
+    sig_names: tuple[str, ...], leads: tuple[str, ...]
+) -> tuple[np.ndarray, tuple[str, ...], tuple[tuple[str, str], ...]]:
     found: dict[str, int] = {}
     for i, name in enumerate(sig_names):
         lead = canonical_lead(name)
         if lead is not None and lead not in found:
             found[lead] = i
-    missing = tuple(lead for lead in LEADS if lead not in found)
-    order = np.array([found.get(lead, -1) for lead in LEADS])
+    holter: list[tuple[str, str]] = []
+    for i, name in enumerate(sig_names):  # a modified lead only where the standard one is absent
+        lead = holter_lead(name)
+        if lead is not None and lead not in found:
+            found[lead] = i
+            holter.append((name, lead))
+    missing = tuple(lead for lead in leads if lead not in found)
+    order = np.array([found.get(lead, -1) for lead in leads])
     order.flags.writeable = False  # shared between calls through the cache
-    return order, missing
+    used = tuple((name, lead) for name, lead in holter if lead in leads)
+    return order, missing, used
 
 
 @dataclass(frozen=True)
@@ -322,11 +329,13 @@ def resolve_records(paths: list[Path] | tuple[Path, ...] | list[str]) -> list[Pa
 
 @dataclass(frozen=True, eq=False)
 class PreparedRecord:
-    """One record as the model sees it: 12 leads in standard order, at ``fs_out``, in windows.
+    """One record as the model sees it: the model's leads in standard order, at ``fs_out``, in
+    windows.
 
-    ``windows`` is ``(n_windows, 12, window)`` float32 in mV. ``padded`` says the record was
-    shorter than one window and was zero-padded at the end; ``n_samples_out`` is the length
-    after resampling, before windowing or padding.
+    ``windows`` is ``(n_windows, n_leads, window)`` float32 in mV. ``padded`` says the record
+    was shorter than one window and was zero-padded at the end; ``n_samples_out`` is the length
+    after resampling, before windowing or padding; ``warnings`` name channels used for a lead
+    they only stand in for (modified Holter leads).
     """
 
     stem: Path
@@ -337,6 +346,7 @@ class PreparedRecord:
     padded: bool
     n_windows: int
     n_samples_out: int
+    warnings: tuple[str, ...] = ()
     stride: int | None = None
 
     @property
@@ -364,12 +374,16 @@ def window_starts(n_samples: int, window: int, stride: int | None = None) -> np.
     return starts
 
 
-def prepare_record(stem: Path | str, fs: int, window: int, stride: int | None = None) -> PreparedRecord:
+def prepare_record(
+    stem: Path | str, fs: int, window: int, leads: tuple[str, ...] = LEADS, stride: int | None = None
+) -> PreparedRecord:
     """Read a WFDB record from any database or device and cut it into model windows.
 
     Steps: read and scale to mV (:func:`read_record`, which honours the header's units, so
     µV and V records arrive in mV); pick the 12 standard leads by name whatever their order
-    or spelling, ignoring extra channels (:func:`lead_order`); refuse empty records and
+    or spelling, ignoring extra channels (:func:`match_leads`; ``leads`` are the model's, a
+    subset of the 12 in PTB-XL order, and a modified Holter channel stands in for a missing
+    lead with a warning); refuse empty records and
     missing (NaN) samples rather than guess values; resample to ``fs`` with a polyphase
     anti-aliasing filter (``scipy.signal.resample_poly``) at the exact rational ratio
     ``fs / fs_in`` (denominator at most 1000; rates such as 257 Hz are exact); then window
@@ -390,10 +404,10 @@ def prepare_record(stem: Path | str, fs: int, window: int, stride: int | None = 
     fs, window = int(fs), int(window)
     signal, header = read_record(Path(stem))
     record = header.record
-    order = lead_order(header.sig_names, record)
+    order, warnings = match_leads(header.sig_names, record, tuple(leads))
     scale = header.mv_per_unit()[order]
     if not np.isfinite(scale).all():
-        bad = [f"{LEADS[i]} ({header.units[ch]})" for i, ch in enumerate(order) if not np.isfinite(scale[i])]
+        bad = [f"{leads[i]} ({header.units[ch]})" for i, ch in enumerate(order) if not np.isfinite(scale[i])]
         raise RecordError(record, f"units of lead(s) {', '.join(bad)} are not a voltage")
     x = signal[order]
     n_in = x.shape[1]
@@ -401,7 +415,7 @@ def prepare_record(stem: Path | str, fs: int, window: int, stride: int | None = 
         raise RecordError(record, "record has no samples")
     missing = np.isnan(x).sum(axis=1)
     if missing.any():
-        where = ", ".join(f"{LEADS[i]}: {int(k)}" for i, k in enumerate(missing) if k)
+        where = ", ".join(f"{leads[i]}: {int(k)}" for i, k in enumerate(missing) if k)
         raise RecordError(record, f"{int(missing.sum())} missing (NaN) samples (lead {where})")
     ratio = (Fraction(fs) / Fraction(header.fs)).limit_denominator(1000)
     if ratio != 1:
@@ -413,7 +427,7 @@ def prepare_record(stem: Path | str, fs: int, window: int, stride: int | None = 
     if padded:
         x = np.pad(x, ((0, 0), (0, window - n_out)))
     starts = window_starts(x.shape[1], window, stride)
-    # (12, K, window) gathered in one indexing operation, then windows first.
+    # (leads, K, window) gathered in one indexing operation, then windows first.
     windows = x[:, starts[:, None] + np.arange(window)].transpose(1, 0, 2)
     return PreparedRecord(
         stem=Path(stem),
@@ -424,5 +438,6 @@ def prepare_record(stem: Path | str, fs: int, window: int, stride: int | None = 
         padded=bool(padded),
         n_windows=len(starts),
         n_samples_out=int(n_out),
+        warnings=warnings,
         stride=stride,
     )

@@ -3,8 +3,10 @@
 The tables use PTB-XL's 28 columns and value formats; ``scp_statements.csv`` is the real table
 (71 statements, shipped in ``ecgcli/data/resources``). Superclass combinations are drawn with
 the frequencies measured on PTB-XL v1.0.1 (so class imbalance and co-occurrence match, and
-about 2% of records have no superclass), SCP codes within a class with their real frequencies,
-folds are stratified by label and grouped by patient, and every record is written with
+about 2% of records have no superclass); the diagnostic, form and rhythm statements within
+them are those the simulator draws honestly (:mod:`ecgcli.data.synth_labels`), so every
+benchmark task is learnable. Folds are stratified by statement and grouped by patient, and
+every record is written with
 ``wfdb.wrsamp`` as format 16 at 1000 ADC units per mV. Signals come from
 :mod:`ecgcli.data.ecgsim`. Each record is generated from its own seeded generator, so the
 output is identical whatever the number of worker processes.
@@ -25,8 +27,10 @@ from ecgcli import LEADS, SUPERCLASSES
 from ecgcli.data import ecgsim
 from ecgcli.data.parallel import map_chunks
 from ecgcli.data.ptbxl import DATABASE_CSV, RECORD_LENGTH, STATEMENTS_CSV
+from ecgcli.data.synth_labels import assign_folds, code_matrix, draw_statements
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, ignore
+from ecgcli.files import temp_path
 
 #: Superclass combinations (bits in NORM, MI, STTC, HYP, CD order) and their record counts
 #: in PTB-XL v1.0.1, standard aggregation.
@@ -55,57 +59,6 @@ COMBINATIONS = {
     "10010": 2,
     "11011": 1,
 }
-#: Diagnostic codes of each superclass with their counts in PTB-XL v1.0.1.
-CLASS_CODES = {
-    "NORM": {"NORM": 9528},
-    "MI": {
-        "IMI": 2685,
-        "ASMI": 2363,
-        "ILMI": 479,
-        "AMI": 354,
-        "ALMI": 290,
-        "INJAS": 215,
-        "LMI": 201,
-        "INJAL": 148,
-        "IPLMI": 51,
-        "IPMI": 33,
-        "INJIN": 18,
-        "INJLA": 17,
-        "PMI": 17,
-        "INJIL": 15,
-    },
-    "STTC": {
-        "NDT": 1829,
-        "ISC_": 1275,
-        "NST_": 770,
-        "ISCAL": 660,
-        "ISCIN": 219,
-        "DIG": 181,
-        "ISCIL": 179,
-        "ISCAS": 170,
-        "ISCLA": 142,
-        "LNGQT": 118,
-        "ANEUR": 104,
-        "EL": 97,
-        "ISCAN": 44,
-    },
-    "HYP": {"LVH": 2137, "LAO/LAE": 427, "RVH": 126, "RAO/RAE": 99, "SEHYP": 30},
-    "CD": {
-        "LAFB": 1626,
-        "IRBBB": 1118,
-        "1AVB": 797,
-        "IVCD": 789,
-        "CRBBB": 542,
-        "CLBBB": 536,
-        "LPFB": 177,
-        "WPW": 80,
-        "ILBBB": 77,
-        "3AVB": 16,
-        "2AVB": 14,
-    },
-}
-_LIKELIHOODS = (100.0, 80.0, 50.0, 35.0, 15.0)
-_LIKELIHOOD_P = (0.62, 0.12, 0.14, 0.04, 0.08)
 _DEVICES = ("CS100    3", "CS-12", "AT-6 C 5.5", "CS-12   E", "AT-6     6", "AT-60    3")
 _DEVICE_P = (0.30, 0.20, 0.19, 0.14, 0.11, 0.06)
 _REPORTS = {
@@ -117,6 +70,7 @@ _REPORTS = {
 }
 _STADIUM = ("unknown", "Stadium III", "Stadium II-III", "Stadium I", "Stadium II")
 _STADIUM_P = (0.61, 0.17, 0.17, 0.03, 0.02)
+_ACUTE = ("Stadium I", "Stadium II")  # ST elevation, T waves not yet inverted
 #: How PTB-XL's annotators wrote "everywhere" in the artefact columns.
 _ARTEFACT_MARKS = {"baseline_drift": "alles", "static_noise": " , alles,  ", "burst_noise": "alles"}
 
@@ -125,62 +79,6 @@ def statements_table() -> pd.DataFrame:
     """The real PTB-XL ``scp_statements.csv`` shipped with the package."""
     with resources.files("ecgcli.data").joinpath("resources", STATEMENTS_CSV).open("rb") as f:
         return pd.read_csv(f, index_col=0)
-
-
-def _choose(rng: np.random.Generator, table: dict[str, int]) -> str:
-    keys = list(table)
-    p = np.array([table[k] for k in keys], dtype=np.float64)
-    return keys[int(rng.choice(len(keys), p=p / p.sum()))]
-
-
-def _record_codes(rng: np.random.Generator, combo: str) -> dict[str, float]:
-    """SCP codes (with likelihoods) for one record of the given superclass combination."""
-    codes: dict[str, float] = {}
-    for bit, cls in zip(combo, SUPERCLASSES, strict=True):
-        if bit == "1":
-            code = _choose(rng, CLASS_CODES[cls])
-            likelihood = (
-                100.0
-                if cls == "NORM" and rng.random() < 0.85
-                else float(rng.choice(_LIKELIHOODS, p=_LIKELIHOOD_P))
-            )
-            codes[code] = likelihood
-    if combo == "00000":  # no superclass: rhythm or form statements only
-        extra = str(rng.choice(["LVOLT", "AFIB", "PACE", "ABQRS", "SARRH"]))
-        codes[extra] = 100.0 if extra in ("AFIB", "PACE") else 0.0
-    elif rng.random() < 0.06:
-        codes["AFIB"] = 100.0
-    return codes
-
-
-def _rhythm_code(codes: dict[str, float], heart_rate: float) -> str | None:
-    """The rhythm statement PTB-XL would add for a sinus rhythm at this rate."""
-    if "AFIB" in codes or "PACE" in codes:
-        return None
-    return "SBRAD" if heart_rate < 60 else "STACH" if heart_rate > 100 else "SR"
-
-
-def _assign_folds(rng: np.random.Generator, patients: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Folds 1-10, all records of a patient in one fold, balanced per class (rarest first)."""
-    folds = np.zeros(len(patients), dtype=np.int64)
-    uniq = rng.permutation(np.unique(patients))
-    groups = {p: np.flatnonzero(patients == p) for p in uniq}
-    freq = labels.sum(axis=0)
-    rarest = {}
-    for p, rows in groups.items():
-        present = labels[rows].any(axis=0)
-        rarest[p] = int(np.argmin(np.where(present, freq, np.inf))) if present.any() else -1
-    per_class = np.zeros((10, labels.shape[1] + 1))
-    per_fold = np.zeros(10)
-    for cls in [*np.argsort(freq), -1]:
-        for p in (p for p in uniq if rarest[p] == cls):
-            rows = groups[p]
-            load = per_class[:, cls] * 1e6 + per_fold + rng.random(10) * 1e-3
-            f = int(np.argmin(load))
-            folds[rows] = f + 1
-            per_class[f, cls] += len(rows)
-            per_fold[f] += len(rows)
-    return folds
 
 
 def make_database(n_records: int, seed: int) -> tuple[pd.DataFrame, list[dict[str, float]], np.ndarray]:
@@ -200,19 +98,14 @@ def make_database(n_records: int, seed: int) -> tuple[pd.DataFrame, list[dict[st
     patients = np.arange(n_records) + 1000
     repeat = rng.random(n_records) < 0.13
     patients[repeat] = rng.choice(patients, size=int(repeat.sum()))
-    folds = _assign_folds(rng, patients, labels)
-    codes = [_record_codes(rng, c) for c in chosen]
-    # log-normal around 70 bpm (PTB-XL's 10th-90th percentiles are about 56-98 bpm)
-    shift = labels @ np.array([-3.0, 3.0, 7.0, 4.0, 3.0])
-    heart_rates = np.clip(70.0 * np.exp(rng.normal(0, 0.2, n_records)) + shift, 40, 150)
-    for c, hr in zip(codes, heart_rates, strict=True):
-        if any(k in c for k in ("2AVB", "3AVB")):
-            hr *= 0.65
-        rhythm = _rhythm_code(c, hr)
-        if rhythm:
-            c[rhythm] = 0.0
-    ecg_ids = np.arange(1, n_records + 1)
+    # statements and the heart rates they need come from their own stream
+    statements_rng = np.random.default_rng([seed, 2])
     mi = labels[:, 1] == 1
+    stadium = np.where(mi, statements_rng.choice(_STADIUM, size=n_records, p=_STADIUM_P), "")
+    acute = np.isin(stadium, _ACUTE)
+    codes, heart_rates = draw_statements(statements_rng, chosen, acute)
+    folds = assign_folds(rng, patients, code_matrix(codes))
+    ecg_ids = np.arange(1, n_records + 1)
     start = datetime(1984, 11, 9)
     dates = [
         (start + timedelta(seconds=int(s))).strftime("%Y-%m-%d %H:%M:%S")
@@ -241,7 +134,7 @@ def make_database(n_records: int, seed: int) -> tuple[pd.DataFrame, list[dict[st
             "heart_axis": rng.choice(
                 ["", "MID", "LAD", "ALAD", "RAD"], size=n_records, p=[0.39, 0.35, 0.17, 0.07, 0.02]
             ),
-            "infarction_stadium1": np.where(mi, rng.choice(_STADIUM, size=n_records, p=_STADIUM_P), ""),
+            "infarction_stadium1": stadium,
             "infarction_stadium2": "",
             "validated_by": np.where(rng.random(n_records) < 0.43, np.nan, rng.integers(0, 5, n_records)),
             "second_opinion": rng.random(n_records) < 0.025,
@@ -266,16 +159,24 @@ def _record_beat(
 ) -> ecgsim.Beat:
     beat = ecgsim.normal_beat(rng)
     beat.heart_rate = heart_rate
-    acute = stadium in ("Stadium I", "Stadium II")
+    beat.strain = "INVT" in codes  # an LVH record shows strain exactly when it is labelled so
+    acute = stadium in _ACUTE
     for code, likelihood in codes.items():
         # an uncertain statement (low likelihood) tends to be a milder finding
         severity = rng.uniform(0.55, 1.2) * (0.6 + 0.4 * likelihood / 100.0 if likelihood else 0.8)
         ecgsim.apply_code(beat, code, severity, rng, acute)
     if "AFIB" in codes:
         beat.irregular = True
-    if "LVOLT" in codes:
+    if "SARRH" in codes:
+        beat.rr_modulation = rng.uniform(0.09, 0.14)
+    if "PVC" in codes:
+        beat.pvcs = int(rng.integers(1, 3))
+    if "INVT" in codes:
+        ecgsim.invert_t(beat, rng, global_inversion="CLBBB" not in codes)
+    if "LVOLT" in codes:  # every limb lead's QRS below 0.5 mV
+        scale = rng.uniform(0.2, 0.4) / ecgsim.qrs_amplitude(beat, ecgsim.LEAD_VECTORS[:6])
         for w in beat.waves:
-            w.vector = w.vector * 0.45
+            w.vector = w.vector * scale
     return beat
 
 
@@ -355,7 +256,7 @@ def write_synthetic_ptbxl(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} is not an empty folder; choose a new one")
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    tmp = temp_path(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgcli import LEADS, SUPERCLASSES
+from ecgcli import DEFAULT_TASK, LEADS
 from ecgcli.data.parallel import map_chunks
 from ecgcli.data.ptbxl import PTBXL, load_ptbxl, read_statements
 from ecgcli.data.records import INVALID_INT16, read_standard_record
+from ecgcli.data.tasks import check_task
 from ecgcli.errors import RecordError
 from ecgcli.events import Callback, ignore
 
@@ -40,9 +41,10 @@ class VerifyReport:
     root: str
     sampling_rate: int
     n_records: int
-    n_labelled: int
-    class_counts: dict[str, int]
+    n_labelled: int  # records with at least one label of the task
+    class_counts: dict[str, int]  # in the task's class order
     folds: dict[int, dict[str, int]]  # fold -> records, labelled, and one count per class
+    task: str = DEFAULT_TASK
     findings: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -104,24 +106,34 @@ def _fold_summary(ds: PTBXL) -> dict[int, dict[str, int]]:
     for fold in range(1, 11):
         rows = ds.folds == fold
         counts = {"records": int(rows.sum()), "labelled": int((rows & ds.labelled).sum())}
-        counts.update({c: int(ds.labels[rows, j].sum()) for j, c in enumerate(SUPERCLASSES)})
+        counts.update({c: int(ds.labels[rows, j].sum()) for j, c in enumerate(ds.class_names)})
         folds[fold] = counts
     return folds
 
 
 def verify_folder(
-    root: Path, sampling_rate: int = 100, workers: int = 1, callback: Callback = ignore
+    root: Path,
+    sampling_rate: int = 100,
+    workers: int = 1,
+    callback: Callback = ignore,
+    task: str = DEFAULT_TASK,
 ) -> VerifyReport:
-    """Check ``root``; raises :class:`~ecgcli.errors.DataError` if it is not a PTB-XL folder."""
+    """Check ``root`` and count ``task``'s classes per fold.
+
+    Raises :class:`~ecgcli.errors.ConfigError` for an unknown task and
+    :class:`~ecgcli.errors.DataError` if ``root`` is not a PTB-XL folder.
+    """
+    check_task(task)
     t0 = time.perf_counter()
-    ds = load_ptbxl(root, sampling_rate)
+    ds = load_ptbxl(root, sampling_rate, task=task)
     report = VerifyReport(
         root=str(root),
         sampling_rate=sampling_rate,
         n_records=len(ds),
         n_labelled=int(ds.labelled.sum()),
-        class_counts={c: int(ds.labels[:, j].sum()) for j, c in enumerate(SUPERCLASSES)},
+        class_counts={c: int(ds.labels[:, j].sum()) for j, c in enumerate(ds.class_names)},
         folds=_fold_summary(ds),
+        task=task,
     )
     known = set(read_statements(root).index)
     unknown = Counter(code for codes in ds.scp_codes for code in codes if code not in known)
@@ -137,9 +149,11 @@ def verify_folder(
         if counts["records"] == 0:
             report.findings.append(Finding("problem", f"fold {fold} has no records"))
         elif counts["labelled"]:
-            absent = [c for c in SUPERCLASSES if counts[c] == 0]
+            absent = [c for c in ds.class_names if counts[c] == 0]
             if absent and fold >= 9:
-                report.findings.append(Finding("warning", f"fold {fold} has no {', '.join(absent)} records"))
+                report.findings.append(
+                    Finding("warning", f"fold {fold} has no {', '.join(absent)} records ({task})")
+                )
     stems = [str(p) for p in ds.record_paths]
     results = map_chunks(
         _check_chunk,

@@ -212,10 +212,27 @@ def build_grid(
     return grid
 
 
-def check_compatible(grid: Grid, previous: dict[str, Any], where: Path) -> None:
+def check_compatible(grid: Grid, previous: dict[str, Any], where: Path, exact: bool = False) -> None:
     """Refuse to mix runs of different options under one --out, or to drop part of the grid
-    from its results file: a grid may grow (configurations, seeds, fractions), never shrink."""
+    from its results file: a grid may grow (configurations, seeds, fractions), never shrink.
+    ``exact`` (shards, which must all deal out the same cells): it may not grow either."""
     old = {c["name"]: c for c in previous["grid"].get("configs", [])}
+    if exact:
+        mine = grid.describe()
+        diff = [
+            what
+            for what, key in (
+                ("configurations", "configs"),
+                ("seeds", "seeds"),
+                ("label fractions", "label_fractions"),
+            )
+            if json.loads(json.dumps(mine[key])) != previous["grid"].get(key)
+        ]
+        if diff:
+            raise ConfigError(
+                f"{where} was made by a different grid (other {', '.join(diff)}); every shard of a grid "
+                "needs the same configurations, seeds, label fractions and options (or another --out)"
+            )
     missing = [
         f"{what} {', '.join(str(v) for v in gone)}"
         for what, gone in (

@@ -6,11 +6,18 @@ seeds is drawn as the *vertical average* of its seeds' curves (mean true-positiv
 false-positive rate, Fawcett 2006) with a ±1 sd band; the legend gives the mean of the seeds'
 per-class AUROCs. Curves come from each run's ``predictions.npz``.
 
+``reliability_test.png`` (``reliability_test_lf<fraction>.png`` per label fraction when there
+are several): the reliability diagram per class on the test fold, one line per method: the
+fraction of positive records against the mean predicted probability in each of 15
+equal-width bins, the seeds' predictions pooled; the legend gives the method's mean ECE for
+the class. The diagonal is perfect calibration.
+
 ``label_efficiency.png``, only when some method was run at more than one label fraction:
 mean test macro AUROC (left) and macro F1 (right) against the labelled fraction (log axis),
 with the Student's t 95% interval of the mean as a band.
 
-matplotlib is imported lazily with the Agg backend; without it the error says how to get it.
+matplotlib is imported lazily with the Agg backend (:func:`ecgcli.inference.ecgpaper.pyplot`);
+without it the error says how to get it.
 """
 
 from __future__ import annotations
@@ -24,23 +31,12 @@ import numpy as np
 
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
+from ecgcli.inference.ecgpaper import pyplot
 
 if TYPE_CHECKING:
-    from ecgcli.experiments.compare import Method
+    from ecgcli.experiments.inputs import Method
 
 _FPR = np.linspace(0.0, 1.0, 201)
-
-
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the Agg backend, or a one-line error saying how to install it."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ConfigError('plots need matplotlib: pip install "ecgcli[plots]"') from None
-    return plt
 
 
 def _roc(y: np.ndarray, score: np.ndarray) -> np.ndarray | None:
@@ -61,15 +57,54 @@ def _load_predictions(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
         return None
 
 
+def _class_panels(plt: Any, n: int) -> tuple[Any, Any, int]:
+    """A figure with one square panel per class, three to a row: ``(fig, axes, columns)``."""
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False)
+    return fig, axes, cols
+
+
+def _finish_panels(
+    axes: Any, class_names: Sequence[str], labels: tuple[str, str], legend: dict[str, Any]
+) -> None:
+    """Per class panel: the diagonal, unit axes, its title and labels, and a legend when a
+    method drew in it; panels past the last class are hidden."""
+    cols = len(axes[0])
+    for c in range(len(axes) * cols):
+        ax = axes[c // cols][c % cols]
+        if c >= len(class_names):
+            ax.axis("off")
+            continue
+        drew = bool(ax.lines)
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), title=class_names[c], xlabel=labels[0])
+        if c % cols == 0:
+            ax.set_ylabel(labels[1])
+        ax.set_aspect("equal")
+        if drew:
+            ax.legend(**legend)
+
+
+def _save(plt: Any, fig: Any, path: Path, drawn: int) -> Path | None:
+    """Write ``fig`` to ``path`` if any method was drawn (None otherwise), then close it."""
+    fig.tight_layout()
+    if drawn == 0:
+        plt.close(fig)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def roc_figure(
     methods: Sequence[Method], class_names: Sequence[str], path: Path, callback: Callback = ignore
 ):
     """Write one ROC figure (a panel per class) for ``methods``; returns the path or None."""
     plt = pyplot()
     n = len(class_names)
-    cols = min(3, n)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False)
+    fig, axes, cols = _class_panels(plt, n)
     drawn = 0
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, m in enumerate(methods):
@@ -102,27 +137,55 @@ def roc_figure(
                 ax.fill_between(
                     _FPR, np.clip(mean - sd, 0, 1), np.clip(mean + sd, 0, 1), color=colour, alpha=0.15
                 )
-    for c in range(rows * cols):
-        ax = axes[c // cols][c % cols]
-        if c >= n:
-            ax.axis("off")
-            continue
-        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
-        ax.set(xlim=(0, 1), ylim=(0, 1.01), title=class_names[c], xlabel="false positive rate")
-        if c % cols == 0:
-            ax.set_ylabel("true positive rate")
-        ax.set_aspect("equal")
-        if ax.lines[1:]:
-            ax.legend(loc="lower right", fontsize=7, title="method (AUROC)", title_fontsize=7)
+    _finish_panels(
+        axes,
+        class_names,
+        ("false positive rate", "true positive rate"),
+        {"loc": "lower right", "fontsize": 7, "title": "method (AUROC)", "title_fontsize": 7},
+    )
     fig.suptitle("Test fold 10 ROC per class (several seeds: mean curve ± 1 sd)", fontsize=11)
-    fig.tight_layout()
-    if drawn == 0:
-        plt.close(fig)
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, drawn)
+
+
+def reliability_figure(methods: Sequence[Method], class_names: Sequence[str], path: Path):
+    """Reliability diagram per class (a panel each) for ``methods``; returns the path or None."""
+    from ecgcli.scoring.calibration import expected_calibration_error, reliability
+
+    plt = pyplot()
+    n = len(class_names)
+    fig, axes, cols = _class_panels(plt, n)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drawn = 0
+    for i, m in enumerate(methods):
+        preds = [p for p in (_load_predictions(d) for d in m.run_dirs) if p is not None]
+        if not preds:
+            continue
+        drawn += 1
+        y = np.concatenate([p[0] for p in preds])
+        prob = np.concatenate([p[1] for p in preds])
+        _, conf, frac = reliability(y, prob)
+        ece = np.mean([expected_calibration_error(yy, pp) for yy, pp in preds], axis=0)
+        for c in range(n):
+            ax = axes[c // cols][c % cols]
+            ok = np.isfinite(conf[c])
+            label = f"{m.name} (ECE {ece[c]:.3f})"
+            ax.plot(
+                conf[c][ok],
+                frac[c][ok],
+                marker="o",
+                ms=3,
+                lw=1.4,
+                color=colours[i % len(colours)],
+                label=label,
+            )
+    _finish_panels(
+        axes,
+        class_names,
+        ("mean predicted probability", "fraction positive"),
+        {"loc": "upper left", "fontsize": 7},
+    )
+    fig.suptitle("Test fold 10 reliability per class (15 equal-width bins, seeds pooled)", fontsize=11)
+    return _save(plt, fig, path, drawn)
 
 
 def label_efficiency_figure(methods: Sequence[Method], path: Path):
@@ -158,11 +221,7 @@ def label_efficiency_figure(methods: Sequence[Method], path: Path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Label efficiency: mean over seeds with Student-t 95% CI band", fontsize=11)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, drawn=1)
 
 
 def write_plots(methods: Sequence[Method], out_dir: Path, callback: Callback = ignore) -> list[Path]:
@@ -180,6 +239,10 @@ def write_plots(methods: Sequence[Method], out_dir: Path, callback: Callback = i
         name = "roc_test.png" if len(fractions) == 1 else f"roc_test_lf{lf:g}.png"
         group = [m for m in methods if m.label_fraction == lf]
         path = roc_figure(group, class_names, out_dir / name, callback)
+        if path is not None:
+            written.append(path)
+        name = "reliability_test.png" if len(fractions) == 1 else f"reliability_test_lf{lf:g}.png"
+        path = reliability_figure(group, class_names, out_dir / name)
         if path is not None:
             written.append(path)
     path = label_efficiency_figure(methods, out_dir / "label_efficiency.png")

@@ -25,8 +25,8 @@ import numpy as np
 
 from ecgcli import __version__
 from ecgcli.errors import CheckpointError, ConfigError, DataError, EcgError
+from ecgcli.files import json_safe, write_json_atomic
 from ecgcli.scoring.stats import BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED
-from ecgcli.storage.files import json_safe, write_json_atomic
 
 if TYPE_CHECKING:
     from ecgcli.experiments.grid import Cell, Grid
@@ -52,6 +52,14 @@ METRICS: dict[str, tuple[str, str, str]] = {
 _ADDED_LATER = {"auprc", "fmax", "fmax_bench"}
 HEADLINE = ("auroc", "auprc", "fmax", "f1", "sensitivity", "specificity")
 PER_CLASS = ("auroc", "auprc", "f1", "sensitivity", "specificity")
+#: Calibration of the test probabilities (lower is better), from metrics.json ``calibration``.
+CALIBRATION = ("ece", "brier")
+
+
+def calibration_scores(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """Macro ECE and Brier score on the test fold (None for runs made before they were reported)."""
+    test = ((metrics.get("calibration") or {}).get("test")) or {}
+    return json_safe({"ece": test.get("macro_ece"), "brier": test.get("macro_brier")})
 
 
 STATISTICS_NOTE = {
@@ -158,6 +166,7 @@ def read_cell(
             "run_dir": os.path.relpath(path, out) if out is not None else str(path),
             "val": scores(metrics, "val"),
             "test": scores(metrics, "test"),
+            "calibration": calibration_scores(metrics),
             "per_class": {
                 cls: {k: m.get(k) if k in _ADDED_LATER else m[k] for k in PER_CLASS}
                 for cls, m in metrics["test_tuned"]["per_class"].items()

@@ -3,7 +3,10 @@
 A cell whose ``metrics.json`` and ``model.safetensors`` exist is finished and is only read,
 never retrained; one with a saved epoch but no metrics is resumed (``resume_classifier``); one
 that never completed an epoch is started again. ``OUT/multiseed.json`` is rewritten atomically
-after every finished cell (see :mod:`ecgcli.experiments.results`).
+after every finished cell (see :mod:`ecgcli.experiments.results`), under a lock and from every
+cell finished on disk, so several processes may run one grid into one ``OUT``: each cell is
+trained only under its claim, and ``shard`` picks this process's share
+(:mod:`ecgcli.experiments.shards`).
 
 ``jobs=1`` trains the cells one after another in this process, loading the dataset and the
 signal cache once (``train_classifier(data=...)``). ``jobs=N>1`` trains N cells at a time in a
@@ -26,20 +29,24 @@ from ecgcli.errors import ConfigError, EcgError, Interrupted
 from ecgcli.events import BatchDone, Callback, Event, Message, ignore
 from ecgcli.experiments.grid import Cell, Grid, check_cell_config, check_compatible
 from ecgcli.experiments.results import load_results, read_cell, results_path, write_results
+from ecgcli.experiments.shards import Shard, claim, results_lock, shard_cells
+from ecgcli.files import probe_writable, remove_stale_temporaries
 from ecgcli.settings import usable_cores
-from ecgcli.storage.files import probe_writable, remove_stale_temporaries
 
 # --- events --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class GridStarted(Event):
-    """A grid of ``total`` cells begins; ``finished`` of them were already done."""
+    """A grid of ``total`` cells begins; ``finished`` of them were already done. ``shard``
+    (``"K/N"``) is this process's share of ``share`` cells, "" for the whole grid."""
 
     total: int
     finished: int
     out: str
     jobs: int
+    shard: str = ""
+    share: int = 0
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,14 @@ class CellStarted(Event):
     label_fraction: float
     seed: int
     action: str  # "train" or "resume"
+
+
+@dataclass(frozen=True)
+class CellSkipped(Event):
+    """A cell of this share is being trained by another live process (``owner``)."""
+
+    key: str
+    owner: str
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,25 @@ def cell_status(path: Path) -> str:
     from ecgcli.storage.runs import RunDir
 
     return RunDir(Path(path)).status()
+
+
+def train_claimed(
+    grid_out: Path, cell: Cell, cfg: Any, callback: Callback, key_callback: Callback, data: Any = None
+) -> bool:
+    """Train ``cell`` under its claim; False when another live process holds the claim.
+
+    The status is read after claiming: a previous owner that died may have saved epochs (the
+    cell resumes) or even finished it."""
+    with claim(grid_out, cell) as owner:
+        if owner is not None:
+            callback(CellSkipped(cell.key, owner))
+            return False
+        status = cell_status(cell.path(grid_out))
+        if status == "finished":
+            return True
+        callback(CellStarted(cell.key, cell.spec.name, cell.label_fraction, cell.seed, _action(status)))
+        train_cell(cfg, key_callback, data)
+        return True
 
 
 def train_cell(cfg: Any, callback: Callback, data: Any = None) -> None:
@@ -127,8 +161,16 @@ def _gpu_count(device: str) -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def run_multiseed(grid: Grid, callback: Callback = ignore, jobs: int = 1) -> dict[str, Any]:
-    """Run every unfinished cell of ``grid``; returns the final multiseed.json document.
+def run_multiseed(
+    grid: Grid,
+    callback: Callback = ignore,
+    jobs: int = 1,
+    shard: Shard | None = None,
+    train: bool = True,
+) -> dict[str, Any]:
+    """Run every unfinished cell of ``grid`` (of its ``shard``, if given); returns the
+    multiseed.json document. ``train=False`` (``--collect``) only rebuilds multiseed.json from
+    the cells finished so far.
 
     Raises :class:`~ecgcli.errors.Interrupted` on Ctrl-C (or a ``KeyboardInterrupt`` raised by
     ``callback``) after saving what finished: rerunning the same grid continues from there.
@@ -137,47 +179,62 @@ def run_multiseed(grid: Grid, callback: Callback = ignore, jobs: int = 1) -> dic
     probe_writable(out, "--out")
     remove_stale_temporaries(out)  # a multiseed.json write killed half-way
     previous: dict[tuple[str, float, int], dict[str, Any]] = {}
-    if results_path(out).exists():
-        doc = load_results(results_path(out))
-        check_compatible(grid, doc, out)
-        for res in doc["results"]:
-            for run in res.get("runs") or []:
-                previous[(res["config"], float(res["label_fraction"]), int(run["seed"]))] = run
-    cells = grid.cells()
-    status = {c: cell_status(c.path(out)) for c in cells}
-    for c in cells:
-        if status[c] in ("finished", "resume"):
-            check_cell_config(grid, c)
     records: dict[tuple[str, float, int], dict[str, Any]] = {}
-    for c in cells:
-        if status[c] == "finished":
-            key = (c.spec.name, c.label_fraction, c.seed)
-            records[key] = read_cell(c.path(out), out, c.seed, previous.get(key))
+    cells = grid.cells()
+    with results_lock(out):
+        if results_path(out).exists():
+            doc = load_results(results_path(out))
+            check_compatible(grid, doc, out, exact=shard is not None)
+            for res in doc["results"]:
+                for run in res.get("runs") or []:
+                    previous[(res["config"], float(res["label_fraction"]), int(run["seed"]))] = run
+        status = {c: cell_status(c.path(out)) for c in cells}
+        for c in cells:
+            if status[c] in ("finished", "resume"):
+                check_cell_config(grid, c)
+        _collect(grid, records, previous)
+        write_results(grid, records)
+    mine = shard_cells(grid, shard)
     total = len(cells)
-    callback(GridStarted(total, len(records), str(out), jobs))
-    write_results(grid, records)
+    callback(GridStarted(total, len(records), str(out), jobs, str(shard) if shard else "", len(mine)))
     for c in cells:
         rec = records.get((c.spec.name, c.label_fraction, c.seed))
         if rec is not None:
             callback(_done_event(c, rec, 0.0, True, len(records), total))
-    todo = [c for c in cells if status[c] != "finished"]
+    todo = [c for c in mine if (c.spec.name, c.label_fraction, c.seed) not in records] if train else []
 
     def finish(cell: Cell, seconds: float) -> None:
-        rec = read_cell(cell.path(out), out, cell.seed)
-        records[(cell.spec.name, cell.label_fraction, cell.seed)] = rec
-        write_results(grid, records)
+        with results_lock(out):  # also picks up the cells other processes finished meanwhile
+            _collect(grid, records, previous)
+            write_results(grid, records)
+        rec = records[(cell.spec.name, cell.label_fraction, cell.seed)]
         callback(_done_event(cell, rec, seconds, False, len(records), total))
 
     try:
         if todo and jobs > 1:
-            _run_parallel(grid, todo, status, jobs, callback, finish)
+            _run_parallel(grid, todo, jobs, callback, finish)
         elif todo:
-            _run_serial(grid, todo, status, callback, finish)
+            _run_serial(grid, todo, callback, finish)
     except KeyboardInterrupt:
         raise Interrupted(_interrupted_message(len(records), total, out)) from None
     except Interrupted:
         raise Interrupted(_interrupted_message(len(records), total, out)) from None
-    return write_results(grid, records)
+    with results_lock(out):
+        _collect(grid, records, previous)
+        return write_results(grid, records)
+
+
+def _collect(
+    grid: Grid,
+    records: dict[tuple[str, float, int], dict[str, Any]],
+    previous: dict[tuple[str, float, int], dict[str, Any]],
+) -> None:
+    """Add to ``records`` every cell finished on disk that it lacks (a finished run never
+    changes, so known records are not read again)."""
+    for c in grid.cells():
+        key = (c.spec.name, c.label_fraction, c.seed)
+        if key not in records and cell_status(c.path(grid.out)) == "finished":
+            records[key] = read_cell(c.path(grid.out), grid.out, c.seed, previous.get(key))
 
 
 def _interrupted_message(done: int, total: int, out: Path) -> str:
@@ -207,28 +264,29 @@ def _done_event(
 def _run_serial(
     grid: Grid,
     todo: Sequence[Cell],
-    status: dict[Cell, str],
     callback: Callback,
     finish: Callable[[Cell, float], None],
 ) -> None:
-    from ecgcli.train.data import TrainingData
+    from ecgcli.train.data import split_data
 
     shared = None
     for cell in todo:
         if shared is None:
             shared = _shared_data(grid.common, callback)
         ds, store = shared
-        data = TrainingData(ds, ds.split(cell.label_fraction, cell.seed), store)
-        callback(CellStarted(cell.key, cell.spec.name, cell.label_fraction, cell.seed, _action(status[cell])))
+        cfg = grid.cell_config(cell)
+        # a configuration may train another task ([task=...]) on the same records
+        data = split_data(ds.with_task(cfg.task), store, cell.label_fraction, cell.seed)
         t0 = time.perf_counter()
         try:
-            train_cell(grid.cell_config(cell), _wrap(cell.key, callback), data)
+            done = train_claimed(grid.out, cell, cfg, callback, _wrap(cell.key, callback), data)
         except Interrupted:
             raise
         except EcgError as exc:
             exc.args = (f"{cell.key}: {exc}",)
             raise
-        finish(cell, time.perf_counter() - t0)
+        if done:
+            finish(cell, time.perf_counter() - t0)
 
 
 def _action(status: str) -> str:
@@ -276,10 +334,11 @@ def _send(event: Event) -> None:
         _QUEUE.put(event)
 
 
-def _worker_run(task: dict[str, Any]) -> float:
-    """Train one cell in a worker process; events go back through the queue."""
+def _worker_run(task: dict[str, Any]) -> float | None:
+    """Train one cell in a worker process (None: another process holds its claim); events go
+    back through the queue."""
     from ecgcli.train.config import SupervisedConfig
-    from ecgcli.train.data import TrainingData
+    from ecgcli.train.data import split_data
 
     if _STOP.is_set():
         raise Interrupted("stopped before it started")
@@ -289,8 +348,7 @@ def _worker_run(task: dict[str, Any]) -> float:
     if data_key not in _WORKER_DATA:
         _WORKER_DATA[data_key] = _shared_data(task["config"], ignore)
     ds, store = _WORKER_DATA[data_key]
-    data = TrainingData(ds, ds.split(cfg.label_fraction, cfg.seed), store)
-    _send(CellStarted(key, task["name"], cfg.label_fraction, cfg.seed, _action(task["status"])))
+    data = split_data(ds.with_task(cfg.task), store, cfg.label_fraction, cfg.seed)
     last = [0.0]
 
     def forward(event: Event) -> None:
@@ -304,14 +362,14 @@ def _worker_run(task: dict[str, Any]) -> float:
         _send(CellEvent(key, event))
 
     t0 = time.perf_counter()
-    train_cell(cfg, forward, data)
+    if not train_claimed(Path(task["out"]), task["cell"], cfg, _send, forward, data):
+        return None
     return time.perf_counter() - t0
 
 
 def _run_parallel(
     grid: Grid,
     todo: Sequence[Cell],
-    status: dict[Cell, str],
     jobs: int,
     callback: Callback,
     finish: Callable[[Cell, float], None],
@@ -355,8 +413,8 @@ def _run_parallel(
             _worker_run,
             {
                 "key": cell.key,
-                "name": cell.spec.name,
-                "status": status[cell],
+                "cell": cell,
+                "out": str(grid.out),
                 "config": grid.cell_config(cell).to_dict(),
             },
         ): cell
@@ -373,7 +431,8 @@ def _run_parallel(
                         continue
                     exc = future.exception()
                     if exc is None:
-                        finish(futures[future], future.result())
+                        if future.result() is not None:  # None: another process holds the claim
+                            finish(futures[future], future.result())
                     elif error is None or (
                         isinstance(error[1], Interrupted) and not isinstance(exc, Interrupted)
                     ):

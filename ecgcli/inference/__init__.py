@@ -1,1 +1,2 @@
-"""Inference on new records with a trained checkpoint: predict. Knows nothing of training."""
+"""Inference on new records with a trained checkpoint: predict, explain, export (and score with
+onnxruntime). Knows nothing of training."""

@@ -117,46 +117,47 @@ class _Chunk:
             self.n_windows += item.n_windows
 
 
-class Predictor:
-    """A loaded classifier plus everything its checkpoint says about using it."""
+class WindowScorer:
+    """Reading, windowing, chunking and reporting shared by every runtime.
 
-    def __init__(self, model: torch.nn.Module, meta: dict[str, Any], checkpoint: Path, device: Any) -> None:
-        import torch
+    A subclass sets ``checkpoint``, ``class_names``, ``thresholds``, ``fs``, ``window`` and
+    ``leads`` (the model's, a subset of the 12 in PTB-XL order) and
+    implements :meth:`score_windows`; records go through the same :func:`prepare_record`,
+    chunks and verdicts whatever computes the probabilities (torch here, onnxruntime in
+    :mod:`ecgcli.inference.onnx_runtime`).
+    """
 
-        self.checkpoint = Path(checkpoint)
-        self.meta = meta
-        self.class_names, self.thresholds, self.norm, self.fs, self.window = _read_meta(
-            meta, self.checkpoint, model
-        )
-        #: the run's own scoring of long records: windows every ``stride`` samples (None: no
-        #: overlap), combined by ``aggregate``, unless a caller asks for another aggregate
-        self.stride = meta.get("window_stride")
-        self.aggregate = meta.get("aggregate") or "mean"
-        self.device = torch.device(device)
-        self.model = _fuse_conv_bn(model).to(self.device).eval()
-        self._mean = torch.from_numpy(self.norm.mean)[:, None]
-        self._std = torch.from_numpy(self.norm.std)[:, None]
+    checkpoint: Path
+    meta: dict[str, Any]
+    class_names: tuple[str, ...]
+    thresholds: np.ndarray
+    fs: int
+    window: int
+    leads: tuple[str, ...] = LEADS
 
-    @classmethod
-    def from_checkpoint(cls, path: Path | str, device: str = "cpu", threads: int | None = None) -> Predictor:
-        """Load ``path`` (``model.safetensors`` or its run folder) for inference on ``device``.
+    @property
+    def stride(self) -> int | None:
+        """Samples between a long record's windows, as the run scored fold 10 (None: no overlap)."""
+        return self.meta.get("window_stride")
 
-        ``device`` is ``cpu``, ``cuda``, ``mps`` or ``auto``; ``threads`` sets torch's CPU
-        threads (default: torch's own choice). Raises :class:`CheckpointError` for anything
-        that is not a usable ecgcli classifier checkpoint.
-        """
-        import torch
+    @property
+    def aggregate(self) -> str:
+        """How the run combined a record's windows (``mean`` for checkpoints that do not say)."""
+        return self.meta.get("aggregate") or "mean"
 
-        from ecgcli.device import pick_device
-        from ecgcli.storage.checkpoint import load_classifier
+    def score_windows(
+        self, windows: np.ndarray, counts: np.ndarray, aggregate: str = "mean", batch_size: int = BATCH_SIZE
+    ) -> np.ndarray:
+        raise NotImplementedError
 
-        if threads is not None:
-            if threads < 1:
-                raise ConfigError(f"threads must be at least 1, got {threads}")
-            torch.set_num_threads(threads)
-        resolved = pick_device(device)
-        model, meta = load_classifier(Path(path))
-        return cls(model, meta, Path(path), resolved)
+    def check_windows(self, windows: np.ndarray, counts: np.ndarray) -> None:
+        """``windows`` must be ``(sum(counts), n_leads, window)`` with every count positive."""
+        n = len(self.leads)
+        if windows.ndim != 3 or windows.shape[1] != n or windows.shape[2] != self.window:
+            raise ValueError(f"windows must be (N, {n}, {self.window}), got {tuple(windows.shape)}")
+        counts = np.asarray(counts)
+        if int(counts.sum()) != windows.shape[0] or bool((counts < 1).any()):
+            raise ValueError("counts must be positive and sum to the number of windows")
 
     @property
     def window_seconds(self) -> float:
@@ -192,7 +193,7 @@ class Predictor:
         chunk = _Chunk()
         for stem in stems:
             try:
-                chunk.add(prepare_record(stem, self.fs, self.window, self.stride))
+                chunk.add(prepare_record(stem, self.fs, self.window, self.leads, self.stride))
             except RecordError as exc:
                 chunk.add(Failure(exc.record, exc.problem))
             if chunk.n_windows >= chunk_windows or len(chunk.items) >= CHUNK_RECORDS:
@@ -203,49 +204,13 @@ class Predictor:
         callback(TaskDone("predict"))
 
     def predict_one(
-        self, stem: Path | str, aggregate: str = "mean", callback: Callback = ignore
+        self, stem: Path | str, aggregate: str | None = None, callback: Callback = ignore
     ) -> Prediction:
         """Score one record; a record that cannot be read raises :class:`RecordError`."""
         (result,) = self.predict([stem], aggregate, callback)
         if isinstance(result, Failure):
             raise RecordError(result.record, result.problem)
         return result
-
-    def score_windows(
-        self, windows: np.ndarray, counts: np.ndarray, aggregate: str = "mean", batch_size: int = BATCH_SIZE
-    ) -> np.ndarray:
-        """Probabilities ``(R, C)`` for ``R`` records whose windows (in mV, ``(sum(counts),
-        12, window)``, record after record) are stacked in ``windows``.
-
-        ``windows`` is normalised in place. One forward pass per ``batch_size`` windows; the
-        sigmoid outputs are reduced per record by segment (mean or max over its windows).
-        """
-        import torch
-
-        counts_t = torch.as_tensor(np.asarray(counts, dtype=np.int64))
-        n_rec, n_cls = len(counts_t), len(self.class_names)
-        x = torch.from_numpy(windows)
-        if x.ndim != 3 or x.shape[1] != len(LEADS) or x.shape[2] != self.window:
-            raise ValueError(f"windows must be (N, 12, {self.window}), got {tuple(x.shape)}")
-        if int(counts_t.sum()) != x.shape[0] or bool((counts_t < 1).any()):
-            raise ValueError("counts must be positive and sum to the number of windows")
-        x.sub_(self._mean).div_(self._std)
-        probs = torch.empty(x.shape[0], n_cls)
-        with torch.inference_mode():
-            for s in range(0, x.shape[0], batch_size):
-                logits = self.model(x[s : s + batch_size].to(self.device, non_blocking=True))
-                probs[s : s + batch_size] = torch.sigmoid(logits.float()).cpu()
-            segment = torch.repeat_interleave(torch.arange(n_rec), counts_t)
-            if aggregate == "mean":
-                out = torch.zeros(n_rec, n_cls).index_add_(0, segment, probs)
-                out /= counts_t[:, None].to(out.dtype)
-            elif aggregate == "max":
-                out = torch.zeros(n_rec, n_cls).scatter_reduce_(
-                    0, segment[:, None].expand(-1, n_cls), probs, reduce="amax", include_self=False
-                )
-            else:
-                raise ConfigError(f"unknown aggregate {aggregate!r} (choose {' or '.join(AGGREGATES)})")
-        return out.numpy()
 
     def _flush(
         self, chunk: _Chunk, aggregate: str, batch_size: int, callback: Callback
@@ -272,13 +237,13 @@ class Predictor:
         self, rec: PreparedRecord, probs: np.ndarray, positive: np.ndarray, callback: Callback
     ) -> Prediction:
         duration = rec.n_samples_in / rec.fs_in
-        warnings: tuple[str, ...] = ()
+        warnings = rec.warnings
         if rec.padded:
-            text = (
+            warnings += (
                 f"{rec.stem}: {duration:.3g} s long, shorter than the model's "
-                f"{self.window_seconds:g} s window; zero-padded to {self.window_seconds:g} s"
+                f"{self.window_seconds:g} s window; zero-padded to {self.window_seconds:g} s",
             )
-            warnings = (text,)
+        for text in warnings:
             callback(Message(text, level="warning"))
         return Prediction(
             record=str(rec.stem),
@@ -293,10 +258,113 @@ class Predictor:
         )
 
 
-def _read_meta(
-    meta: dict[str, Any], path: Path, model: torch.nn.Module
-) -> tuple[tuple[str, ...], np.ndarray, LeadNorm, int, int]:
-    """Class names, thresholds, normalisation, rate and window from a classifier's sidecar."""
+class Predictor(WindowScorer):
+    """A loaded classifier plus everything its checkpoint says about using it."""
+
+    def __init__(self, model: torch.nn.Module, meta: dict[str, Any], checkpoint: Path, device: Any) -> None:
+        import torch
+
+        self.checkpoint = Path(checkpoint)
+        self.meta = meta
+        n_out = getattr(getattr(model, "head", None), "out_features", None)
+        self.class_names, self.thresholds, self.norm, self.fs, self.window, self.leads = read_meta(
+            meta, self.checkpoint, n_out
+        )
+        self.temperature = read_temperature(meta, self.checkpoint, len(self.class_names))
+        self.device = torch.device(device)
+        self.model = _fuse_conv_bn(model).to(self.device).eval()
+        self._mean = torch.from_numpy(self.norm.mean)[:, None]
+        self._std = torch.from_numpy(self.norm.std)[:, None]
+        self._inv_t = None if self.temperature is None else torch.from_numpy(1.0 / self.temperature).float()
+
+    @classmethod
+    def from_checkpoint(cls, path: Path | str, device: str = "cpu", threads: int | None = None) -> Predictor:
+        """Load ``path`` (``model.safetensors`` or its run folder) for inference on ``device``.
+
+        ``device`` is ``cpu``, ``cuda``, ``mps`` or ``auto``; ``threads`` sets torch's CPU
+        threads (default: torch's own choice). Raises :class:`CheckpointError` for anything
+        that is not a usable ecgcli classifier checkpoint.
+        """
+        import torch
+
+        from ecgcli.device import pick_device
+        from ecgcli.storage.checkpoint import load_classifier
+
+        if threads is not None:
+            if threads < 1:
+                raise ConfigError(f"threads must be at least 1, got {threads}")
+            torch.set_num_threads(threads)
+        resolved = pick_device(device)
+        model, meta = load_classifier(Path(path))
+        return cls(model, meta, Path(path), resolved)
+
+    def score_windows(
+        self, windows: np.ndarray, counts: np.ndarray, aggregate: str = "mean", batch_size: int = BATCH_SIZE
+    ) -> np.ndarray:
+        """Probabilities ``(R, C)`` for ``R`` records whose windows (in mV, ``(sum(counts),
+        12, window)``, record after record) are stacked in ``windows``.
+
+        ``windows`` is normalised in place. One forward pass per ``batch_size`` windows; the
+        sigmoid outputs are reduced per record by segment (mean or max over its windows). A
+        checkpoint calibrated with ``--calibrate temperature`` divides each logit by its
+        class's temperature first.
+        """
+        import torch
+
+        self.check_windows(windows, counts)
+        counts_t = torch.as_tensor(np.asarray(counts, dtype=np.int64))
+        n_rec, n_cls = len(counts_t), len(self.class_names)
+        x = torch.from_numpy(windows)
+        x.sub_(self._mean).div_(self._std)
+        probs = torch.empty(x.shape[0], n_cls)
+        with torch.inference_mode():
+            for s in range(0, x.shape[0], batch_size):
+                logits = self.model(x[s : s + batch_size].to(self.device, non_blocking=True)).float()
+                if self._inv_t is not None:
+                    logits = logits * self._inv_t.to(logits.device)
+                probs[s : s + batch_size] = torch.sigmoid(logits).cpu()
+            segment = torch.repeat_interleave(torch.arange(n_rec), counts_t)
+            if aggregate == "mean":
+                out = torch.zeros(n_rec, n_cls).index_add_(0, segment, probs)
+                out /= counts_t[:, None].to(out.dtype)
+            elif aggregate == "max":
+                out = torch.zeros(n_rec, n_cls).scatter_reduce_(
+                    0, segment[:, None].expand(-1, n_cls), probs, reduce="amax", include_self=False
+                )
+            else:
+                raise ConfigError(f"unknown aggregate {aggregate!r} (choose {' or '.join(AGGREGATES)})")
+        return out.numpy()
+
+
+def aggregate_windows(probs: np.ndarray, counts: np.ndarray, aggregate: str) -> np.ndarray:
+    """Window probabilities ``(sum(counts), C)`` reduced per record (mean or max), by segment."""
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    if aggregate == "mean":
+        return np.add.reduceat(probs, starts, axis=0) / np.asarray(counts)[:, None]
+    if aggregate == "max":
+        return np.maximum.reduceat(probs, starts, axis=0)
+    raise ConfigError(f"unknown aggregate {aggregate!r} (choose {' or '.join(AGGREGATES)})")
+
+
+def read_temperature(meta: dict[str, Any], path: Path, n_classes: int) -> np.ndarray | None:
+    """The per-class temperatures of a calibrated checkpoint (``--calibrate temperature``), or None."""
+    value = meta.get("temperature")
+    if value is None:
+        return None
+    try:
+        t = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{path}: sidecar temperature is not numbers") from None
+    if t.shape != (n_classes,) or not np.isfinite(t).all() or not (t > 0).all():
+        raise CheckpointError(f"{path}: sidecar needs {n_classes} positive temperatures, one per class")
+    return t
+
+
+def read_meta(
+    meta: dict[str, Any], path: Path, n_out: int | None = None
+) -> tuple[tuple[str, ...], np.ndarray, LeadNorm, int, int, tuple[str, ...]]:
+    """Class names, thresholds, normalisation, rate, window and leads from a classifier's sidecar
+    (or an exported model's metadata); ``n_out`` is the model's number of outputs if known."""
 
     def bad(what: str) -> CheckpointError:
         return CheckpointError(f"{path}: sidecar {what}")
@@ -306,8 +374,7 @@ def _read_meta(
         raise bad("has no class_names list")
     if len(set(names)) != len(names):
         raise bad(f"class_names has repeats ({', '.join(names)})")
-    n_out = getattr(getattr(model, "head", None), "out_features", len(names))
-    if n_out != len(names):
+    if n_out is not None and n_out != len(names):
         raise bad(f"names {len(names)} classes but the model has {n_out} outputs")
     try:
         thresholds = np.asarray(meta.get("thresholds"), dtype=np.float64)
@@ -315,20 +382,21 @@ def _read_meta(
         raise bad("thresholds are not numbers") from None
     if thresholds.shape != (len(names),) or not np.isfinite(thresholds).all():
         raise bad(f"needs {len(names)} finite thresholds, one per class")
-    leads = meta.get("leads", list(LEADS))
-    if not isinstance(leads, list) or [str(x).upper() for x in leads] != list(LEADS):
-        raise bad(f"leads {leads} are not the 12 standard leads in PTB-XL order")
+    raw_leads = meta.get("leads", list(LEADS))
+    leads = [str(x).upper() for x in raw_leads] if isinstance(raw_leads, list) else []
+    if not leads or len(set(leads)) != len(leads) or leads != [lead for lead in LEADS if lead in leads]:
+        raise bad(f"leads {raw_leads} are not standard leads in PTB-XL order")
     try:
         norm = LeadNorm.from_dict(meta.get("normalisation") or {})
     except CheckpointError:
         raise bad("normalisation is missing or malformed") from None
-    if norm.mean.shape != (len(LEADS),):
-        raise bad(f"normalisation has {norm.mean.shape[0]} leads, expected 12")
+    if norm.mean.shape != (len(leads),):
+        raise bad(f"normalisation has {norm.mean.shape[0]} leads, expected {len(leads)}")
     fs, window = meta.get("sampling_rate"), meta.get("signal_length")
     for key, value in (("sampling_rate", fs), ("signal_length", window)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise bad(f"{key} must be a positive integer, got {value!r}")
-    return tuple(names), thresholds, norm, int(fs), int(window)
+    return tuple(names), thresholds, norm, int(fs), int(window), tuple(leads)
 
 
 def _fuse_conv_bn(model: torch.nn.Module) -> torch.nn.Module:
@@ -369,6 +437,10 @@ def exit_code(results: Sequence[Prediction | Failure]) -> int:
 
 __all__ = [
     "AGGREGATES",
+    "WindowScorer",
+    "aggregate_windows",
+    "read_meta",
+    "read_temperature",
     "Failure",
     "Prediction",
     "Predictor",

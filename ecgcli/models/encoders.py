@@ -1,5 +1,13 @@
 """ECG encoders and the registry that builds them by name (checkpoints store the name).
 
+Every encoder follows one contract, so heads, SSL and checkpoints treat them alike:
+constructor ``(in_ch=12, width=..., ...)`` with keyword defaults; ``out_dim`` (channels of
+the feature map); ``config()`` (the constructor arguments, stored in checkpoints);
+``forward_features(x)``: ``(B, in_ch, T) -> (B, out_dim, T')``, the feature map before
+pooling; ``forward(x)``: ``(B, in_ch, T) -> (B, out_dim)``, its average over time. Every
+encoder takes ``width``, the channel count that scales it (its own default), so callers can
+shrink any of them the same way.
+
 ``ECGEncoder1DCNN`` is the reference study's encoder, unchanged, so numbers stay comparable:
 six Conv1d-BatchNorm-ReLU blocks (kernels 11, 7, 7, 5, 5, 3; strides 2, 1, 2, 1, 2, 1; widths
 w, w, 2w, 2w, 4w, 4w), then global average pooling to a ``4w``-dimensional latent (256 at the
@@ -12,17 +20,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import nn
 
 from ecgcli.errors import CheckpointError, ConfigError
+from ecgcli.models.base import Encoder
+from ecgcli.models.inception1d import Inception1d
+from ecgcli.models.lstm import BiLSTMEncoder, LSTMEncoder
+from ecgcli.models.wang import FCNWang, ResNet1dWang
+from ecgcli.models.xresnet1d import XResNet1d50, XResNet1d101
 
 _KERNELS = (11, 7, 7, 5, 5, 3)
 _STRIDES = (2, 1, 2, 1, 2, 1)
 _WIDTHS = (1, 1, 2, 2, 4, 4)
 
 
-class ECGEncoder1DCNN(nn.Module):
+class ECGEncoder1DCNN(Encoder):
     """The reference 1D-CNN: ``(B, in_ch, T)`` -> ``(B, 4 * width)``."""
 
     def __init__(self, in_ch: int = 12, width: int = 64) -> None:
@@ -43,24 +55,29 @@ class ECGEncoder1DCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.out_dim = channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).mean(dim=-1)
 
-    def config(self) -> dict[str, Any]:
-        """Constructor arguments, stored in checkpoints to rebuild the same encoder."""
-        return {"in_ch": self.in_ch, "width": self.width}
-
-
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {"cnn1d": ECGEncoder1DCNN}
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
 def register_encoder(name: str, factory: Callable[..., nn.Module]) -> None:
-    """Add an encoder; it must expose ``out_dim`` and ``config()``."""
+    """Add an encoder; it must follow the contract in this module's docstring."""
     _REGISTRY[name] = factory
 
 
 def encoder_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+# The reference encoder (the default) and the PTB-XL benchmark's (Strodthoff et al. 2021). The
+# family modules import nothing from here, so the import graph stays one-way.
+register_encoder("cnn1d", ECGEncoder1DCNN)
+register_encoder("xresnet1d50", XResNet1d50)
+register_encoder("xresnet1d101", XResNet1d101)
+register_encoder("inception1d", Inception1d)
+register_encoder("resnet1d_wang", ResNet1dWang)
+register_encoder("fcn_wang", FCNWang)
+register_encoder("lstm", LSTMEncoder)
+register_encoder("lstm_bidir", BiLSTMEncoder)
 
 
 def build_encoder(name: str, **kwargs: Any) -> nn.Module:

@@ -7,6 +7,7 @@ result is threshold tuning. The numbers a paper should quote are the *test* ones
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,30 @@ def to_windows(x: torch.Tensor, window: int, stride: int | None = None) -> tuple
     return w.permute(0, 2, 1, 3).reshape(-1, x.shape[1], window), len(starts)
 
 
+def _window_outputs(
+    model: nn.Module,
+    x: torch.Tensor,
+    device: torch.device,
+    window: int | None,
+    batch_size: int,
+    stride: int | None,
+) -> Iterator[torch.Tensor]:
+    """The model's outputs for ``x`` batch by batch, one row per record and window:
+    ``(b, K, C)`` (``K = 1`` without ``window``), in eval mode, the mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        for s in range(0, len(x), batch_size):
+            xb = x[s : s + batch_size].to(device, non_blocking=True)
+            k = 1
+            if window is not None:
+                xb, k = to_windows(xb, window, stride)
+            z = model(xb).float()
+            yield z.reshape(-1, k, z.shape[-1])
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def predict_proba(
     model: nn.Module,
@@ -46,19 +71,26 @@ def predict_proba(
 ) -> np.ndarray:
     """Sigmoid probabilities ``(N, C)``; with ``window``, each record's windows (every
     ``stride`` samples) combined by ``aggregate`` (mean or max), as predict does."""
-    was_training = model.training
-    model.eval()
     out = []
-    for s in range(0, len(x), batch_size):
-        xb = x[s : s + batch_size].to(device, non_blocking=True)
-        k = 1
-        if window is not None:
-            xb, k = to_windows(xb, window, stride)
-        p = torch.sigmoid(model(xb).float())
-        p = p.reshape(-1, k, p.shape[-1])
+    for z in _window_outputs(model, x, device, window, batch_size, stride):
+        p = torch.sigmoid(z)
         out.append((p.amax(dim=1) if aggregate == "max" else p.mean(dim=1)).cpu())
-    model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
+
+
+@torch.no_grad()
+def predict_window_logits(
+    model: nn.Module,
+    x: torch.Tensor,
+    device: torch.device,
+    window: int | None = None,
+    batch_size: int = 512,
+    stride: int | None = None,
+) -> np.ndarray:
+    """Logits of every window, ``(N, K, C)`` (``K = 1`` without ``window``): what temperature
+    scaling is fitted on; ``mean_k sigmoid`` of them is :func:`predict_proba`."""
+    out = [z.cpu() for z in _window_outputs(model, x, device, window, batch_size, stride)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 1, 0))
 
 
 @torch.no_grad()
@@ -100,7 +132,11 @@ def evaluation_from_metrics(metrics: dict) -> SplitEvaluation:
 
 
 def evaluate_split_pair(
-    y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray, p_test: np.ndarray
+    y_val: np.ndarray,
+    p_val: np.ndarray,
+    y_test: np.ndarray,
+    p_test: np.ndarray,
+    class_names: tuple[str, ...] | None = None,
 ) -> SplitEvaluation:
     """Scores on fold 9 and fold 10 at 0.5 and at fold-9-tuned thresholds: per class for F1
     and the rest, one global threshold for the sample-centric F (the honest Fmax)."""
@@ -108,10 +144,10 @@ def evaluate_split_pair(
     global_t = fmax_threshold(y_val, p_val)
     return SplitEvaluation(
         thresholds=thresholds,
-        val=compute_metrics(y_val, p_val, 0.5),
-        val_tuned=compute_metrics(y_val, p_val, thresholds, sample_threshold=global_t),
-        test=compute_metrics(y_test, p_test, 0.5),
-        test_tuned=compute_metrics(y_test, p_test, thresholds, sample_threshold=global_t),
+        val=compute_metrics(y_val, p_val, 0.5, class_names),
+        val_tuned=compute_metrics(y_val, p_val, thresholds, class_names, global_t),
+        test=compute_metrics(y_test, p_test, 0.5, class_names),
+        test_tuned=compute_metrics(y_test, p_test, thresholds, class_names, global_t),
     )
 
 

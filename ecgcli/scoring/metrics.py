@@ -124,13 +124,15 @@ def compute_metrics(
     y: np.ndarray,
     prob: np.ndarray,
     thresholds: np.ndarray | float = 0.5,
-    class_names: tuple[str, ...] = SUPERCLASSES,
+    class_names: tuple[str, ...] | None = None,
     sample_threshold: float = 0.5,
 ) -> Metrics:
     """All scores of ``prob`` against multi-hot ``y`` at the given per-class thresholds (and
     the sample-centric F at the global ``sample_threshold``)."""
     y = np.asarray(y).astype(bool)
     prob = np.asarray(prob, dtype=np.float64)
+    if class_names is None:  # the superclasses, or the column numbers of another label set
+        class_names = SUPERCLASSES if y.shape[1] == len(SUPERCLASSES) else tuple(map(str, range(y.shape[1])))
     thr = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (y.shape[1],))
     pred = prob >= thr
     tp = (pred & y).sum(axis=0).astype(np.float64)

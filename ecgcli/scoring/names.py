@@ -13,6 +13,8 @@ METRIC_NAMES: dict[str, tuple[str, str]] = {
     "f1": ("F1", "macro F1"),
     "sensitivity": ("sens", "sensitivity"),
     "specificity": ("spec", "specificity"),
+    "ece": ("ECE", "ECE"),
+    "brier": ("Brier", "Brier"),
     "probe_auroc": ("probe AUROC", "linear-probe macro AUROC on fold 9"),
     "probe_f1": ("probe F1", "linear-probe macro F1 on fold 9"),
     "augment_share": ("aug share", "share of training time spent augmenting"),

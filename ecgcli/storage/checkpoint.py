@@ -5,7 +5,7 @@ rebuild and use the model: format and kind, architecture (registry name and argu
 names and order, leads, sampling rate and window, per-class thresholds, normalisation, the
 training configuration, metrics, the data cache id, and library versions.
 
-Kinds: ``classifier`` (encoder + linear head; ``train supervised``, ``finetune``) and
+Kinds: ``classifier`` (encoder + head, ``linear`` or ``benchmark``; ``train supervised``, ``finetune``) and
 ``encoder`` (an SSL-pretrained encoder; ``train ssl``).
 
 The same two-file format stores a run's resume state (model, optimiser, best copy, history):
@@ -24,8 +24,8 @@ from typing import Any
 import torch
 
 from ecgcli import __version__
-from ecgcli.errors import CheckpointError
-from ecgcli.storage.files import atomic_write_bytes, write_json_atomic
+from ecgcli.errors import CheckpointError, ConfigError
+from ecgcli.files import atomic_write_bytes, write_json_atomic
 
 FORMAT = "ecgcli-checkpoint"
 FORMAT_VERSION = 1
@@ -186,9 +186,17 @@ def load_classifier(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
         )
     arch = meta.get("architecture") or {}
     try:
-        model = ECGClassifier.build(arch["encoder"], n_classes=int(arch["n_classes"]), **arch["encoder_args"])
+        model = ECGClassifier.build(
+            arch["encoder"],
+            n_classes=int(arch["n_classes"]),
+            head=arch.get("head", "linear"),  # checkpoints from before heads were chosen: linear
+            head_args=arch.get("head_args"),
+            **arch["encoder_args"],
+        )
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: sidecar architecture is incomplete ({exc})") from None
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: sidecar architecture does not build ({exc})") from None
     _load_state(model, tensors, path)
     return model.eval(), meta
 
@@ -216,6 +224,8 @@ def load_encoder(
         encoder = build_encoder(arch["encoder"], **arch["encoder_args"])
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: sidecar architecture is incomplete ({exc})") from None
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: sidecar architecture does not build ({exc})") from None
     _load_state(encoder, tensors, path)
     return encoder, meta
 

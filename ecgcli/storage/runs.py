@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ecgcli.errors import ConfigError
-from ecgcli.storage.files import (
+from ecgcli.files import (
     atomic_write_bytes,
     probe_writable,
     remove_stale_temporaries,
@@ -55,6 +55,11 @@ class RunDir:
     @property
     def state(self) -> Path:
         return self.path / "state" / "last.safetensors"
+
+    def resume_files(self) -> list[Path]:
+        """What a resumed run reads: its configuration and the last saved epoch (weights and
+        their JSON sidecar)."""
+        return [self.config, self.state, self.state.with_suffix(".json")]
 
     @property
     def predictions(self) -> Path:

@@ -24,7 +24,20 @@ from ecgcli.errors import ConfigError
 
 C = TypeVar("C", bound="RunConfig")
 
+#: Each registered encoder's default width (a test keeps it equal to the constructors'), here
+#: so that reading a configuration never imports torch.
+ENCODER_WIDTHS: dict[str, int] = {
+    "cnn1d": 64,
+    "xresnet1d50": 64,
+    "xresnet1d101": 64,
+    "inception1d": 32,
+    "resnet1d_wang": 128,
+    "fcn_wang": 128,
+    "lstm": 256,
+    "lstm_bidir": 256,
+}
 SELECT_METRICS = ("f1", "auroc")
+CALIBRATIONS = ("temperature",)
 METHODS = ("simclr", "byol")
 OPTIMIZERS = ("adam", "adamw")
 HEADS = ("linear", "benchmark")
@@ -53,6 +66,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         "head": "benchmark",
     },
 }
+
+
+def encoder_width(cfg: RunConfig) -> dict[str, int]:
+    """``{"width": w}`` for the encoder constructor, or nothing (its own default)."""
+    return {"width": cfg.width} if cfg.width else {}
 
 
 def apply_recipe(values: dict[str, Any], given: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -120,9 +138,21 @@ class RunConfig:
     grad_clip: float = option(0.0, "Clip the gradient norm (0 = off).")
     signal_length: int = option(1000, "Samples per input window; shorter than a record = random crops.")
     seed: int = option(42, "Fixes the labelled subset, initialisation and shuffling.")
+    task: str = option(
+        "superdiagnostic",
+        "PTB-XL benchmark label set: superdiagnostic (5 classes), subdiagnostic (23), "
+        "diagnostic (44), form (19), rhythm (12) or all (71).",
+    )
     device: str = "auto"
+    precision: str = option(
+        "auto",
+        "Training arithmetic: auto, fp32, bf16 or fp16 (autocast). auto: bf16 on CUDA GPUs that have "
+        "it, else fp16 on CUDA; fp32 on the CPU.",
+    )
     encoder: str = option("cnn1d", "Encoder architecture from the model registry.")
-    width: int | None = option(64, "Encoder width (channels of its first block).")
+    width: int | None = option(
+        None, "Encoder width (the channels that scale it) \\[default: the encoder's own; see `ecg models`]."
+    )
     run_dir: str | None = option(None, "Run directory \\[default: <runs dir>/<name>].")
     name: str | None = option(None, "Run name under the runs directory.")
     out: str | None = option(None, "Also write the best checkpoint here (.safetensors).")
@@ -132,14 +162,21 @@ class RunConfig:
         "0 mV); they are always listed.",
     )
 
+    def __post_init__(self) -> None:
+        # An encoder's own width unless one is asked for; a fine-tune's comes from its checkpoint.
+        if self.width is None and not getattr(self, "ssl_checkpoint", None):
+            self.width = ENCODER_WIDTHS.get(self.encoder)
+
     def default_name(self) -> str:
         raise NotImplementedError
 
     def check_common(self) -> None:
         """Reject bad values of the shared options with one clear line each."""
         from ecgcli.data.ptbxl import RECORD_LENGTH
+        from ecgcli.data.tasks import check_task
         from ecgcli.train.loop import SCHEDULES
 
+        check_task(self.task)
         if self.sampling_rate not in RECORD_LENGTH:
             raise ConfigError(f"sampling rate must be 100 or 500, got {self.sampling_rate}")
         length = RECORD_LENGTH[self.sampling_rate]
@@ -161,6 +198,10 @@ class RunConfig:
             raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        from ecgcli.device import pick_device
+        from ecgcli.train.precision import autocast_dtype
+
+        autocast_dtype(self.precision, pick_device(self.device))  # what this device cannot: one line
         if self.out:
             from ecgcli.storage.runs import check_writable
 
@@ -205,6 +246,16 @@ class SupervisedConfig(RunConfig):
     ssl_checkpoint: str | None = option(None, "Encoder checkpoint from `ecg train ssl` (.safetensors).")
     freeze_encoder: bool = option(False, "Linear probe: train only the head.")
     encoder_lr: float | None = option(None, "Full fine-tuning with this smaller encoder learning rate.")
+    leads: str = option(
+        "12",
+        "Leads to train on: a PhysioNet 2021 set by size (12, 6, 4, 3, 2) or names, e.g. II or "
+        "I,II,V1; saved in the checkpoint, and predict needs them in a record.",
+    )
+    calibrate: str | None = option(
+        None,
+        "temperature: fit one temperature per class on fold 9 (after selection), store it in the "
+        "checkpoint for predict and export, report test ECE before and after.",
+    )
 
     @property
     def kind(self) -> str:
@@ -213,8 +264,18 @@ class SupervisedConfig(RunConfig):
     def default_name(self) -> str:
         if self.kind == "finetune":
             mode = "probe" if self.freeze_encoder else "ft"
-            return f"finetune-{Path(str(self.ssl_checkpoint)).parent.name}-{mode}-s{self.seed}"
-        return f"supervised-{self.loss}-{self.balance_strategy}-s{self.seed}"
+            return (
+                f"finetune-{Path(str(self.ssl_checkpoint)).parent.name}-{mode}{self._lead_tag()}-s{self.seed}"
+            )
+        return f"supervised-{self.loss}-{self.balance_strategy}{self._lead_tag()}-s{self.seed}"
+
+    def _lead_tag(self) -> str:
+        """``""`` for 12 leads, else ``-leads-I-II-V1`` (run names of reduced-lead runs differ)."""
+        from ecgcli import LEADS
+        from ecgcli.data.leads import parse_leads
+
+        leads = parse_leads(self.leads)
+        return "" if leads == LEADS else "-leads-" + "-".join(leads)
 
     def check(self) -> None:
         """Reject bad values with one clear line each, before any work starts."""
@@ -248,6 +309,11 @@ class SupervisedConfig(RunConfig):
                 f"--window-stride must be between 1 and the window ({self.signal_length}), "
                 f"got {self.window_stride}"
             )
+        from ecgcli.data.leads import parse_leads
+
+        parse_leads(self.leads)  # an unknown lead name fails here
+        if self.calibrate is not None and self.calibrate not in CALIBRATIONS:
+            raise ConfigError(f"--calibrate must be {' or '.join(CALIBRATIONS)}, got {self.calibrate!r}")
         self.check_common()
 
 

@@ -37,24 +37,39 @@ def load_training_data(
     seed: int,
     workers: int = 1,
     callback: Callback = ignore,
+    task: str = "superdiagnostic",
     allow_invalid: bool = False,
 ) -> TrainingData:
-    """Tables, the standard split for ``seed`` and the signal cache (built on first use);
-    records with missing samples are named, and refused above the limit unless
-    ``allow_invalid`` (see :func:`~ecgcli.data.cache.check_invalid_samples`)."""
-    ds = load_ptbxl(Path(data_root), sampling_rate)
-    split = ds.split(label_fraction, seed)
+    """Tables labelled for ``task``, the standard split for ``seed`` and the signal cache
+    (built on first use); records with missing samples are named, and refused above the limit
+    unless ``allow_invalid`` (see :func:`~ecgcli.data.cache.check_invalid_samples`)."""
+    ds = load_ptbxl(Path(data_root), sampling_rate, task=task)
+    split_data(ds, None, label_fraction, seed)  # a task that cannot train fails before the cache
     store = ensure_cache(ds, Path(cache_dir), workers, callback)
     check_invalid_samples(store, allow_invalid, callback)
+    return split_data(ds, store, label_fraction, seed)
+
+
+def split_data(ds: PTBXL, store: SignalStore | None, label_fraction: float, seed: int) -> TrainingData:
+    """The standard split of ``ds`` (labelled for its task) for ``seed``, checked: a class
+    absent from the labelled fraction, fold 9 or fold 10 is one line, before any training."""
+    split = ds.split(label_fraction, seed)
+    ds.check_classes(split)
     return TrainingData(ds, split, store)
 
 
-def signals_tensor(store: SignalStore, rows: np.ndarray, norm: LeadNorm) -> torch.Tensor:
-    """Normalised signals of ``rows`` as one contiguous float32 CPU tensor ``(N, 12, T)``."""
+def signals_tensor(
+    store: SignalStore, rows: np.ndarray, norm: LeadNorm, leads: list[int] | None = None
+) -> torch.Tensor:
+    """Normalised signals of ``rows`` as one contiguous float32 CPU tensor ``(N, L, T)``:
+    every lead of the cache, or the cache rows ``leads`` (``norm`` then has one entry per
+    selected lead)."""
     rows = np.asarray(rows)
-    out = torch.empty((len(rows), store.signals.shape[1], store.length), dtype=torch.float32)
+    n_leads = store.signals.shape[1] if leads is None else len(leads)
+    out = torch.empty((len(rows), n_leads, store.length), dtype=torch.float32)
     for s in range(0, len(rows), _CHUNK):
-        out[s : s + _CHUNK] = torch.from_numpy(norm.apply(store.get(rows[s : s + _CHUNK])))
+        x = store.get(rows[s : s + _CHUNK])
+        out[s : s + _CHUNK] = torch.from_numpy(norm.apply(x if leads is None else x[:, leads]))
     return out
 
 

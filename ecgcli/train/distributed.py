@@ -21,6 +21,13 @@ The rules every trainer follows:
   broadcast, so model selection and early stopping take the same decision on every rank.
 - Only rank 0 writes: run directory, config, resume state, checkpoints, logs, and the live
   table (the other ranks get no callback). Rank 0 creates the run directory and broadcasts it.
+- Several nodes (``torchrun --nnodes``, ``ecg ... --nnodes``; see :mod:`ecgcli.train.launch`):
+  the local rank (GPU index, threads per process) is never taken for the global rank, and no
+  rank reads a file only rank 0 wrote. The signal cache is built by the first process of every
+  node (:meth:`Distributed.local_first`; on a shared filesystem a file lock lets one node build
+  it and the others reuse it), and a file some node lacks (the run directory's resume state and
+  configuration, an ``--ssl-checkpoint``) is sent to it by the lowest rank that has it
+  (:meth:`Distributed.share_files`). The dataset itself must be present on every node.
 - BatchNorm: per-rank statistics for the supervised classifier (the usual DDP setting);
   ``SyncBatchNorm`` for SimCLR and BYOL on CUDA, where the whole global batch should
   normalise together. ``SyncBatchNorm`` does not run on CPU tensors (torch raises), so on CPU
@@ -35,11 +42,11 @@ every rank raises identically are printed once, by rank 0.
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -47,7 +54,7 @@ import torch
 from torch import nn
 
 from ecgcli.device import pick_device
-from ecgcli.errors import ConfigError, EcgError, Interrupted, TrainingError
+from ecgcli.errors import ConfigError, EcgError, TrainingError
 from ecgcli.settings import usable_cores
 from ecgcli.train.seeds import rank_stream
 
@@ -61,17 +68,31 @@ SETUP_TIMEOUT_S = 3600
 FAIL_ENV = "ECG_TEST_FAIL"
 
 
-def torchrun_env() -> tuple[int, int, int] | None:
-    """``(rank, world, local_rank)`` when launched by torchrun with more than one process."""
+def torchrun_env() -> tuple[int, int, int, int] | None:
+    """``(rank, world, local_rank, local_world)`` when launched by torchrun with more than one
+    process; ``local_world`` is the number of processes on this node (``LOCAL_WORLD_SIZE``)."""
     if "WORLD_SIZE" not in os.environ:
         return None
     try:
         world = int(os.environ["WORLD_SIZE"])
         rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", str(rank)))
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     except ValueError:
-        raise ConfigError("WORLD_SIZE, RANK and LOCAL_RANK must be integers (set by torchrun)") from None
-    return None if world <= 1 else (rank, world, local)
+        raise ConfigError(
+            "WORLD_SIZE, RANK, LOCAL_RANK and LOCAL_WORLD_SIZE must be integers (set by torchrun)"
+        ) from None
+    return None if world <= 1 else (rank, world, local, local_world)
+
+
+def threads_per_process(local_world: int) -> int:
+    """Torch threads of one of the ``local_world`` processes of this node: they share its cores
+    (2 ranks on 2 cores: 1 thread each), and an explicit ``OMP_NUM_THREADS`` lowers that."""
+    share = max(1, usable_cores() // local_world)
+    try:
+        return max(1, min(share, int(os.environ.get("OMP_NUM_THREADS") or share)))
+    except ValueError:
+        return share
 
 
 def per_rank_batch(global_batch: int, world: int) -> int:
@@ -120,6 +141,7 @@ class Distributed:
     backend: str | None = None
     group: Any = None  # gloo group with a long timeout, for Python objects and rank-0 waits
     fail_at: tuple[int, int, int] | None = None
+    local_world: int | None = None  # processes on this node (None: all of them, one node)
 
     @property
     def is_main(self) -> bool:
@@ -203,6 +225,55 @@ class Distributed:
             return box[0]
         self.on_main(_none)  # rank 0's error, if it had one, is raised here
         return fn()
+
+    def local_first(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on the first process of every node, then on the others of that node.
+
+        For work whose result is a file on the node (the signal cache): no node relies on
+        rank 0's disk. An error of any node's first process is raised on every rank."""
+        if not self.active:
+            return fn()
+        import torch.distributed as td
+
+        status: tuple[str, Any] = ("ok", None)
+        result: list[T] = []
+        if self.local_rank == 0:
+            try:
+                result.append(fn())
+            except EcgError as exc:
+                status = ("error", exc)
+            except BaseException as exc:
+                status = ("error", TrainingError(f"rank {self.rank} failed: {type(exc).__name__}: {exc}"))
+        statuses: list[Any] = [None] * self.world
+        td.all_gather_object(statuses, status, group=self.group)
+        failed = next((payload for kind, payload in statuses if kind == "error"), None)
+        if failed is not None:
+            raise all_ranks(failed)
+        return result[0] if result else fn()
+
+    def share_files(self, paths: list[Path]) -> None:
+        """Every rank that lacks one of ``paths`` receives it from the lowest rank that has it.
+
+        Nodes without a shared filesystem: a file rank 0 wrote (a run's resume state) or one
+        the user copied to one node only (a checkpoint) is then readable on every node. A file
+        no rank has is left to the usual error of whoever opens it."""
+        if not self.active:
+            return
+        import torch.distributed as td
+
+        from ecgcli.files import atomic_write_bytes
+
+        have = [Path(p).is_file() for p in paths]
+        table: list[Any] = [None] * self.world
+        td.all_gather_object(table, have, group=self.group)
+        for i, path in enumerate(paths):
+            holders = [r for r in range(self.world) if table[r][i]]
+            if not holders or len(holders) == self.world:
+                continue
+            box = [Path(path).read_bytes() if self.rank == holders[0] else None]
+            td.broadcast_object_list(box, src=holders[0], group=self.group)
+            if not have[i]:
+                atomic_write_bytes(Path(path), box[0])
 
     def predict_rows(self, fn: Callable[[torch.Tensor], np.ndarray], x: torch.Tensor) -> np.ndarray:
         """``fn(x)`` computed on a contiguous slice of the rows per rank, gathered in row order."""
@@ -313,7 +384,7 @@ def setup(device_name: str) -> Distributed:
         raise
 
 
-def _join(device_name: str, rank: int, world: int, local: int) -> Distributed:
+def _join(device_name: str, rank: int, world: int, local: int, local_world: int) -> Distributed:
 
     device = pick_device(device_name)
     if device.type == "cuda":
@@ -326,7 +397,7 @@ def _join(device_name: str, rank: int, world: int, local: int) -> Distributed:
         torch.cuda.set_device(device)
     elif device.type == "cpu":
         backend = "gloo"
-        torch.set_num_threads(max(1, usable_cores() // world))  # 2 ranks on 2 cores: 1 thread each
+        torch.set_num_threads(threads_per_process(local_world))
     else:
         raise ConfigError(f"distributed training runs on CUDA (nccl) or the CPU (gloo), not on {device.type}")
     check_backend(backend)
@@ -337,7 +408,7 @@ def _join(device_name: str, rank: int, world: int, local: int) -> Distributed:
         group = td.new_group(backend="gloo", timeout=timedelta(seconds=SETUP_TIMEOUT_S))
     except (RuntimeError, ValueError) as exc:
         raise TrainingError(f"rank {rank}: could not join the other processes: {_first_line(exc)}") from None
-    return Distributed(rank, world, local, device, backend, group, _fail_at())
+    return Distributed(rank, world, local, device, backend, group, _fail_at(), local_world)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -395,88 +466,3 @@ def session(device_name: str) -> Iterator[Distributed]:
 
             if td.is_initialized():
                 td.destroy_process_group()
-
-
-# --- ecg ... --nproc N ------------------------------------------------------------------------
-
-
-def strip_nproc(argv: list[str]) -> list[str]:
-    """``argv`` without ``--nproc N`` / ``--nproc=N``."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            out.append(arg)
-    return out
-
-
-def launch(nproc: int, device_name: str, argv: list[str], batch_size: int | None = None) -> int:
-    """Run the command ``argv`` (``sys.argv``) again under torchrun with ``nproc`` workers.
-
-    The elastic agent runs in this process with a standalone rendezvous; the workers share
-    this terminal, so rank 0 draws the live table. Returns the exit code: 0, or the first
-    failed rank's (that rank printed its own message; a rank killed by a signal gets a
-    :class:`TrainingError` here). torchrun stops the other workers as soon as one fails.
-    """
-
-    if torchrun_env() is not None or "TORCHELASTIC_RUN_ID" in os.environ:
-        raise ConfigError("--nproc starts torchrun itself; leave it out when running under torchrun")
-    device = pick_device(device_name)
-    if device.type == "cuda":
-        available, what, backend = torch.cuda.device_count(), "CUDA GPU(s) visible", "nccl"
-    elif device.type == "cpu":
-        available, what, backend = usable_cores(), "CPU cores available", "gloo"
-    else:
-        raise ConfigError(
-            f"--nproc needs CUDA (nccl) or the CPU (gloo); {device.type} cannot train distributed"
-        )
-    if nproc > available:
-        raise ConfigError(f"--nproc {nproc} is more than the {available} {what}")
-    check_backend(backend)
-    if batch_size is not None:
-        per_rank_batch(batch_size, nproc)
-    if "--nproc" not in argv and not any(a.startswith("--nproc=") for a in argv):
-        raise ConfigError("--nproc must be given on the command line (it relaunches that command)")
-
-    import logging
-
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import get_args_parser, run
-
-    for name in list(logging.Logger.manager.loggerDict):  # each has its own level: set them all
-        if name.startswith(
-            ("torch.distributed.run", "torch.distributed.elastic", "torch.distributed.launcher")
-        ):
-            logging.getLogger(name).setLevel(logging.CRITICAL)  # we report failures ourselves
-    if device.type == "cpu":
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, available // nproc)))
-    args = get_args_parser().parse_args(
-        [
-            "--standalone",
-            f"--nproc-per-node={nproc}",
-            "--max-restarts=0",
-            "-m",
-            "ecgcli",
-            *strip_nproc(argv[1:]),
-        ]
-    )
-    try:
-        run(args)
-    except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()
-        if failure.exitcode > 0:
-            return failure.exitcode
-        raise TrainingError(
-            f"rank {rank} of {nproc} was stopped by {failure.signal_name()}; the run ended"
-        ) from None
-    except SignalException as exc:  # the workers were stopped with us
-        if exc.sigval == signal.SIGINT:
-            return 130  # Ctrl-C reached the workers too: rank 0 printed where to resume
-        raise Interrupted(
-            f"stopped by {exc.sigval.name}; a run with a completed epoch continues with --resume RUN_DIR"
-        ) from None
-    return 0

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from ecgcli import LEADS
+from ecgcli.data.leads import describe, parse_leads
 from ecgcli.data.normalize import LeadNorm
 from ecgcli.errors import CheckpointError
 from ecgcli.storage.checkpoint import load_encoder
@@ -29,10 +30,11 @@ def pretrained_encoder(cfg: SupervisedConfig) -> tuple[nn.Module, dict[str, Any]
 
     def fits_this_run(meta: dict[str, Any]) -> None:
         args = (meta.get("architecture") or {}).get("encoder_args", {})
-        if args.get("in_ch", len(LEADS)) != len(LEADS) or meta.get("leads", list(LEADS)) != list(LEADS):
+        leads = list(parse_leads(cfg.leads))
+        if args.get("in_ch", len(LEADS)) != len(leads) or meta.get("leads", list(LEADS)) != leads:
             raise CheckpointError(
-                f"{path}: the encoder takes {args.get('in_ch')} input leads; "
-                f"PTB-XL models take the 12 standard leads"
+                f"{path}: the encoder was pretrained on {describe(meta.get('leads', LEADS))}; "
+                f"this run uses {describe(leads)} (--leads must match the encoder's)"
             )
         if cfg.width and "width" in args and args["width"] != cfg.width:
             raise CheckpointError(

@@ -71,7 +71,8 @@ class LoopConfig:
     grad_clip: float = 0.0
     schedule: str = "none"
     warmup_epochs: int = 0
-    amp: bool = True  # only on CUDA
+    amp: bool = True  # False: fp32 whatever ``precision`` says
+    precision: str = "auto"  # see ecgcli.train.precision
     dist: Distributed | None = None  # None: one process
 
 
@@ -128,9 +129,13 @@ def fit(
 
         keep_freed_memory()
     dist = cfg.dist or Distributed(device=device)
-    use_amp = cfg.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    from ecgcli.train.precision import autocast_dtype
+
+    dtype = autocast_dtype(cfg.precision, device) if cfg.amp else None
+    use_amp, amp_dtype = dtype is not None, dtype or torch.float32
+    scaler = torch.amp.GradScaler(
+        "cuda", enabled=use_amp and device.type == "cuda" and amp_dtype == torch.float16
+    )
     for group in optimizer.param_groups:
         group.setdefault("base_lr", group["lr"])
     state = FitState()

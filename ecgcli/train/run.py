@@ -54,15 +54,16 @@ def open_run(cfg: RunConfig, dist: Distributed, placement: dict[str, Any], resum
 
 def interrupted_writing(run: RunDir, epochs: int, hint: str) -> Interrupted:
     """The error for Ctrl-C during a run's final writes: each write finishes first (see
-    :func:`~ecgcli.storage.files.ctrl_c_deferred`); metrics.json, the last, marks it complete."""
+    :func:`~ecgcli.files.ctrl_c_deferred`); metrics.json, the last, marks it complete."""
     if run.finished:
         return Interrupted(f"interrupted after the results were written: {run.path} is complete")
     return Interrupted(f"interrupted while writing the results; all {epochs} epochs are saved. {hint}")
 
 
 def load_data(cfg: RunConfig, label_fraction: float, dist: Distributed, callback: Callback) -> TrainingData:
-    """Tables, split and signal cache; rank 0 builds the cache before the others open it."""
-    return dist.main_first(
+    """Tables, split and signal cache; the first process of each node builds the cache before
+    the others of that node open it (nodes need not share a filesystem)."""
+    return dist.local_first(
         lambda: load_training_data(
             Path(cfg.data_root),
             Path(cfg.cache_dir),
@@ -71,6 +72,7 @@ def load_data(cfg: RunConfig, label_fraction: float, dist: Distributed, callback
             cfg.seed,
             cfg.workers,
             callback,
+            cfg.task,
             cfg.allow_invalid,
         )
     )

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcli import LEADS, SUPERCLASSES
+from ecgcli import LEADS
 from ecgcli.data.loader import batch_slices
 from ecgcli.data.normalize import LeadNorm, fit_lead_norm
 from ecgcli.device import pick_device
@@ -41,7 +41,7 @@ from ecgcli.scoring.evaluate import encode
 from ecgcli.scoring.metrics import compute_metrics
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
-from ecgcli.train.config import SSLConfig
+from ecgcli.train.config import SSLConfig, encoder_width
 from ecgcli.train.data import TrainingData, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import LoopConfig, fit, optimizer_class
@@ -205,7 +205,7 @@ def train_ssl(
             ds.labels[split.val],
         )
     torch.manual_seed(cfg.seed)
-    encoder = build_encoder(cfg.encoder, in_ch=len(LEADS), width=cfg.width)
+    encoder = build_encoder(cfg.encoder, in_ch=len(LEADS), **encoder_width(cfg))
     module = build_ssl_module(cfg, encoder).to(device)
     policy = build_policy(cfg.sampling_rate, disabled=cfg.no_aug)
     objective = SSLObjective(module, x, cfg, policy, device, probe, norm, dist)
@@ -219,6 +219,7 @@ def train_ssl(
         grad_clip=cfg.grad_clip,
         schedule=cfg.schedule,
         warmup_epochs=cfg.warmup_epochs,
+        precision=cfg.precision,
         dist=dist,
     )
     if probe is not None and resume is None:
@@ -309,7 +310,7 @@ def encoder_meta(
         },
         augmentations=policy.config.to_dict(),
         augmentations_enabled=list(policy.enabled),
-        class_names=list(SUPERCLASSES),
+        probe_task=cfg.task,
         leads=list(LEADS),
         sampling_rate=cfg.sampling_rate,
         signal_length=cfg.signal_length,
@@ -327,5 +328,7 @@ def resume_ssl(run_dir: Path, callback: Callback = ignore, dist: Distributed | N
             raise ConfigError(f"{run_dir}: this run already finished (see its metrics.json)")
         return run, SSLConfig.from_dict(run.read_config())
 
+    if dist is not None:
+        dist.share_files(RunDir(Path(run_dir)).resume_files())  # a node that lacks the run directory gets it
     run, cfg = dist.main_first(load) if dist is not None else load()
     return train_ssl(cfg, callback, resume=run, dist=dist)

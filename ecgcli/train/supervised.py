@@ -22,19 +22,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from ecgcli import LEADS, SUPERCLASSES
+from ecgcli.data.leads import lead_indices, parse_leads
 from ecgcli.data.loader import EpochSampler, batch_slices
 from ecgcli.data.normalize import fit_lead_norm
 from ecgcli.device import pick_device
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.models import ECGClassifier
-from ecgcli.scoring.evaluate import evaluate_split_pair, headline, predict_proba
+from ecgcli.scoring.calibration import apply_temperature, calibration_report, fit_temperature
+from ecgcli.scoring.evaluate import evaluate_split_pair, headline, predict_proba, predict_window_logits
 from ecgcli.scoring.metrics import compute_metrics
 from ecgcli.scoring.stats import test_bootstraps
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
-from ecgcli.train.config import SupervisedConfig
+from ecgcli.train.config import SupervisedConfig, encoder_width
 from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import LoopConfig, fit, optimizer_class
@@ -66,6 +67,7 @@ class ClassifierObjective:
         freeze_encoder: bool = False,
         dist: Distributed | None = None,
         score: Callable[[nn.Module, torch.Tensor], np.ndarray] | None = None,
+        class_names: tuple[str, ...] | None = None,
     ) -> None:
         self.module = model
         self.dist = dist or Distributed(device=device)
@@ -78,6 +80,7 @@ class ClassifierObjective:
         self.window, self.seed, self.device = window, seed, device
         self.freeze_encoder = freeze_encoder
         self.score = score or scorer(window, x_val.shape[-1], device)
+        self.class_names = class_names
         self._slices = batch_slices(self.dist.shard_size(len(y)), batch_size)
 
     def n_batches(self, epoch: int) -> int:
@@ -109,7 +112,8 @@ class ClassifierObjective:
 
     def validate(self, epoch: int) -> dict[str, float]:
         prob = self.dist.predict_rows(lambda x: self.score(self.module, x), self.x_val)
-        return self.dist.on_main(lambda: headline(compute_metrics(self.y_val, prob)))
+        names = self.class_names
+        return self.dist.on_main(lambda: headline(compute_metrics(self.y_val, prob, class_names=names)))
 
 
 def scorer(
@@ -121,12 +125,16 @@ def scorer(
     return lambda model, x: predict_proba(model, x, device, cut, stride=stride, aggregate=aggregate)
 
 
-def _build_model(cfg: SupervisedConfig, init_encoder: Callable[[], tuple[nn.Module, dict]] | None):
+def _build_model(
+    cfg: SupervisedConfig, n_classes: int, init_encoder: Callable[[], tuple[nn.Module, dict]] | None
+):
     if init_encoder is None:
-        model = ECGClassifier.build(cfg.encoder, len(SUPERCLASSES), in_ch=len(LEADS), width=cfg.width or 64)
+        model = ECGClassifier.build(
+            cfg.encoder, n_classes, head=cfg.head, in_ch=len(parse_leads(cfg.leads)), **encoder_width(cfg)
+        )
         return model, {}
     encoder, info = init_encoder()
-    model = ECGClassifier(encoder, len(SUPERCLASSES))
+    model = ECGClassifier(encoder, n_classes, head=cfg.head)
     model.encoder_name = info.get("encoder", cfg.encoder)
     return model, info
 
@@ -156,6 +164,10 @@ def train_classifier(
 ) -> RunResult:
     """Train, select on fold 9, evaluate on fold 10, and write the run directory.
 
+    ``cfg.calibrate == "temperature"`` fits one temperature per class on fold 9 after
+    selection (:func:`ecgcli.scoring.calibration.fit_temperature`), stores it in the checkpoint
+    (predict and export apply it) and evaluates the calibrated probabilities (thresholds tuned
+    on them); metrics.json reports the test calibration before and after.
     ``init_encoder`` returns a pretrained encoder and its checkpoint info (fine-tuning);
     ``data`` lets a caller that trains several models share one loaded dataset; ``dist`` is
     this process's place in a torchrun run (every rank calls this; only rank 0 writes).
@@ -179,24 +191,33 @@ def train_classifier(
         def init_encoder() -> tuple[nn.Module, dict[str, Any]]:
             return pretrained_encoder(cfg)
 
+    # the data first (the task's classes size the head), then the model (a bad checkpoint
+    # fails here), and only then the run directory: a run that cannot start leaves none
+    data = data or load_data(cfg, cfg.label_fraction, dist, callback)
+    ds, split, store = data.dataset, data.split, data.store
     torch.manual_seed(cfg.seed)
-    # a bad checkpoint fails here, early
-    model, encoder_info = dist.main_first(lambda: _build_model(cfg, init_encoder))
+    if cfg.ssl_checkpoint:  # a node without the checkpoint gets it from one that has it
+        from ecgcli.storage.checkpoint import sidecar_path
+
+        dist.share_files([Path(cfg.ssl_checkpoint), sidecar_path(Path(cfg.ssl_checkpoint))])
+    model, encoder_info = dist.main_first(lambda: _build_model(cfg, len(ds.class_names), init_encoder))
     placement = dist.info(cfg.batch_size)
     run = open_run(cfg, dist, placement, resume)
     command = "finetune" if cfg.kind == "finetune" else "train supervised"
     hint = f"Resume with: ecg {command} --resume {run.path}"
-    data = data or load_data(cfg, cfg.label_fraction, dist, callback)
-    ds, split, store = data.dataset, data.split, data.store
-    norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train)
+    leads = parse_leads(cfg.leads)
+    rows = lead_indices(leads)
+    norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train).subset(rows)
     y_train = ds.labels[split.train]
-    x_train = signals_tensor(store, split.train, norm).to(device)
-    x_val = signals_tensor(store, split.val, norm)
-    x_test = signals_tensor(store, split.test, norm)
+    x_train = signals_tensor(store, split.train, norm, rows).to(device)
+    x_val = signals_tensor(store, split.val, norm, rows)
+    x_test = signals_tensor(store, split.test, norm, rows)
     model.to(device)
     sampler = EpochSampler(y_train, cfg.balance_strategy, cfg.seed)
     before, after = sampler.frequencies()
-    freq = ", ".join(f"{c} {b:.0%}→{a:.0%}" for c, b, a in zip(SUPERCLASSES, before, after, strict=True))
+    freq = ", ".join(
+        f"{c} {b:.0%}→{a:.0%}" for c, b, a in list(zip(ds.class_names, before, after, strict=True))[:8]
+    ) + (f" (+{len(ds.class_names) - 8} more classes)" if len(ds.class_names) > 8 else "")
     callback(
         Message(
             f"{len(split.train)} training records ({cfg.label_fraction:g} of folds 1-8), "
@@ -221,6 +242,7 @@ def train_classifier(
         cfg.freeze_encoder,
         dist,
         score,
+        ds.class_names,
     )
     optimizer = _optimizer(model, cfg)
     loop_cfg = LoopConfig(
@@ -232,6 +254,7 @@ def train_classifier(
         grad_clip=cfg.grad_clip,
         schedule=cfg.schedule,
         warmup_epochs=cfg.warmup_epochs,
+        precision=cfg.precision,
         dist=dist,
     )
     state = fit(
@@ -249,15 +272,41 @@ def train_classifier(
     t_eval = time.perf_counter()
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
-    p_val = dist.predict_rows(lambda x: score(model, x), x_val)
-    p_test = dist.predict_rows(lambda x: score(model, x), x_test)
+    y_val, y_test = ds.labels[split.val], ds.labels[split.test]
+    names = list(ds.class_names)
+    temperature = None
+    if cfg.calibrate is None:
+        p_val = dist.predict_rows(lambda x: score(model, x), x_val)
+        p_test = dist.predict_rows(lambda x: score(model, x), x_test)
+        calibration = {"method": None, "test": calibration_report(y_test, p_test, names)}
+    else:
+        window = cfg.signal_length if cfg.signal_length < store.length else None
+
+        def logits(x: torch.Tensor) -> np.ndarray:
+            return predict_window_logits(model, x, device, window, stride=cfg.window_stride)
+
+        z_val, z_test = dist.predict_rows(logits, x_val), dist.predict_rows(logits, x_test)
+        temperature = fit_temperature(z_val, y_val, aggregate=cfg.aggregate)
+        p_val = apply_temperature(z_val, temperature, cfg.aggregate)
+        p_test = apply_temperature(z_test, temperature, cfg.aggregate)
+        calibration = {
+            "method": cfg.calibrate,
+            "temperature": dict(zip(names, temperature.tolist(), strict=True)),
+            "fitted_on": "val (fold 9)",
+            "test_uncalibrated": calibration_report(
+                y_test, apply_temperature(z_test, 1.0, cfg.aggregate), names
+            ),
+            "test": calibration_report(y_test, p_test, names),
+        }
     evaluation = dist.on_main(
-        lambda: evaluate_split_pair(ds.labels[split.val], p_val, ds.labels[split.test], p_test)
+        lambda: evaluate_split_pair(y_val, p_val, y_test, p_test, class_names=ds.class_names)
     )
     eval_seconds = time.perf_counter() - t_eval
 
     metrics = {
         "kind": cfg.kind,
+        "task": cfg.task,
+        "class_names": list(ds.class_names),
         "select_metric": cfg.select_metric,
         "best_epoch": state.best_epoch,
         "epochs_run": state.epoch,
@@ -267,6 +316,7 @@ def train_classifier(
         "bootstrap": dist.on_main(
             lambda: test_bootstraps(ds.labels[split.test], p_test, evaluation.test_tuned.sample_threshold)
         ),
+        "calibration": calibration,
         "class_frequencies": {"train": before.tolist(), "sampled": after.tolist()},
         "data": {
             "n_train": int(len(split.train)),
@@ -289,9 +339,16 @@ def train_classifier(
     if not dist.is_main:
         return result  # rank 0 writes
     try:
-        _write_results(run, cfg, model, result, state, norm, encoder_info, data, (p_val, p_test))
+        _write_results(
+            run, cfg, model, result, state, norm, encoder_info, data, (p_val, p_test), leads, temperature
+        )
     except KeyboardInterrupt:
         raise interrupted_writing(run, state.epoch, hint) from None
+    if temperature is not None:
+        before, after = calibration["test_uncalibrated"]["macro_ece"], calibration["test"]["macro_ece"]
+        callback(
+            Message(f"temperature scaling: test macro ECE {before:.4f} -> {after:.4f} (15 bins, fold 10)")
+        )
     return result
 
 
@@ -305,6 +362,8 @@ def _write_results(
     encoder_info: dict[str, Any],
     data: TrainingData,
     probs: tuple[np.ndarray, np.ndarray],
+    leads: tuple[str, ...],
+    temperature: np.ndarray | None,
 ) -> None:
     """The run's final files: the best checkpoint, predictions, then metrics.json, which
     marks the run finished (until it exists, ``--resume`` redoes these from the saved state)."""
@@ -314,8 +373,9 @@ def _write_results(
     meta = checkpoint_meta(
         "classifier",
         architecture=model.architecture(),
-        class_names=list(SUPERCLASSES),
-        leads=list(LEADS),
+        class_names=list(ds.class_names),
+        task=cfg.task,
+        leads=list(leads),
         sampling_rate=cfg.sampling_rate,
         signal_length=cfg.signal_length,
         window_stride=cfg.window_stride,
@@ -331,6 +391,7 @@ def _write_results(
         },
         data={"cache_id": store.cache_id, "data_root": str(ds.root)},
         pretrained=encoder_info.get("source"),
+        **({"temperature": temperature.tolist()} if temperature is not None else {}),
     )
     model.cpu()
     save_checkpoint(run.model, model, meta)
@@ -350,6 +411,12 @@ def _write_results(
         f"test (fold 10): AUROC {t.macro_auroc:.4f} F1 {t.macro_f1:.4f} "
         f"F1@tuned {evaluation.test_tuned.macro_f1:.4f} best epoch {state.best_epoch}"
     )
+    calibration = metrics.get("calibration") or {}
+    if temperature is not None:
+        run.log(
+            f"temperature scaling (fold 9): T {' '.join(f'{v:.2f}' for v in temperature)}; test macro ECE "
+            f"{calibration['test_uncalibrated']['macro_ece']:.4f} -> {calibration['test']['macro_ece']:.4f}"
+        )
 
 
 def _logging(callback: Callback, run: RunDir) -> Callback:
@@ -380,5 +447,7 @@ def resume_classifier(run_dir: Path, callback: Callback = ignore, **kwargs: Any)
         return run, cfg
 
     dist = kwargs.get("dist")
+    if dist is not None:
+        dist.share_files(RunDir(Path(run_dir)).resume_files())  # a node that lacks the run directory gets it
     run, cfg = dist.main_first(load) if dist is not None else load()
     return train_classifier(cfg, callback, resume=run, **kwargs)

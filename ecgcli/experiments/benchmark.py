@@ -1,0 +1,173 @@
+"""``ecg benchmark``: the PTB-XL benchmark's leaderboard, reproduced and placed beside it.
+
+Encoders x tasks x label fractions x seeds in one resumable command: one multiseed grid per
+task under ``OUT/<task>/`` (a grid's runs must share one label set), each configuration
+``bce+standard[encoder=NAME]`` trained with the benchmark's recipe unless options say
+otherwise. Rerunning the command reuses every finished run and resumes an interrupted one.
+
+The leaderboard has the benchmark's layout: rows are encoders, columns are tasks, a cell is
+the fold-10 macro AUROC (the mean over seeds) with its percentile bootstrap 95% band over
+test records (each run's interval, averaged over seeds), beside the value Strodthoff et al.
+(2021) published (``resources/ptbxl_benchmark_published.csv``, with its source).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ecgcli import TASKS
+from ecgcli.errors import ConfigError
+from ecgcli.events import Callback, Message, ignore
+from ecgcli.experiments.grid import Grid, build_grid
+from ecgcli.experiments.results import load_results, results_path
+from ecgcli.files import write_text_atomic
+
+PUBLISHED_CSV = "ptbxl_benchmark_published.csv"
+#: The benchmark's three strongest encoders.
+DEFAULT_ENCODERS: tuple[str, ...] = ("resnet1d_wang", "xresnet1d101", "inception1d")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One leaderboard cell: ours (mean over seeds, bootstrap band) and the published value."""
+
+    auroc: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n_seeds: int
+    published: float | None
+    published_half_width: float | None
+
+
+def published() -> dict[tuple[str, str], tuple[float, float]]:
+    """``(model, task) -> (macro AUROC, bootstrap half-width)`` as the benchmark published them."""
+    text = resources.files("ecgcli.experiments").joinpath("resources", PUBLISHED_CSV).read_text()
+    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    return {(r["model"], r["task"]): (float(r["auroc"]), float(r["half_width"])) for r in rows}
+
+
+def spec_for(encoder: str) -> str:
+    """The configuration that trains ``encoder`` in a benchmark grid."""
+    return f"bce+standard[encoder={encoder}]"
+
+
+def plan(
+    encoders: Sequence[str],
+    tasks: Sequence[str],
+    label_fractions: Sequence[float],
+    seeds: Sequence[int],
+    common: dict[str, Any],
+    out: Path,
+    given: frozenset[str] = frozenset(),
+) -> list[Grid]:
+    """One validated grid per task (every option checked before anything trains)."""
+    from ecgcli.train.config import ENCODER_WIDTHS
+
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ConfigError(f"unknown task {unknown[0]!r}; choose from {', '.join(TASKS)}")
+    bad = [e for e in encoders if e not in ENCODER_WIDTHS]
+    if bad:
+        raise ConfigError(f"unknown encoder {bad[0]!r}; choose from {', '.join(ENCODER_WIDTHS)}")
+    if not encoders or not tasks:
+        raise ConfigError("give at least one encoder and one task")
+    if "encoder" in given:
+        raise ConfigError("ecg benchmark takes its encoders from --encoders, not --encoder")
+    return [
+        build_grid(
+            [spec_for(e) for e in encoders],
+            seeds,
+            label_fractions,
+            {**common, "task": task},
+            out=Path(out) / task,
+            given=given | {"task"},
+        )
+        for task in tasks
+    ]
+
+
+def run_benchmark(grids: Sequence[Grid], callback: Callback = ignore, jobs: int = 1) -> None:
+    """Run every grid in turn (each resumable on its own, see :func:`run_multiseed`)."""
+    from ecgcli.experiments.runner import run_multiseed
+
+    for grid in grids:
+        callback(Message(f"task {grid.common['task']}: {grid.out}"))
+        run_multiseed(grid, callback, jobs)
+
+
+def leaderboard(
+    out: Path, encoders: Sequence[str], tasks: Sequence[str], label_fraction: float = 1.0
+) -> dict[str, dict[str, Cell]]:
+    """``encoder -> task -> Cell`` from the grids under ``out`` (what has finished so far)."""
+    pub = published()
+    table: dict[str, dict[str, Cell]] = {e: {} for e in encoders}
+    for task in tasks:
+        runs: dict[str, list[dict[str, Any]]] = {}
+        path = results_path(Path(out) / task)
+        if path.is_file():
+            doc = load_results(path)
+            for res in doc["results"]:
+                if math.isclose(float(res["label_fraction"]), label_fraction):
+                    runs[str(res["config"])] = res["runs"] or []
+        for e in encoders:
+            done = [r for r in runs.get(spec_for(e), []) if (r.get("test") or {}).get("auroc") is not None]
+            boots = [r.get("bootstrap_auroc") or {} for r in done]
+            p = pub.get((e, task))
+            table[e][task] = Cell(
+                auroc=_mean([r["test"]["auroc"] for r in done]),
+                ci_low=_mean([b.get("ci_low") for b in boots]),
+                ci_high=_mean([b.get("ci_high") for b in boots]),
+                n_seeds=len(done),
+                published=p[0] if p else None,
+                published_half_width=p[1] if p else None,
+            )
+    return table
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
+def fmt_cell(cell: Cell) -> str:
+    """``0.931 [0.925, 0.936] (n=3) / 0.930±0.005``; a dash for a cell not run yet."""
+    ours = "—"
+    if cell.auroc is not None:
+        ours = f"{cell.auroc:.3f}"
+        if cell.ci_low is not None and cell.ci_high is not None:
+            ours += f" [{cell.ci_low:.3f}, {cell.ci_high:.3f}]"
+        if cell.n_seeds > 1:
+            ours += f" (n={cell.n_seeds})"
+    pub = "—" if cell.published is None else f"{cell.published:.3f}±{cell.published_half_width:.3f}"
+    return f"{ours} / {pub}"
+
+
+def to_markdown(table: dict[str, dict[str, Cell]], tasks: Sequence[str], label_fraction: float) -> str:
+    """The leaderboard as a Markdown table, with what each number is."""
+    lines = [
+        f"Fold-10 macro AUROC, {label_fraction:g} of the labels: ours (mean over seeds) "
+        "[bootstrap 95% band over test records] / published (Strodthoff et al. 2021, ± their "
+        "bootstrap half-width)",
+        "",
+        "| model | " + " | ".join(tasks) + " |",
+        "|---|" + "---:|" * len(tasks),
+    ]
+    for encoder, cells in table.items():
+        lines.append(f"| {encoder} | " + " | ".join(fmt_cell(cells[t]) for t in tasks) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboard(
+    out: Path, encoders: Sequence[str], tasks: Sequence[str], label_fraction: float = 1.0
+) -> tuple[dict[str, dict[str, Cell]], Path]:
+    """Build the leaderboard and write ``OUT/leaderboard.md`` atomically."""
+    table = leaderboard(out, encoders, tasks, label_fraction)
+    path = Path(out) / "leaderboard.md"
+    write_text_atomic(path, to_markdown(table, tasks, label_fraction))
+    return table, path
