@@ -8,8 +8,9 @@ run (config.json; the resume state after each epoch; the best checkpoint's weigh
 predictions and metrics.json at the end) and both signals, the run is signalled the moment that
 write's temporary appears (tests/faults/injector.py), then resumed (or rerun, when no epoch
 was saved), and its numbers compared with an uninterrupted run's. Prints one row per case:
-``same`` (identical metrics, history and probabilities), ``refused`` (one error line) or
-``DIFFERENT``, and any temporary left behind. The fast CI subset is tests/faults/.
+``same`` (identical metrics, history and probabilities after the rerun or resume),
+``complete`` (Ctrl-C during the last write: the run finished, with identical numbers),
+``refused`` (one error line) or ``DIFFERENT``, and any temporary left behind. The fast CI subset is tests/faults/.
 """
 
 from __future__ import annotations
@@ -76,6 +77,13 @@ def main() -> None:
             run_dir = a.out / f"case{case:02d}"
             hit = run(t(run_dir), watch=str(run_dir / watch), after=after, sig=sig, env=env)
             state = run_dir / "state" / "last.safetensors"
+            if (run_dir / "metrics.json").is_file():  # Ctrl-C during the last write: it completed
+                outcome = "complete" if numbers(run_dir) == reference else "DIFFERENT"
+                left = len(temporaries(run_dir))
+                print(
+                    f"{watch:32} {(after or '-').lstrip('^'):12} {sig.name[3:]:6} {hit.returncode:>4}  {outcome:9} {left}"
+                )
+                continue
             resume = ecg("train", "supervised", "--resume", str(run_dir))
             again = run(resume if state.is_file() else t(run_dir), env=env)
             if again.returncode == 0:

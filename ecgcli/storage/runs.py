@@ -7,7 +7,7 @@ Layout of ``runs/<name>/``::
     metrics.json         per-epoch history, best epoch, val and test scores, per class, timing
     model.safetensors    best weights  (+ model.json sidecar: see ecgcli.storage.checkpoint)
     predictions.npz      val and test probabilities with labels and ecg_ids (no pickle)
-    state/last.*         resume state after the last completed epoch
+    state/last.safetensors  resume state after the last completed epoch (one file, see train/resume.py)
 """
 
 from __future__ import annotations

@@ -108,8 +108,8 @@ def run(
 
 
 def temporaries(*folders: Path) -> list[str]:
-    """Every ``.NAME.tmp-PID`` / ``.NAME.old-PID`` file or folder under ``folders``."""
-    pattern = re.compile(r"^\.(.+)\.(tmp|old)-\d+$")
+    """Every ``.NAME.tmp-[HOST-]PID`` / ``.NAME.old-PID`` file or folder under ``folders``."""
+    pattern = re.compile(r"^\.(.+)\.(tmp|old)-(.+-)?\d+$")
     found = []
     for folder in folders:
         for root, dirs, files in os.walk(folder):

@@ -160,8 +160,10 @@ def test_cache_build_survives_a_signal(
 # --- multiseed's results ----------------------------------------------------------------------
 
 
-def test_multiseed_results_write_survives_a_kill(synth_root: Path, env: dict, tmp_path: Path) -> None:
-    sig = KILL
+@pytest.mark.parametrize("sig", [KILL, INT], ids=["kill", "int"])
+def test_multiseed_results_write_survives_a_signal(
+    sig: signal.Signals, synth_root: Path, env: dict, tmp_path: Path
+) -> None:
     out = tmp_path / "ms"
     cmd = ecg(
         "multiseed", "--data-root", str(synth_root), "--seeds", "7", "--epochs", "1",
@@ -171,6 +173,9 @@ def test_multiseed_results_write_survives_a_kill(synth_root: Path, env: dict, tm
     # the results are written once before training and again when the cell finished: the second
     hit = run(cmd, watch=str(out / ".multiseed.json.tmp-*"), after=r"epoch 1/1", sig=sig, env=env)
     assert hit.fired and killed(hit, sig), hit.output
+    if sig == INT:  # the write finished before the interrupt: nothing half, nothing left
+        assert "Traceback" not in hit.output and temporaries(out) == []
+        assert json.loads((out / "multiseed.json").read_text())["results"][0]["runs"]
     again = run(cmd, env=env)
     assert again.returncode == 0, again.output
     assert "1 already finished" in again.output  # the finished cell is reused, not retrained
