@@ -131,7 +131,7 @@ def test_ctrl_c_during_a_write_waits_for_the_rename(tmp_path: Path, monkeypatch:
     import os
     import signal
 
-    import ecgcli.storage.files as files
+    import ecgcli.files as files
 
     real_fsync = os.fsync
 

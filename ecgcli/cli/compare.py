@@ -240,7 +240,7 @@ def _compare(
     from ecgcli.errors import ConfigError
     from ecgcli.experiments.compare import FORMATS, compare, to_csv, to_json, to_markdown
     from ecgcli.experiments.inputs import load_inputs
-    from ecgcli.storage.files import write_text_atomic
+    from ecgcli.files import write_text_atomic
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")

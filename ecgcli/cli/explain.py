@@ -74,8 +74,8 @@ def explain(
     if settings.checkpoint is None:
         raise ConfigError("no checkpoint: pass --checkpoint PATH or set ECG_CHECKPOINT")
     if out is not None:
+        from ecgcli.files import probe_writable
         from ecgcli.inference.ecgpaper import pyplot
-        from ecgcli.storage.files import probe_writable
 
         pyplot()  # no matplotlib: say so before any work
         if out.is_dir():

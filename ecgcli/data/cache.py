@@ -36,6 +36,7 @@ from ecgcli.data.ptbxl import PTBXL
 from ecgcli.data.records import INVALID_INT16, read_standard_record
 from ecgcli.errors import DataError
 from ecgcli.events import Callback, Message, ignore
+from ecgcli.files import remove_stale_temporaries, temp_path
 
 CACHE_VERSION = 1
 
@@ -170,7 +171,7 @@ def build_cache(
     n, length = len(dataset), dataset.record_length
     fingerprint = fingerprint or source_fingerprint(dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}"
+    tmp = temp_path(path)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -231,34 +232,6 @@ def build_cache(
         raise
     return open_cache(path, fingerprint)
 
-
-def _remove_dead_builds(folder: Path, name: str) -> list[Path]:
-    """Remove ``.NAME.tmp-PID`` / ``.NAME.old-PID`` folders whose process PID is gone (a build
-    that was killed); a live build's are kept. The same rule as
-    ``ecgcli.storage.files.remove_stale_temporaries``, which this layer cannot import."""
-    removed = []
-    if not folder.is_dir():
-        return removed
-    for entry in folder.iterdir():
-        for kind in (".tmp-", ".old-"):
-            prefix = f".{name}{kind}"
-            pid = entry.name[len(prefix) :] if entry.name.startswith(prefix) else ""
-            if pid.isdigit() and not _alive(int(pid)):
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
-                removed.append(entry)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
     return True
 
 
@@ -329,7 +302,7 @@ def ensure_cache(
     path = cache_dir_for(cache_root, dataset.root, dataset.sampling_rate)
     fingerprint = source_fingerprint(dataset)
     # a live builder's temporaries are kept: the pid in their name says whose they are
-    for left in _remove_dead_builds(path.parent, path.name):
+    for left in remove_stale_temporaries(path.parent, path.name):
         callback(Message(f"removed {left.name}, left by an interrupted cache build", "warning"))
     if not rebuild:
         try:

@@ -30,6 +30,7 @@ from ecgcli.data.ptbxl import DATABASE_CSV, RECORD_LENGTH, STATEMENTS_CSV
 from ecgcli.data.synth_labels import assign_folds, code_matrix, draw_statements
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, ignore
+from ecgcli.files import temp_path
 
 #: Superclass combinations (bits in NORM, MI, STTC, HYP, CD order) and their record counts
 #: in PTB-XL v1.0.1, standard aggregation.
@@ -255,7 +256,7 @@ def write_synthetic_ptbxl(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} is not an empty folder; choose a new one")
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    tmp = temp_path(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:

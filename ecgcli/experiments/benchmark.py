@@ -26,7 +26,7 @@ from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.experiments.grid import Grid, build_grid
 from ecgcli.experiments.results import load_results, results_path
-from ecgcli.storage.files import write_text_atomic
+from ecgcli.files import write_text_atomic
 
 PUBLISHED_CSV = "ptbxl_benchmark_published.csv"
 #: The benchmark's three strongest encoders.

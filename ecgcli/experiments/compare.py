@@ -43,9 +43,9 @@ from ecgcli.experiments.results import (
     HEADLINE,
     PER_CLASS,
 )
+from ecgcli.files import json_safe
 from ecgcli.scoring.names import LABELS
 from ecgcli.scoring.stats import Summary
-from ecgcli.storage.files import json_safe
 
 FORMATS = ("table", "markdown", "csv", "json")
 DELTAS = ("f1", "auroc")

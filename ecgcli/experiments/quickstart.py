@@ -158,7 +158,7 @@ class Quickstart:
         """The supervised and fine-tuned runs side by side; ROC plots when matplotlib exists."""
         from ecgcli.experiments.compare import compare, to_markdown
         from ecgcli.experiments.inputs import load_inputs
-        from ecgcli.storage.files import write_text_atomic
+        from ecgcli.files import write_text_atomic
 
         methods = load_inputs([self.supervised_dir, self.finetune_dir], callback)
         comp = compare(methods, baseline=None, per_class=True)

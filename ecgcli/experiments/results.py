@@ -25,8 +25,8 @@ import numpy as np
 
 from ecgcli import __version__
 from ecgcli.errors import CheckpointError, ConfigError, DataError, EcgError
+from ecgcli.files import json_safe, write_json_atomic
 from ecgcli.scoring.stats import BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED
-from ecgcli.storage.files import json_safe, write_json_atomic
 
 if TYPE_CHECKING:
     from ecgcli.experiments.grid import Cell, Grid

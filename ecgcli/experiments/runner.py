@@ -30,8 +30,8 @@ from ecgcli.events import BatchDone, Callback, Event, Message, ignore
 from ecgcli.experiments.grid import Cell, Grid, check_cell_config, check_compatible
 from ecgcli.experiments.results import load_results, read_cell, results_path, write_results
 from ecgcli.experiments.shards import Shard, claim, results_lock, shard_cells
+from ecgcli.files import probe_writable, remove_stale_temporaries
 from ecgcli.settings import usable_cores
-from ecgcli.storage.files import probe_writable, remove_stale_temporaries
 
 # --- events --------------------------------------------------------------------------------
 

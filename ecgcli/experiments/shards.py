@@ -115,7 +115,7 @@ def claim(out: Path, cell: Cell) -> Iterator[str | None]:
         yield _owner(owner_file)
         return
     try:
-        from ecgcli.storage.files import write_json_atomic
+        from ecgcli.files import write_json_atomic
 
         write_json_atomic(
             owner_file,

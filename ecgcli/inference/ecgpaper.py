@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ecgcli.errors import ConfigError
-from ecgcli.storage.files import atomic_write_bytes
+from ecgcli.files import atomic_write_bytes
 
 if TYPE_CHECKING:
     from ecgcli.inference.explain import Explanation

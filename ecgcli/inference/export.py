@@ -35,6 +35,7 @@ from torch import nn
 from ecgcli import LEADS, __version__
 from ecgcli.data.leads import lead_indices
 from ecgcli.errors import CheckpointError, ConfigError
+from ecgcli.files import atomic_write_bytes
 from ecgcli.inference.onnx_runtime import (
     INPUT_NAME,
     META_FORMAT,
@@ -45,7 +46,6 @@ from ecgcli.inference.onnx_runtime import (
     run_onnx,
 )
 from ecgcli.inference.predict import read_meta, read_temperature
-from ecgcli.storage.files import atomic_write_bytes
 
 FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-5
@@ -129,8 +129,8 @@ def export_model(
     checkpoint: Path | str, fmt: str, out: Path | str, n_check: int = CHECK_RECORDS, seed: int = 0
 ) -> ExportReport:
     """Export ``checkpoint`` to ``out`` as ``fmt``, verify it, then write it atomically."""
+    from ecgcli.files import probe_writable
     from ecgcli.storage.checkpoint import load_classifier
-    from ecgcli.storage.files import probe_writable
 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r} (choose {' or '.join(FORMATS)})")

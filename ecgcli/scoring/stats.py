@@ -26,7 +26,7 @@ from scipy import special
 from scipy import stats as sps
 
 from ecgcli.errors import ConfigError
-from ecgcli.storage.files import json_safe
+from ecgcli.files import json_safe
 
 __all__ = [
     "BootstrapCI",

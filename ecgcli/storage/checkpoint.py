@@ -25,7 +25,7 @@ import torch
 
 from ecgcli import __version__
 from ecgcli.errors import CheckpointError, ConfigError
-from ecgcli.storage.files import atomic_write_bytes, write_json_atomic
+from ecgcli.files import atomic_write_bytes, write_json_atomic
 
 FORMAT = "ecgcli-checkpoint"
 FORMAT_VERSION = 1

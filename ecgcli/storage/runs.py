@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ecgcli.errors import ConfigError
-from ecgcli.storage.files import (
+from ecgcli.files import (
     atomic_write_bytes,
     probe_writable,
     remove_stale_temporaries,

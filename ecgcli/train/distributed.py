@@ -261,7 +261,7 @@ class Distributed:
             return
         import torch.distributed as td
 
-        from ecgcli.storage.files import atomic_write_bytes
+        from ecgcli.files import atomic_write_bytes
 
         have = [Path(p).is_file() for p in paths]
         table: list[Any] = [None] * self.world

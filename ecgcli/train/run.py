@@ -54,7 +54,7 @@ def open_run(cfg: RunConfig, dist: Distributed, placement: dict[str, Any], resum
 
 def interrupted_writing(run: RunDir, epochs: int, hint: str) -> Interrupted:
     """The error for Ctrl-C during a run's final writes: each write finishes first (see
-    :func:`~ecgcli.storage.files.ctrl_c_deferred`); metrics.json, the last, marks it complete."""
+    :func:`~ecgcli.files.ctrl_c_deferred`); metrics.json, the last, marks it complete."""
     if run.finished:
         return Interrupted(f"interrupted after the results were written: {run.path} is complete")
     return Interrupted(f"interrupted while writing the results; all {epochs} epochs are saved. {hint}")

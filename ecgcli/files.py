@@ -41,20 +41,24 @@ def pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: Path, stem: str | None = None) -> list[Path]:
-    """Remove ``.NAME.tmp-PID`` (and ``.NAME.old-PID``) files and folders in ``folder`` whose
-    process PID is gone: what a killed writer leaves behind. ``stem`` limits it to one NAME.
-    Temporaries of live processes (a concurrent writer) are kept. Returns what was removed."""
+    """Remove ``.NAME.tmp-HOST-PID`` (and ``.NAME.old-PID``) files and folders in ``folder``
+    written on this host by a process that is gone: what a killed writer leaves behind.
+    ``stem`` limits it to one NAME. Temporaries of live processes (a concurrent writer) and of
+    other hosts (their processes cannot be seen from here) are kept. Returns what was removed."""
     import re
     import shutil
 
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    pattern = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
+    pattern = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
+    here = socket.gethostname()
     removed = []
     for entry in folder.iterdir():
         m = pattern.match(entry.name)
-        if m is None or (stem is not None and m["name"] != stem) or pid_alive(int(m["pid"])):
+        if m is None or (stem is not None and m["name"] != stem) or m["host"] not in (None, here):
+            continue
+        if pid_alive(int(m["pid"])):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
