@@ -36,7 +36,7 @@ from ecgcli.data.ptbxl import PTBXL
 from ecgcli.data.records import INVALID_INT16, read_standard_record
 from ecgcli.errors import DataError
 from ecgcli.events import Callback, Message, ignore
-from ecgcli.files import remove_stale_temporaries, temp_path
+from ecgcli.files import ctrl_c_deferred, remove_stale_temporaries, temp_path
 
 CACHE_VERSION = 1
 
@@ -197,9 +197,12 @@ def build_cache(
         for start, g, b, bad in results:
             gains[start : start + len(g)], baselines[start : start + len(g)] = g, b
             invalid += bad
-        np.save(tmp / "gain.npy", gains)
-        np.save(tmp / "baseline.npy", baselines)
-        np.save(tmp / "ecg_ids.npy", dataset.ecg_ids.astype(np.int64))
+        # Ctrl-C held until these small writes are done: numpy turns a KeyboardInterrupt
+        # that lands inside ndarray.tofile into a TypeError (seen under load in tests/faults)
+        with ctrl_c_deferred():
+            np.save(tmp / "gain.npy", gains)
+            np.save(tmp / "baseline.npy", baselines)
+            np.save(tmp / "ecg_ids.npy", dataset.ecg_ids.astype(np.int64))
         invalid.sort()
         manifest = {
             "version": CACHE_VERSION,
