@@ -34,28 +34,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _make_checkpoint(path: Path, width: int) -> Path:
-    import torch
-
-    from ecgcli import LEADS, SUPERCLASSES
-    from ecgcli.models import ECGClassifier
-    from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
-
-    torch.manual_seed(0)
-    model = ECGClassifier.build("cnn1d", n_classes=5, width=width).eval()
-    meta = checkpoint_meta(
-        "classifier",
-        architecture=model.architecture(),
-        class_names=list(SUPERCLASSES),
-        leads=list(LEADS),
-        sampling_rate=100,
-        signal_length=1000,
-        thresholds=[0.5] * 5,
-        normalisation={"mean": [0.0] * 12, "std": [0.15] * 12},
-    )
-    return save_checkpoint(path, model, meta)
+from predict_speed import _make_checkpoint  # noqa: E402  (one random checkpoint for both scripts)
 
 
 def _write_records(folder: Path, n: int) -> list[Path]:
