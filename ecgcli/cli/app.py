@@ -110,8 +110,9 @@ app = typer.Typer(
     name="ecg",
     cls=EcgGroup,
     help=(
-        "Label-efficient 12-lead ECG classification on PTB-XL: supervised baselines, "
-        "SimCLR/BYOL pretraining, fine-tuning, multi-seed statistics and prediction."
+        "Label-efficient 12-lead ECG classification on PTB-XL: the benchmark's six tasks and "
+        "encoders, supervised baselines, SimCLR/BYOL pretraining, fine-tuning, multi-seed "
+        "statistics, prediction, explanations, calibration and export."
     ),
     epilog=(
         "[bold]Examples[/]\n\n"
