@@ -84,3 +84,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def train_tiny(synth_root: Path, cache: Path, runs_dir: Path, **options):
+    """A real, tiny `train supervised` run (width 16, all labelled records, one torch thread)
+    for the module and session fixtures that need a trained checkpoint; returns its result."""
+    import torch
+
+    from ecgcli.train.config import SupervisedConfig
+    from ecgcli.train.supervised import train_classifier
+
+    base = {"device": "cpu", "workers": 1, "label_fraction": 1.0, "epochs": 1, "batch_size": 32, "width": 16}
+    cfg = SupervisedConfig(
+        data_root=str(synth_root), cache_dir=str(cache), runs_dir=str(runs_dir), **{**base, **options}
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_classifier(cfg)
+    finally:
+        torch.set_num_threads(before)

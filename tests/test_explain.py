@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import train_tiny
 from scipy.stats import spearmanr
 from typer.testing import CliRunner
 
@@ -28,26 +29,7 @@ N_RECORDS = 16
 @pytest.fixture(scope="module")
 def trained(synth_root: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three epochs of `train supervised` (width 16) on the session's synthetic set."""
-    from ecgcli.train.config import SupervisedConfig
-    from ecgcli.train.supervised import train_classifier
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    cfg = SupervisedConfig(
-        data_root=str(synth_root),
-        cache_dir=str(session_cache),
-        runs_dir=str(tmp_path_factory.mktemp("runs")),
-        device="cpu",
-        workers=1,
-        label_fraction=1.0,
-        epochs=3,
-        batch_size=32,
-        width=16,
-    )
-    try:
-        return train_classifier(cfg).checkpoint
-    finally:
-        torch.set_num_threads(before)
+    return train_tiny(synth_root, session_cache, tmp_path_factory.mktemp("runs"), epochs=3).checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import train_tiny
 from typer.testing import CliRunner
 
 from ecgcli import LEADS
@@ -64,29 +65,7 @@ def test_holter_channels_stand_in_with_a_warning(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def three_lead(synth_root: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One epoch of `train supervised --leads I,II,V1` (width 16) on the synthetic set."""
-    import torch
-
-    from ecgcli.train.config import SupervisedConfig
-    from ecgcli.train.supervised import train_classifier
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    cfg = SupervisedConfig(
-        data_root=str(synth_root),
-        cache_dir=str(session_cache),
-        runs_dir=str(tmp_path_factory.mktemp("runs")),
-        device="cpu",
-        workers=1,
-        label_fraction=1.0,
-        epochs=1,
-        batch_size=32,
-        width=16,
-        leads="v1,I,ii",
-    )
-    try:
-        result = train_classifier(cfg)
-    finally:
-        torch.set_num_threads(before)
+    result = train_tiny(synth_root, session_cache, tmp_path_factory.mktemp("runs"), leads="v1,I,ii")
     assert result.run_dir.name == "supervised-focal-oversample-leads-I-II-V1-s42"
     return result.run_dir
 

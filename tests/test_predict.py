@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import wfdb
+from conftest import train_tiny
 from typer.testing import CliRunner
 
 from ecgcli import LEADS, SUPERCLASSES
@@ -68,21 +69,7 @@ def predictor(ckpt: Path) -> Predictor:
 @pytest.fixture(scope="session")
 def trained(synth_root: Path, session_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real checkpoint: one epoch of `train supervised` (width 16) on the session's synthetic set."""
-    from ecgcli.train.config import SupervisedConfig
-    from ecgcli.train.supervised import train_classifier
-
-    cfg = SupervisedConfig(
-        data_root=str(synth_root),
-        cache_dir=str(session_cache),
-        runs_dir=str(tmp_path_factory.mktemp("runs")),
-        device="cpu",
-        workers=1,
-        label_fraction=1.0,
-        epochs=1,
-        batch_size=64,
-        width=16,
-    )
-    return train_classifier(cfg).run_dir
+    return train_tiny(synth_root, session_cache, tmp_path_factory.mktemp("runs"), batch_size=64).run_dir
 
 
 def _ecg_like(n: int, fs: float, n_sig: int, seed: int = 0) -> np.ndarray:
