@@ -177,6 +177,10 @@ class RunConfig:
         from ecgcli.train.loop import SCHEDULES
 
         check_task(self.task)
+        if self.encoder not in ENCODER_WIDTHS:  # before any data is read
+            raise ConfigError(
+                f"unknown encoder {self.encoder!r} (known: {', '.join(sorted(ENCODER_WIDTHS))})"
+            )
         if self.sampling_rate not in RECORD_LENGTH:
             raise ConfigError(f"sampling rate must be 100 or 500, got {self.sampling_rate}")
         length = RECORD_LENGTH[self.sampling_rate]
