@@ -138,6 +138,10 @@ class BYOL(nn.Module):
         ema_update(self.target_encoder, self.encoder, tau)
         ema_update(self.target_projector, self.projector, tau)
 
+    def after_step(self, step: int, total_steps: int) -> None:
+        """After optimiser step ``step`` (0-based) of ``total_steps``: the scheduled EMA update."""
+        self.update_target(self.tau_at(step + 1, total_steps))
+
     def tau_at(self, step: int, total_steps: int) -> float:
         """The cosine-scheduled decay for ``step`` (see :func:`cosine_tau`)."""
         return cosine_tau(self.base_tau, step, total_steps)

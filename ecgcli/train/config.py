@@ -38,7 +38,6 @@ ENCODER_WIDTHS: dict[str, int] = {
 }
 SELECT_METRICS = ("f1", "auroc")
 CALIBRATIONS = ("temperature",)
-METHODS = ("simclr", "byol")
 OPTIMIZERS = ("adam", "adamw")
 HEADS = ("linear", "benchmark")
 AGGREGATES = ("mean", "max")
@@ -327,7 +326,7 @@ class SSLConfig(RunConfig):
 
     epochs: int = 20
     batch_size: int = 256
-    method: str = option("simclr", "simclr or byol.")
+    method: str = option("simclr", "SSL objective: simclr or byol.")
     temperature: float = option(0.07, "NT-Xent temperature (SimCLR).")
     projection_dim: int = option(128, "Projection output size.")
     hidden_dim: int = option(2048, "Projection/predictor hidden size.")
@@ -342,10 +341,10 @@ class SSLConfig(RunConfig):
         return f"{self.method}-s{self.seed}"
 
     def check(self) -> None:
+        from ecgcli.ssl import check_ssl_method
         from ecgcli.ssl.augment import build_policy
 
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r} (choose simclr or byol)")
+        check_ssl_method(self.method, self.encoder)
         if not self.temperature > 0:
             raise ConfigError(f"--temperature must be positive, got {self.temperature}")
         if not 0.0 <= self.momentum_tau <= 1.0:

@@ -50,11 +50,9 @@ from ecgcli.train.seeds import epoch_seed
 
 
 def build_ssl_module(cfg: SSLConfig, encoder: nn.Module) -> nn.Module:
-    from ecgcli.ssl import BYOL, SimCLR
+    from ecgcli.ssl import ssl_method
 
-    if cfg.method == "simclr":
-        return SimCLR(encoder, encoder.out_dim, cfg.hidden_dim, cfg.projection_dim, cfg.temperature)
-    return BYOL(encoder, encoder.out_dim, cfg.hidden_dim, cfg.projection_dim, cfg.momentum_tau)
+    return ssl_method(cfg.method).build(encoder, cfg)
 
 
 class LinearProbe:
@@ -96,11 +94,14 @@ class SSLObjective:
         norm: LeadNorm,
         dist: Distributed | None = None,
     ) -> None:
+        from ecgcli.ssl import ssl_method
+
         self.module, self.x, self.cfg, self.policy, self.device = module, x, cfg, policy, device
+        self.views = ssl_method(cfg.method).views
         self.probe = probe
         self.dist = dist = dist or Distributed(device=device)
-        if dist.active and cfg.method == "simclr":
-            module.gather = dist.gather  # negatives from every rank's views
+        if dist.active and hasattr(module, "gather"):
+            module.gather = dist.gather  # e.g. SimCLR's negatives from every rank's views
         self.net = dist.wrap(module, sync_bn=True)  # the module itself in one process
         self.mean = torch.as_tensor(norm.mean, device=device).view(1, -1, 1)
         self.inv_std = (1.0 / torch.as_tensor(norm.std, device=device)).view(1, -1, 1)
@@ -128,6 +129,8 @@ class SSLObjective:
         return batch.shape[0]
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.views == 1:  # the method makes its own task of the record (masks, future steps)
+            return self.net((batch - self.mean).mul_(self.inv_std))
         t = time.perf_counter()
         with torch.autocast(self.device.type, enabled=False):
             v1, v2 = self.policy.two_views(batch, self.generator)
@@ -139,10 +142,8 @@ class SSLObjective:
         return self.net(v1, v2)
 
     def after_step(self, step: int, total_steps: int) -> None:
-        if self.cfg.method == "byol":
-            from ecgcli.ssl import cosine_tau
-
-            self.module.update_target(cosine_tau(self.cfg.momentum_tau, step + 1, total_steps))
+        if hasattr(self.module, "after_step"):
+            self.module.after_step(step, total_steps)  # e.g. BYOL's EMA target update
 
     def validate(self, epoch: int) -> dict[str, float]:
         train_seconds = time.perf_counter() - self._epoch_start
