@@ -185,12 +185,83 @@ def class_table(comp: Comparison) -> Table:
     return table
 
 
+def curve_table(comp: Comparison, metric: str) -> Table:
+    """Methods x label fractions: mean [95% t-CI] of a test metric over seeds."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from ecgcli.experiments.compare import curve_rows, curve_title, fmt_fraction, fmt_mean_ci
+
+    fractions, rows = curve_rows(comp, metric)
+    names, notes = short_names([name for name, _, _ in rows])
+    table = Table(
+        title=_title(curve_title(metric)),
+        title_justify="left",
+        caption=Text(with_notes("columns: labelled fraction of folds 1-8; test fold 10", notes))
+        if notes
+        else None,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("method", no_wrap=True)
+    for lf in fractions:
+        table.add_column(fmt_fraction(lf), justify="center", no_wrap=True)
+    for name, is_base, cells in rows:
+        label = Text(names[name])
+        if is_base:
+            label.append("\n(baseline)", style="dim")
+        table.add_row(label, *(fmt_mean_ci(c, sep="\n") for c in cells))
+    return table
+
+
+def factor_table(comp: Comparison) -> Table:
+    """Methods x the baseline's label fractions: the label-efficiency factor."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from ecgcli.experiments.compare import FACTOR_CAPTION, factor_rows, factor_title, fmt_fraction
+
+    fractions, rows = factor_rows(comp)
+    names, notes = short_names([name for name, _ in rows])
+    table = Table(
+        title=_title(factor_title(comp)),
+        title_justify="left",
+        caption=Text(with_notes(FACTOR_CAPTION, notes)),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("method", no_wrap=True)
+    for lf in fractions:
+        table.add_column(f"at {fmt_fraction(lf)}", justify="center", no_wrap=True)
+    for name, cells in rows:
+        texts = []
+        for c in cells:
+            if c is None:
+                texts.append(Text("—"))
+                continue
+            style = "" if c.crossing.bound != "exact" else ("green" if c.crossing.factor > 1 else "red")
+            texts.append(Text(c.text().replace(" [", "\n[").replace(" (", "\n("), style=style))
+        table.add_row(Text(names[name]), *texts)
+    return table
+
+
 def print_comparison(comp: Comparison, console=None) -> None:
+    from ecgcli.experiments.compare import EFFICIENCY_METRICS
+
     console = console or table_console()
     print_table(console, comparison_table(comp))
     if comp.class_rows:
         console.print()
         print_table(console, class_table(comp))
+    if comp.sweep:
+        for metric in EFFICIENCY_METRICS:
+            console.print()
+            print_table(console, curve_table(comp, metric))
+        if comp.efficiency.get(comp.efficiency_metric):
+            console.print()
+            print_table(console, factor_table(comp))
 
 
 def compare(
@@ -217,15 +288,26 @@ def compare(
         Path | None,
         typer.Option("--plots", help='Write ROC and label-efficiency PNGs here (needs "ecgcli\\[plots]").'),
     ] = None,
+    efficiency_metric: Annotated[
+        str,
+        typer.Option(
+            "--efficiency-metric",
+            help="Metric of the label-efficiency factor table of a label-fraction sweep: auroc or auprc.",
+        ),
+    ] = "auroc",
 ) -> None:
     """Compare runs side by side: AUROC, macro F1, sensitivity, specificity, Δ vs a baseline.
 
     Several seeds of a method give mean ± sd [95% t-CI]; Δ F1 and Δ AUROC are relative to the
     baseline in percent. Inputs must share the class order and the test set.
 
+    A label-fraction sweep also gets AUROC and AUPRC per fraction (mean [95% t-CI]) and the
+    label-efficiency factor of each method against the baseline (how many times fewer labels it
+    needs to reach the baseline's score).
+
     Example: ecg compare runs/multiseed runs/finetune-simclr-ft-s42 --per-class --plots figures
     """
-    _compare(inputs, baseline, per_class, fmt, output, plots)
+    _compare(inputs, baseline, per_class, fmt, output, plots, efficiency_metric)
 
 
 def _compare(
@@ -235,22 +317,31 @@ def _compare(
     fmt: str,
     output: Path | None,
     plots: Path | None,
+    efficiency_metric: str = "auroc",
 ) -> None:
     from ecgcli.cli.render import err, progress_events
     from ecgcli.errors import ConfigError
-    from ecgcli.experiments.compare import FORMATS, compare, to_csv, to_json, to_markdown
+    from ecgcli.experiments.compare import (
+        FORMATS,
+        check_efficiency_metric,
+        compare,
+        to_csv,
+        to_json,
+        to_markdown,
+    )
     from ecgcli.experiments.inputs import load_inputs
     from ecgcli.files import write_text_atomic
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    check_efficiency_metric(efficiency_metric)
     if plots is not None:
         from ecgcli.experiments.plots import pyplot
 
         pyplot()  # a missing matplotlib fails before any work
     with progress_events() as callback:
         methods = load_inputs(inputs, callback)
-    comp = compare(methods, baseline, per_class)
+    comp = compare(methods, baseline, per_class, efficiency_metric)
     if fmt == "table":
         if output is None:
             print_comparison(comp)
@@ -274,7 +365,7 @@ def _compare(
         from ecgcli.experiments.plots import write_plots
 
         with progress_events() as callback:
-            written = write_plots(comp.methods, plots, callback)
+            written = write_plots(comp.methods, plots, callback, comp.baseline)
         for path in written:
             err.print(f"wrote {path}", soft_wrap=True, markup=False)
         if not written:

@@ -19,6 +19,12 @@ the baseline at the same label fraction, in percent as the reference study repor
 default the first supervised method. The best mean per column (within a label fraction) is
 highlighted.
 
+*Label efficiency.* When a method was run at several label fractions, two more tables: each
+method's mean test macro AUROC and macro AUPRC with the 95% t-CI over seeds (rows = methods,
+columns = fractions), and the label-efficiency factor of each method against the baseline at
+each of the baseline's fractions (:mod:`ecgcli.experiments.efficiency`: the rule, the bounds
+and the per-seed interval), for ``efficiency_metric`` (AUROC by default; JSON holds both).
+
 *Refusals.* Every input must share the class order (``model.json`` ``class_names``) and the
 test set (the test ``ecg_id``s of ``predictions.npz``, hashed; the data cache id and size when
 predictions are missing); otherwise the comparison is refused, naming what differs and where.
@@ -33,10 +39,17 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ecgcli.errors import ConfigError
+from ecgcli.experiments.efficiency import (
+    DEFAULT_METRIC,
+    EFFICIENCY_METRICS,
+    Factor,
+    describe,
+    label_efficiency,
+)
 from ecgcli.experiments.inputs import Method
 from ecgcli.experiments.results import (
     CALIBRATION,
@@ -80,10 +93,18 @@ class Comparison:
     class_rows: list[ClassRow]
     class_names: list[str]
     test_set: dict[str, Any]
+    #: metric -> factors against the baseline; empty unless some method has several fractions
+    efficiency: dict[str, list[Factor]] = field(default_factory=dict)
+    efficiency_metric: str = DEFAULT_METRIC
 
     @property
     def fractions(self) -> list[float]:
         return sorted({m.label_fraction for m in self.methods})
+
+    @property
+    def sweep(self) -> bool:
+        """Some method was run at more than one (known) label fraction."""
+        return bool(sweep_names(self.methods))
 
 
 def pick_baseline(methods: Sequence[Method], baseline: str | None) -> str:
@@ -126,10 +147,45 @@ def _mark_best(rows: Sequence[Any], keys: Sequence[str], group, lowest: bool = F
                     r.best.add(k)
 
 
-def compare(methods: list[Method], baseline: str | None = None, per_class: bool = False) -> Comparison:
-    """Summaries, deltas against the baseline and best-per-column flags."""
+def sweep_names(methods: Sequence[Method]) -> list[str]:
+    """Names of the methods run at two or more finite label fractions, in order of appearance."""
+    fractions: dict[str, set[float]] = {}
+    for m in methods:
+        if math.isfinite(m.label_fraction):
+            fractions.setdefault(m.name, set()).add(m.label_fraction)
+    return [name for name, fs in fractions.items() if len(fs) > 1]
+
+
+def efficiency_curves(methods: Sequence[Method], metric: str) -> dict[str, dict[float, dict[int, float]]]:
+    """name -> label fraction -> seed -> test ``metric``: the input of
+    :func:`ecgcli.experiments.efficiency.label_efficiency`."""
+    curves: dict[str, dict[float, dict[int, float]]] = {}
+    for m in methods:
+        curve = curves.setdefault(m.name, {})
+        curve[m.label_fraction] = {
+            seed: s[metric] for seed, s in zip(m.seeds, m.scores, strict=True) if s.get(metric) is not None
+        }
+    return curves
+
+
+def check_efficiency_metric(metric: str) -> None:
+    if metric not in EFFICIENCY_METRICS:
+        raise ConfigError(
+            f"--efficiency-metric must be one of {', '.join(EFFICIENCY_METRICS)}, got {metric!r}"
+        )
+
+
+def compare(
+    methods: list[Method],
+    baseline: str | None = None,
+    per_class: bool = False,
+    efficiency_metric: str = DEFAULT_METRIC,
+) -> Comparison:
+    """Summaries, deltas against the baseline, best-per-column flags and, for a label-fraction
+    sweep, the label-efficiency factors against the baseline."""
     if not methods:
         raise ConfigError("nothing to compare")
+    check_efficiency_metric(efficiency_metric)
     base_name = pick_baseline(methods, baseline)
     order = sorted(range(len(methods)), key=lambda i: (methods[i].label_fraction, i))
     methods = [methods[i] for i in order]
@@ -161,7 +217,21 @@ def compare(methods: list[Method], baseline: str | None = None, per_class: bool 
                 }
                 class_rows.append(ClassRow(m, cls, summaries, deltas, set()))
         _mark_best(class_rows, PER_CLASS, lambda r: (r.cls, r.method.label_fraction))
-    return Comparison(methods, base_name, rows, class_rows, methods[0].class_names, methods[0].test_set)
+    efficiency = {}
+    if sweep_names(methods):
+        efficiency = {
+            k: label_efficiency(efficiency_curves(methods, k), base_name, k) for k in EFFICIENCY_METRICS
+        }
+    return Comparison(
+        methods,
+        base_name,
+        rows,
+        class_rows,
+        methods[0].class_names,
+        methods[0].test_set,
+        efficiency,
+        efficiency_metric,
+    )
 
 
 # --- text formats --------------------------------------------------------------------------
@@ -238,6 +308,63 @@ def _cells(row: Row | ClassRow, keys: Sequence[str], bold: str = "", sep: str = 
     return out
 
 
+def fmt_mean_ci(s: Summary | None, digits: int = 3, sep: str = " ") -> str:
+    """``0.812 [0.780, 0.845]`` (several seeds), ``0.812`` (one), ``—`` (none)."""
+    if s is None:
+        return "—"
+    text = f"{s.mean:.{digits}f}"
+    if s.n >= 2 and math.isfinite(s.ci_low):
+        text += f"{sep}[{s.ci_low:.{digits}f}, {s.ci_high:.{digits}f}]" + (CLIPPED if s.clipped else "")
+    return text
+
+
+def curve_rows(
+    comp: Comparison, metric: str
+) -> tuple[list[float], list[tuple[str, bool, list[Summary | None]]]]:
+    """The label-efficiency curves as a table: the (finite) fractions, and per method its name,
+    whether it is the baseline and its summary of ``metric`` at each fraction (None: not run)."""
+    fractions = [lf for lf in comp.fractions if math.isfinite(lf)]
+    by_name: dict[str, dict[float, Summary | None]] = {}
+    for r in comp.rows:
+        if math.isfinite(r.method.label_fraction):
+            by_name.setdefault(r.method.name, {})[r.method.label_fraction] = r.summaries.get(metric)
+    rows = [
+        (name, name == comp.baseline, [cells.get(lf) for lf in fractions]) for name, cells in by_name.items()
+    ]
+    return fractions, rows
+
+
+def factor_rows(
+    comp: Comparison, metric: str | None = None
+) -> tuple[list[float], list[tuple[str, list[Factor | None]]]]:
+    """The label-efficiency factors as a table: the baseline's fractions, and per method the
+    factor at each of them (None where it has none)."""
+    factors = comp.efficiency.get(metric or comp.efficiency_metric, [])
+    fractions = sorted({f.label_fraction for f in factors})
+    by_name: dict[str, dict[float, Factor]] = {}
+    for f in factors:
+        by_name.setdefault(f.method, {})[f.label_fraction] = f
+    return fractions, [(name, [cells.get(lf) for lf in fractions]) for name, cells in by_name.items()]
+
+
+def curve_title(metric: str) -> str:
+    return f"Label efficiency: test macro {LABELS[metric]} by labelled fraction, mean [95% t-CI] over seeds"
+
+
+def factor_title(comp: Comparison) -> str:
+    return f"Label-efficiency factor vs {comp.baseline} (test macro {LABELS[comp.efficiency_metric]})"
+
+
+FACTOR_CAPTION = (
+    "Factor = f / f_M: the method reaches the baseline's mean score at f (the column) with the "
+    "fraction f_M, read off the method's mean curve (first crossing, linear between neighbouring "
+    "fractions in log fraction). Above 1: that many times fewer labels. >x: it already beats the "
+    "target at its lowest fraction (lower bound); <x: it never reaches it up to its highest fraction "
+    "(upper bound, undefined if never). [95% CI]: exp of the Student-t interval of the mean log factor "
+    "over seeds, each seed's own paired curves; not given when any seed's factor is only a bound."
+)
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -275,7 +402,31 @@ def to_markdown(comp: Comparison) -> str:
                 fmt_delta(r.delta_pct["auroc"]),
             ]
             lines.append("| " + " | ".join(cells) + " |")
+    if comp.sweep:
+        lines += _efficiency_markdown(comp)
     return "\n".join(lines) + "\n"
+
+
+def _efficiency_markdown(comp: Comparison) -> list[str]:
+    lines = []
+    for metric in EFFICIENCY_METRICS:
+        fractions, rows = curve_rows(comp, metric)
+        lines += ["", f"{curve_title(metric)}:", ""]
+        lines += ["| method | " + " | ".join(fmt_fraction(lf) for lf in fractions) + " |"]
+        lines += ["|---|" + ":---:|" * len(fractions)]
+        for name, is_base, cells in rows:
+            label = f"{name} (baseline)" if is_base else name
+            lines.append("| " + " | ".join([_md_escape(label), *(fmt_mean_ci(c) for c in cells)]) + " |")
+    fractions, frows = factor_rows(comp)
+    if frows:
+        lines += ["", f"{factor_title(comp)}:", "", f"*{FACTOR_CAPTION}*", ""]
+        lines += ["| method | " + " | ".join(f"at {fmt_fraction(lf)}" for lf in fractions) + " |"]
+        lines += ["|---|" + ":---:|" * len(fractions)]
+        for name, cells in frows:
+            lines.append(
+                "| " + " | ".join([_md_escape(name), *("—" if c is None else c.text() for c in cells)]) + " |"
+            )
+    return lines
 
 
 def _number(x: float | None) -> str:
@@ -283,14 +434,20 @@ def _number(x: float | None) -> str:
 
 
 def to_csv(comp: Comparison) -> str:
-    """One row per method (``class`` = ``all``) and, with per-class rows, per method and class."""
+    """One row per method (``class`` = ``all``) and, with per-class rows, per method and class.
+
+    A sweep's label-efficiency factors go in the ``efficiency_*`` columns of the method's row at
+    the baseline's fraction f (factor, bound ``exact``/``lower``/``upper``, per-seed CI)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     header = ["method", "kind", "label_fraction", "class", "n", "baseline"]
     for k in (*HEADLINE, *CALIBRATION, "f1@0.5"):
         header += [f"{k}_mean", f"{k}_std", f"{k}_ci_low", f"{k}_ci_high"]
     header += ["delta_f1_pct", "delta_auroc_pct"]
+    for k in EFFICIENCY_METRICS:
+        header += [f"efficiency_{k}_{a}" for a in ("factor", "bound", "ci_low", "ci_high")]
     w.writerow(header)
+    factors = {(f.method, f.label_fraction, f.metric): f for fs in comp.efficiency.values() for f in fs}
     for r in [*comp.rows, *comp.class_rows]:
         cls = getattr(r, "cls", "all")
         m = r.method
@@ -301,6 +458,18 @@ def to_csv(comp: Comparison) -> str:
                 _number(None if s is None else getattr(s, a)) for a in ("mean", "std", "ci_low", "ci_high")
             ]
         line += [_number(r.delta_pct["f1"]), _number(r.delta_pct["auroc"])]
+        for k in EFFICIENCY_METRICS:
+            f = factors.get((m.name, m.label_fraction, k)) if cls == "all" else None
+            line += (
+                ["", "", "", ""]
+                if f is None
+                else [
+                    _number(f.crossing.factor),
+                    f.crossing.bound,
+                    _number(f.seeds.ci_low),
+                    _number(f.seeds.ci_high),
+                ]
+            )
         w.writerow(line)
     return buf.getvalue()
 
@@ -330,7 +499,7 @@ def to_dict(comp: Comparison) -> dict[str, Any]:
                 if c.method is r.method
             }
         methods.append(entry)
-    return {
+    doc = {
         "format": "ecgcli-compare",
         "version": 1,
         "baseline": comp.baseline,
@@ -339,6 +508,21 @@ def to_dict(comp: Comparison) -> dict[str, Any]:
         "test_set": comp.test_set,
         "methods": methods,
     }
+    if comp.sweep:
+        curves = {}
+        for metric in EFFICIENCY_METRICS:
+            fractions, rows = curve_rows(comp, metric)
+            curves[metric] = [
+                {"method": name, "label_fraction": lf, **(s.to_dict() if s is not None else {"mean": None})}
+                for name, _, cells in rows
+                for lf, s in zip(fractions, cells, strict=True)
+            ]
+        doc["label_efficiency"] = {
+            **describe(comp.efficiency, comp.baseline),
+            "metric": comp.efficiency_metric,
+            "curves": curves,
+        }
+    return doc
 
 
 def to_json(comp: Comparison) -> str:

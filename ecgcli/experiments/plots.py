@@ -13,8 +13,9 @@ equal-width bins, the seeds' predictions pooled; the legend gives the method's m
 the class. The diagonal is perfect calibration.
 
 ``label_efficiency.png``, only when some method was run at more than one label fraction:
-mean test macro AUROC (left) and macro F1 (right) against the labelled fraction (log axis),
-with the Student's t 95% interval of the mean as a band.
+mean test macro AUROC (left) and macro AUPRC (right) against the labelled fraction (log axis),
+one line per method, with the Student's t 95% interval of the mean over seeds as a band. The
+label-efficiency factor (:mod:`ecgcli.experiments.efficiency`) is read off these mean curves.
 
 matplotlib is imported lazily with the Agg backend (:func:`ecgcli.inference.ecgpaper.pyplot`);
 without it the error says how to get it.
@@ -188,8 +189,8 @@ def reliability_figure(methods: Sequence[Method], class_names: Sequence[str], pa
     return _save(plt, fig, path, drawn)
 
 
-def label_efficiency_figure(methods: Sequence[Method], path: Path):
-    """AUROC and F1 against label fraction per method name; None if no method has 2 fractions."""
+def label_efficiency_figure(methods: Sequence[Method], path: Path, baseline: str | None = None):
+    """AUROC and AUPRC against label fraction per method name; None if no method has 2 fractions."""
     plt = pyplot()
     by_name: dict[str, list[Method]] = {}
     for m in methods:
@@ -198,7 +199,7 @@ def label_efficiency_figure(methods: Sequence[Method], path: Path):
     if not sweeps:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
-    for ax, metric, label in ((axes[0], "auroc", "test macro AUROC"), (axes[1], "f1", "test macro F1")):
+    for ax, metric, label in ((axes[0], "auroc", "test macro AUROC"), (axes[1], "auprc", "test macro AUPRC")):
         for name, ms in sweeps.items():
             pts = [(m.label_fraction, m.summary(metric)) for m in ms]
             pts = [(x, s) for x, s in pts if s is not None]
@@ -206,7 +207,10 @@ def label_efficiency_figure(methods: Sequence[Method], path: Path):
                 continue
             x = np.array([p[0] for p in pts])
             y = np.array([p[1].mean for p in pts])
-            (line,) = ax.plot(x, y, marker="o", lw=1.6, label=name)
+            label_text = f"{name} (baseline)" if name == baseline else name
+            (line,) = ax.plot(
+                x, y, marker="o", lw=1.6, label=label_text, ls="--" if name == baseline else "-"
+            )
             lo = np.array([p[1].ci_low for p in pts], dtype=float)
             hi = np.array([p[1].ci_high for p in pts], dtype=float)
             ok = np.isfinite(lo) & np.isfinite(hi)
@@ -219,13 +223,19 @@ def label_efficiency_figure(methods: Sequence[Method], path: Path):
         ax.minorticks_off()
         ax.set(xlabel="labelled fraction of folds 1-8", ylabel=label)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.lines:
+            ax.legend(fontsize=8)
+        else:  # runs made before AUPRC was recorded
+            ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle("Label efficiency: mean over seeds with Student-t 95% CI band", fontsize=11)
     return _save(plt, fig, path, drawn=1)
 
 
-def write_plots(methods: Sequence[Method], out_dir: Path, callback: Callback = ignore) -> list[Path]:
-    """Every figure that applies to ``methods``; returns the files written."""
+def write_plots(
+    methods: Sequence[Method], out_dir: Path, callback: Callback = ignore, baseline: str | None = None
+) -> list[Path]:
+    """Every figure that applies to ``methods``; returns the files written. ``baseline`` is
+    drawn dashed and labelled in the label-efficiency figure."""
     pyplot()  # fail before doing anything when matplotlib is missing
     out_dir = Path(out_dir)
     try:
@@ -245,7 +255,7 @@ def write_plots(methods: Sequence[Method], out_dir: Path, callback: Callback = i
         path = reliability_figure(group, class_names, out_dir / name)
         if path is not None:
             written.append(path)
-    path = label_efficiency_figure(methods, out_dir / "label_efficiency.png")
+    path = label_efficiency_figure(methods, out_dir / "label_efficiency.png", baseline)
     if path is not None:
         written.append(path)
     return written

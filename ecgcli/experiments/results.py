@@ -76,6 +76,11 @@ STATISTICS_NOTE = {
         f"seed {BOOTSTRAP_SEED}, the same records for every metric)"
     ),
     "split": "test = fold 10; thresholds tuned on fold 9 (val)",
+    "label_efficiency": (
+        "per configuration, metric (test AUROC, AUPRC) and baseline fraction f: factor = f / f_M, f_M "
+        "where the configuration's curve first reaches the baseline's mean at f; see "
+        "label_efficiency.rule and .uncertainty"
+    ),
 }
 
 
@@ -205,12 +210,17 @@ def build_results(grid: Grid, records: dict[tuple[str, float, int], dict[str, An
         comparisons [{label_fraction, baseline, config, n_pairs, seeds,
                       tests {metric: {n, mean_diff, diff_ci_low, diff_ci_high, t_stat, t_p,
                                       wilcoxon_stat, wilcoxon_p, welch_t, welch_p, cohens_dz, hedges_g}}}]
+        label_efficiency {baseline, rule, uncertainty,
+                          metrics {auroc|auprc: [{config, label_fraction, target, factor, bound,
+                                                  fraction, text, seeds {n, censored, geo_mean,
+                                                  median, ci_low, ci_high, per_seed}}]}}
 
     A per-seed record holds seed, run_dir (relative to the file), val and test scores,
     per-class test scores, bootstrap_auroc {estimate, ci_low, ci_high, n_boot}, best_epoch,
     epochs_run, seconds, class_names, test_set, cache_id and metrics_sha256 (of the run's
     metrics.json, to reuse the bootstrap on reruns). Undefined numbers are null.
     """
+    from ecgcli.experiments.efficiency import EFFICIENCY_METRICS, describe, label_efficiency
     from ecgcli.scoring.stats import UNIT_INTERVAL, paired_tests, summarize
 
     cells = grid.cells()
@@ -266,6 +276,20 @@ def build_results(grid: Grid, records: dict[tuple[str, float, int], dict[str, An
                     "tests": tests,
                 }
             )
+    efficiency = {
+        metric: label_efficiency(
+            {
+                spec.name: {
+                    lf: {s: r["test"][metric] for s, r in by_group[(spec.name, lf)].items()}
+                    for lf in grid.label_fractions
+                }
+                for spec in grid.configs
+            },
+            grid.baseline,
+            metric,
+        )
+        for metric in EFFICIENCY_METRICS
+    }
     return json_safe(
         {
             "format": FORMAT,
@@ -281,6 +305,7 @@ def build_results(grid: Grid, records: dict[tuple[str, float, int], dict[str, An
             "test_set": test_set,
             "results": results,
             "comparisons": comparisons,
+            "label_efficiency": describe(efficiency, grid.baseline),
         }
     )
 
