@@ -276,7 +276,9 @@ def compare(
     baseline: Annotated[
         str | None,
         typer.Option(
-            "--baseline", help="Method the deltas are relative to \\[default: the first supervised]."
+            "--baseline",
+            help="Method the deltas and label-efficiency factors are relative to "
+            "\\[default: the first supervised].",
         ),
     ] = None,
     per_class: Annotated[bool, typer.Option("--per-class", help="Also a table per class.")] = False,
