@@ -99,7 +99,7 @@ def test_cli_refuses_a_checkpoint_named_random(tmp_path: Path) -> None:
     result = runner.invoke(
         app, ["multiseed", "--config", "probe:random=x.safetensors", "--out", str(tmp_path / "o")]
     )
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert "takes no checkpoint" in result.output and "Traceback" not in result.output
 
 
@@ -208,3 +208,55 @@ def test_baselines_in_a_multiseed_grid_are_paired_by_seed(
     # rerunning reuses every finished run, the feature runs included
     again = run_multiseed(grid)
     assert [r["runs"] for r in again["results"]] == [r["runs"] for r in doc["results"]]
+
+
+def test_forest_baseline_writes_an_ordinary_run(
+    synth_root: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    from ecgcli.experiments.inputs import read_run
+    from ecgcli.storage.checkpoint import load_tensors
+    from ecgcli.train.config import FeaturesConfig
+    from ecgcli.train.features import train_features
+
+    cfg = FeaturesConfig(
+        data_root=str(synth_root),
+        cache_dir=str(session_cache),
+        runs_dir=str(tmp_path),
+        label_fraction=1.0,
+        classifier="forest",
+        forest_trees=20,
+    )
+    result = train_features(cfg)
+    assert result.run_dir == tmp_path / "features-forest-s42"
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert [h["params"]["min_leaf"] for h in metrics["history"]] == [1, 5]  # chosen on fold 9
+    assert metrics["test_tuned"]["macro_auroc"] > 0.7
+    tensors, meta = load_tensors(result.checkpoint)
+    assert meta["kind"] == "features" and meta["classifier"] == "forest"
+    assert (
+        len(tensors["tree_offsets"]) == 21 and len(meta["feature_names"]) == tensors["impute_median"].shape[0]
+    )
+    _, method = read_run(result.run_dir)  # ecg compare reads it as the method features:forest
+    assert (method.name, method.kind) == ("features:forest", "features")
+
+
+def test_train_supervised_flags_make_the_random_baselines(
+    synth_root: Path, session_cache: Path, tmp_path: Path, one_torch_thread: None
+) -> None:
+    from ecgcli.experiments.inputs import method_name
+
+    res = runner.invoke(app, ["train", "supervised", "--freeze-encoder", "--encoder-lr", "1e-4"])
+    assert res.exit_code == 2 and "--freeze-encoder and --encoder-lr exclude each other" in res.output
+    args = ["--data-root", str(synth_root), "--device", "cpu", "--epochs", "1", "--width", "8"]
+    env = {"ECG_CACHE_DIR": str(session_cache), "ECG_RUNS_DIR": str(tmp_path)}
+    res = runner.invoke(
+        app, ["train", "supervised", "--freeze-encoder", *args, "--label-fraction", "1"], env=env
+    )
+    assert res.exit_code == 0, res.output
+    config = json.loads((tmp_path / "supervised-focal-oversample-frozen-s42" / "config.json").read_text())
+    assert config["freeze_encoder"] and config["ssl_checkpoint"] is None
+    assert method_name(config) == ("probe:random", "probe")
+    assert method_name({**config, "freeze_encoder": False, "encoder_lr": 1e-4}) == (
+        "finetune:random",
+        "finetune",
+    )
