@@ -39,7 +39,9 @@ from ecgcli.train.config import FOREST_LEAF_GRID, LOGREG_C_GRID, FeaturesConfig
 from ecgcli.train.data import TrainingData, load_training_data
 from ecgcli.train.run import RunResult
 
-_CHUNK = 256  # records per feature batch: bounded memory at 500 Hz too
+# Samples per feature batch (32 12-lead records at 100 Hz): the temporaries then stay small
+# enough to be reused by the allocator; 256 records at a time measured 1.5x slower, 600 3.7x.
+_CHUNK_SAMPLES = 32 * 12 * 1000
 # per process: (cache_id, leads, rate, version) -> (features of every cache row, rows computed)
 _FEATURES: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -59,8 +61,9 @@ def record_features(
     todo = np.unique(rows[~done[rows]])
     if len(todo):
         t0 = time.perf_counter()
-        for s in range(0, len(todo), _CHUNK):
-            part = todo[s : s + _CHUNK]
+        chunk = max(1, _CHUNK_SAMPLES // (len(leads) * store.length))
+        for s in range(0, len(todo), chunk):
+            part = todo[s : s + chunk]
             table[part] = extract_features(store.get(part)[:, leads], sampling_rate)
         done[todo] = True
         callback(Message(f"handcrafted features of {len(todo)} records in {time.perf_counter() - t0:.1f}s"))
