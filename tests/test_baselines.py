@@ -208,6 +208,14 @@ def test_baselines_in_a_multiseed_grid_are_paired_by_seed(
     # rerunning reuses every finished run, the feature runs included
     again = run_multiseed(grid)
     assert [r["runs"] for r in again["results"]] == [r["runs"] for r in doc["results"]]
+    # a feature run killed before its metrics.json (model and predictions written) starts again
+    cell = out / "features_logreg/lf1/seed52"
+    (cell / "metrics.json").unlink()
+    redo = run_multiseed(grid)
+    assert (cell / "metrics.json").is_file()
+    assert {r["config"]: r["summary"]["test"]["auroc"]["mean"] for r in redo["results"]} == {
+        r["config"]: r["summary"]["test"]["auroc"]["mean"] for r in doc["results"]
+    }
 
 
 def test_forest_baseline_writes_an_ordinary_run(

@@ -125,8 +125,9 @@ def train_cell(cfg: Any, callback: Callback, data: Any = None) -> None:
 
     path = Path(cfg.run_dir)
     if cfg.kind == "features":  # no epochs, nothing to resume: an unfinished one starts again
-        from ecgcli.train.features import train_features
+        from ecgcli.train.features import clear_unfinished, train_features
 
+        clear_unfinished(path)
         continue_run(path, start=lambda: train_features(cfg, callback, data), resume=lambda: None)
         return
     continue_run(

@@ -238,6 +238,15 @@ def train_features(
     return RunResult(run.path, run.model, evaluation, metrics)
 
 
+def clear_unfinished(path: Path) -> None:
+    """Remove the outputs a feature run killed before its metrics.json left (it has no
+    epochs to resume: it starts again, and its directory must look unstarted for that)."""
+    run = RunDir(Path(path))
+    if run.path.is_dir() and not run.metrics.is_file():
+        for name in ("model.safetensors", "model.json", "predictions.npz"):
+            (run.path / name).unlink(missing_ok=True)
+
+
 def model_tensors(model: Any) -> dict[str, Any]:
     """The fitted pipeline as named arrays (no pickle): the imputer's medians, then the
     scaler and one-vs-rest coefficients, or every tree of the forest, concatenated (node
