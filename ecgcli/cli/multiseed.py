@@ -264,8 +264,10 @@ def multiseed(
             "--config",
             "-c",
             help=(
-                "A configuration (repeatable): LOSS+STRATEGY, finetune:NAME=PATH or probe:NAME=PATH, "
-                "optionally with \\[key=value,...] \\[default: bce+standard and focal+oversample]."
+                "A configuration (repeatable): LOSS+STRATEGY, finetune:NAME=PATH or probe:NAME=PATH; "
+                "the baselines finetune:random, probe:random (a random encoder), features:logreg or "
+                "features:forest (handcrafted features); optionally with \\[key=value,...] "
+                "\\[default: bce+standard and focal+oversample]."
             ),
             show_default=False,
         ),
@@ -319,7 +321,10 @@ def multiseed(
 
     Configurations: LOSS+STRATEGY (supervised, e.g. focal+oversample), finetune:NAME=PATH (an
     encoder from `ecg train ssl`, fully fine-tuned), probe:NAME=PATH (frozen encoder), each
-    optionally followed by \\[key=value,...] for any training option (see --set).
+    optionally followed by \\[key=value,...] for any training option (see --set). Baselines:
+    finetune:random and probe:random (the same recipes from a random --encoder), features:logreg
+    and features:forest (handcrafted features, scikit-learn; keys logreg_c, forest_trees,
+    forest_min_leaf).
 
     Example: ecg multiseed --seeds 42,52,62 --epochs 2 --config focal+oversample --config
     finetune:simclr=runs/simclr/model.safetensors

@@ -48,8 +48,9 @@ RdzvEndpoint = Annotated[
 Resume = Annotated[
     Path | None, typer.Option("--resume", help="Continue an interrupted run (its saved configuration).")
 ]
-#: Options of `finetune` only (the encoder comes from its checkpoint there).
-FINETUNE_ONLY = ("ssl_checkpoint", "freeze_encoder", "encoder_lr")
+#: Options of `finetune` only (the encoder comes from its checkpoint there). `train supervised`
+#: keeps --freeze-encoder and --encoder-lr: the probe:random and finetune:random baselines.
+FINETUNE_ONLY = ("ssl_checkpoint",)
 
 
 def relaunch(

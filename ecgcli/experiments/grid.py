@@ -80,7 +80,10 @@ class Grid:
         ]
 
     def config_kwargs(self, spec: ConfigSpec) -> dict[str, Any]:
-        """SupervisedConfig arguments of ``spec``, without seed and label fraction."""
+        """SupervisedConfig (FeaturesConfig for ``features:``) arguments of ``spec``, without seed
+        and label fraction."""
+        if spec.kind == "features":
+            return self._features_kwargs(spec)
         kw = dict(self.common)
         if spec.kind != "finetune":
             kw.pop("encoder_lr", None)
@@ -94,12 +97,22 @@ class Grid:
         else:
             kw["ssl_checkpoint"] = spec.checkpoint
             kw["freeze_encoder"] = spec.kind == "probe"
-            if "width" not in self.sets and "width" not in own:
-                kw["width"] = None  # the checkpoint's
+            if spec.checkpoint is not None and "width" not in self.sets and "width" not in own:
+                kw["width"] = None  # the checkpoint's (a random encoder: the options', or its default)
         return apply_recipe(kw, given)
 
+    def _features_kwargs(self, spec: ConfigSpec) -> dict[str, Any]:
+        """Only the options a handcrafted-feature run has: network options do not apply."""
+        from ecgcli.train.config import FeaturesConfig
+
+        known = {f.name for f in dataclasses.fields(FeaturesConfig)}
+        kw = {k: v for k, v in {**self.common, **self.sets}.items() if k in known}
+        kw.update(_typed(spec.overrides, f"configuration {spec.spec!r}", spec))
+        kw["classifier"] = spec.classifier
+        return kw
+
     def cell_config(self, cell: Cell):
-        from ecgcli.train.config import SupervisedConfig
+        from ecgcli.train.config import FeaturesConfig, SupervisedConfig
 
         kw = self.config_kwargs(cell.spec)
         path = cell.path(self.out)
@@ -111,7 +124,7 @@ class Grid:
             name=f"{cell.spec.slug}-lf{cell.label_fraction:g}-s{cell.seed}",
             out=None,
         )
-        return SupervisedConfig(**kw)
+        return (FeaturesConfig if cell.spec.kind == "features" else SupervisedConfig)(**kw)
 
     def describe(self) -> dict[str, Any]:
         """The grid as stored in multiseed.json (options: what each configuration trains with)."""
@@ -205,7 +218,7 @@ def build_grid(
                 cfg.check()
             except ConfigError as exc:
                 raise ConfigError(f"configuration {spec.spec!r}: {exc}") from None
-        if spec.kind != "supervised" and check_checkpoints:
+        if spec.checkpoint is not None and check_checkpoints:
             from ecgcli.train.finetune import pretrained_encoder
 
             pretrained_encoder(SupervisedConfig(**{**grid.config_kwargs(spec), "seed": grid.seeds[0]}))

@@ -2,9 +2,11 @@
 
 A multiseed file gives one method per (configuration, label fraction), named after the
 configuration. Single runs are named ``LOSS+STRATEGY``, ``finetune:<checkpoint folder>`` or
-``probe:<checkpoint folder>``; runs with the same name, label fraction and training options
-(everything but the seed and paths) are grouped as seeds of one method. Every input must share
-the task, the class order and the test set (:func:`check_agreement`).
+``probe:<checkpoint folder>`` (``probe:random``: a frozen encoder without checkpoint; a run
+from scratch with ``--encoder-lr`` is ``finetune:random``), or ``features:<classifier>``; runs
+with the same name, label fraction and training options (everything but the seed and paths)
+are grouped as seeds of one method. Every input must share the task, the class order and the
+test set (:func:`check_agreement`).
 """
 
 from __future__ import annotations
@@ -79,7 +81,12 @@ def _read_json(path: Path, what: str) -> Any:
 def method_name(config: dict[str, Any]) -> tuple[str, str]:
     """A single run's method name and kind, from its config.json."""
     ckpt = config.get("ssl_checkpoint")
-    if ckpt:
+    if config.get("classifier") and "loss" not in config:  # a handcrafted-feature baseline
+        name, kind = f"features:{config['classifier']}", "features"
+    elif not ckpt and (config.get("freeze_encoder") or config.get("encoder_lr") is not None):
+        kind = "probe" if config.get("freeze_encoder") else "finetune"
+        name = f"{kind}:random"
+    elif ckpt:
         kind = "probe" if config.get("freeze_encoder") else "finetune"
         name, kind = f"{kind}:{Path(str(ckpt)).parent.name or Path(str(ckpt)).stem}", kind
     else:

@@ -124,6 +124,12 @@ def train_cell(cfg: Any, callback: Callback, data: Any = None) -> None:
     from ecgcli.train.supervised import resume_classifier, train_classifier
 
     path = Path(cfg.run_dir)
+    if cfg.kind == "features":  # no epochs, nothing to resume: an unfinished one starts again
+        from ecgcli.train.features import clear_unfinished, train_features
+
+        clear_unfinished(path)
+        continue_run(path, start=lambda: train_features(cfg, callback, data), resume=lambda: None)
+        return
     continue_run(
         path,
         start=lambda: train_classifier(cfg, callback, data=data),
@@ -337,12 +343,13 @@ def _send(event: Event) -> None:
 def _worker_run(task: dict[str, Any]) -> float | None:
     """Train one cell in a worker process (None: another process holds its claim); events go
     back through the queue."""
-    from ecgcli.train.config import SupervisedConfig
+    from ecgcli.train.config import FeaturesConfig, SupervisedConfig
     from ecgcli.train.data import split_data
 
     if _STOP.is_set():
         raise Interrupted("stopped before it started")
-    cfg = SupervisedConfig.from_dict(task["config"])
+    kind = task["cell"].spec.kind
+    cfg = (FeaturesConfig if kind == "features" else SupervisedConfig).from_dict(task["config"])
     key = task["key"]
     data_key = (cfg.data_root, cfg.cache_dir, cfg.sampling_rate)
     if data_key not in _WORKER_DATA:

@@ -68,7 +68,7 @@ class Shard:
 
 def cell_cost(grid: Grid, cell: Cell) -> float:
     """Expected training cost of ``cell``, in epochs over all of folds 1-8."""
-    epochs = int(grid.config_kwargs(cell.spec).get("epochs", 30))
+    epochs = int(grid.config_kwargs(cell.spec).get("epochs", 1 if cell.spec.kind == "features" else 30))
     return epochs * (cell.label_fraction + VALIDATION_COST)
 
 

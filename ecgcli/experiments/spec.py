@@ -6,6 +6,9 @@
     BODY      := LOSS "+" STRATEGY            supervised baseline, e.g. focal+oversample
                | "finetune:" NAME "=" PATH    full fine-tune of the encoder checkpoint PATH
                | "probe:" NAME "=" PATH       linear probe: the encoder is frozen
+               | "finetune:random"            the fine-tuning recipe from a random encoder
+               | "probe:random"               a linear probe of a frozen random encoder
+               | "features:" CLASSIFIER       handcrafted features + logreg or forest
 
 ``KEY`` is any :class:`~ecgcli.train.config.SupervisedConfig` field that a user may set
 (``select_metric``, ``schedule``, ``width``, ``focal_gamma``, ...; ``loss`` and
@@ -14,6 +17,19 @@
 configuration, used in tables, ``--baseline`` and ``ecg compare``, is the spec without its
 path: ``finetune:simclr``, ``focal+oversample[schedule=cosine]``. Its *slug* (the folder
 name) replaces anything but letters, digits, ``.``, ``=`` and ``-`` by ``_``.
+
+The baselines a pretrained encoder must beat, paired with it by seed:
+
+* ``probe:random`` and ``finetune:random`` train exactly as ``probe:NAME=PATH`` and
+  ``finetune:NAME=PATH`` do (frozen encoder and BatchNorm, or the fine-tune's loss, balancing
+  and ``--encoder-lr``) but from a randomly initialised encoder: ``encoder`` and ``width`` come
+  from the common options or ``[encoder=...,width=...]`` (give the pretrained encoder's), the
+  input normalisation is fitted on the training records as in supervised runs (a random
+  encoder has no pretraining statistics). ``random`` is therefore not a checkpoint name.
+* ``features:logreg`` and ``features:forest``: handcrafted features and a scikit-learn
+  classifier (:mod:`ecgcli.train.features`); only data options apply to them (``task``,
+  ``leads``, ``select_metric``) and their own keys ``logreg_c``, ``forest_trees``,
+  ``forest_min_leaf``; common network options (``--epochs``, ``--set lr=...``) are ignored.
 """
 
 from __future__ import annotations
@@ -37,7 +53,7 @@ _RESERVED = {
     "seed": "use --seeds",
     "label_fraction": "use --label-fraction or --label-fractions",
     "ssl_checkpoint": "use a finetune:NAME=PATH or probe:NAME=PATH configuration",
-    "freeze_encoder": "use a probe:NAME=PATH configuration",
+    "freeze_encoder": "use a probe:NAME=PATH or probe:random configuration",
     "data_root": "use --data-root",
     "cache_dir": "use ECG_CACHE_DIR",
     "runs_dir": "use --out",
@@ -122,11 +138,12 @@ class ConfigSpec:
 
     spec: str  # as given
     name: str  # the spec without its path
-    kind: str  # supervised, finetune or probe
+    kind: str  # supervised, finetune, probe or features
     loss: str | None = None
     strategy: str | None = None
-    checkpoint: str | None = None  # absolute path of the encoder checkpoint
+    checkpoint: str | None = None  # absolute path of the encoder checkpoint; None: random encoder
     overrides: tuple[tuple[str, str], ...] = ()
+    classifier: str | None = None  # features: logreg or forest
 
     @property
     def slug(self) -> str:
@@ -134,7 +151,12 @@ class ConfigSpec:
 
 
 _SPEC_RE = re.compile(r"\s*(?P<body>[^\[\]]+?)\s*(?:\[(?P<ov>[^\[\]]*)\])?\s*")
-_SPEC_HELP = "expected LOSS+STRATEGY, finetune:NAME=PATH or probe:NAME=PATH, optionally [key=value,...]"
+_SPEC_HELP = (
+    "expected LOSS+STRATEGY, finetune:NAME=PATH, probe:NAME=PATH, finetune:random, probe:random or "
+    "features:logreg|forest, optionally [key=value,...]"
+)
+#: The name of the randomly initialised encoder in ``finetune:random`` / ``probe:random``.
+RANDOM = "random"
 
 
 def parse_spec(text: str) -> ConfigSpec:
@@ -148,13 +170,37 @@ def parse_spec(text: str) -> ConfigSpec:
     )
     suffix = f"[{','.join(f'{k}={v}' for k, v in overrides)}]" if overrides else ""
     kind, sep, rest = body.partition(":")
+    kind = kind.strip()
+    if sep and kind == "features":
+        from ecgcli.train.config import FEATURE_CLASSIFIERS
+
+        classifier = rest.strip()
+        if classifier not in FEATURE_CLASSIFIERS:
+            raise ConfigError(
+                f"bad configuration {text!r}: features: takes a classifier, "
+                f"{' or '.join(f'features:{c}' for c in FEATURE_CLASSIFIERS)}"
+            )
+        return ConfigSpec(
+            str(text).strip(),
+            f"features:{classifier}{suffix}",
+            "features",
+            overrides=overrides,
+            classifier=classifier,
+        )
     if sep and kind in ("finetune", "probe"):
         label, eq, path = rest.partition("=")
         label, path = label.strip(), path.strip()
+        if label == RANDOM:
+            if eq:
+                raise ConfigError(
+                    f"bad configuration {text!r}: {kind}:random is the randomly initialised encoder and "
+                    f"takes no checkpoint; name a checkpoint otherwise, e.g. {kind}:simclr={path or 'PATH'}"
+                )
+            return ConfigSpec(str(text).strip(), f"{kind}:{RANDOM}{suffix}", kind, overrides=overrides)
         if not eq or not path:
             raise ConfigError(
                 f"bad configuration {text!r}: {kind}: needs NAME=PATH, "
-                f"e.g. {kind}:simclr=runs/simclr/model.safetensors"
+                f"e.g. {kind}:simclr=runs/simclr/model.safetensors (or {kind}:random, no checkpoint)"
             )
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
             raise ConfigError(f"bad configuration {text!r}: name {label!r} must be letters, digits, . _ -")
@@ -201,7 +247,16 @@ def _coerce(key: str, raw: str, declared: Any, where: str) -> Any:
     raise ConfigError(f"{where}: {key} cannot be set here")
 
 
+def _features_fields() -> dict[str, Any]:
+    """The FeaturesConfig fields a ``features:`` configuration may set, and their types."""
+    from ecgcli.train.config import FeaturesConfig, field_types
+
+    return {k: v for k, v in field_types(FeaturesConfig).items() if k not in _RESERVED}
+
+
 def _typed(pairs: Sequence[tuple[str, str]], where: str, spec: ConfigSpec | None = None) -> dict[str, Any]:
+    if spec is not None and spec.kind == "features":
+        return _typed_features(pairs, where)
     known = _supervised_fields()
     out: dict[str, Any] = {}
     for key, raw in pairs:
@@ -213,6 +268,21 @@ def _typed(pairs: Sequence[tuple[str, str]], where: str, spec: ConfigSpec | None
             raise ConfigError(
                 f"{where}: {key} comes from each configuration's spec "
                 "(LOSS+STRATEGY, or finetune:NAME=PATH[loss=...,balance_strategy=...])"
+            )
+        out[key] = _coerce(key, raw, known[key], where)
+    return out
+
+
+def _typed_features(pairs: Sequence[tuple[str, str]], where: str) -> dict[str, Any]:
+    known = _features_fields()
+    out: dict[str, Any] = {}
+    for key, raw in pairs:
+        if key in _RESERVED:
+            raise ConfigError(f"{where}: {key} cannot be set here ({_RESERVED[key]})")
+        if key not in known or key == "classifier":
+            raise ConfigError(
+                f"{where}: {key!r} does not apply to a handcrafted-feature baseline; valid keys: "
+                f"{', '.join(sorted(k for k in known if k != 'classifier'))}"
             )
         out[key] = _coerce(key, raw, known[key], where)
     return out

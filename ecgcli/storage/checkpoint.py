@@ -29,7 +29,7 @@ from ecgcli.files import atomic_write_bytes, write_json_atomic
 
 FORMAT = "ecgcli-checkpoint"
 FORMAT_VERSION = 1
-KINDS = ("classifier", "encoder")
+KINDS = ("classifier", "encoder", "features")
 BUNDLE_FORMAT = "ecgcli-bundle"
 
 

@@ -247,7 +247,11 @@ class SupervisedConfig(RunConfig):
     aggregate: str = option("mean", "How a record's window probabilities are combined: mean or max.")
     # fine-tuning
     ssl_checkpoint: str | None = option(None, "Encoder checkpoint from `ecg train ssl` (.safetensors).")
-    freeze_encoder: bool = option(False, "Linear probe: train only the head.")
+    freeze_encoder: bool = option(
+        False,
+        "Linear probe: train only the head (BatchNorm frozen too); without a checkpoint, a probe of a "
+        "random encoder (the probe:random baseline).",
+    )
     encoder_lr: float | None = option(None, "Full fine-tuning with this smaller encoder learning rate.")
     leads: str = option(
         "12",
@@ -270,7 +274,8 @@ class SupervisedConfig(RunConfig):
             return (
                 f"finetune-{Path(str(self.ssl_checkpoint)).parent.name}-{mode}{self._lead_tag()}-s{self.seed}"
             )
-        return f"supervised-{self.loss}-{self.balance_strategy}{self._lead_tag()}-s{self.seed}"
+        frozen = "-frozen" if self.freeze_encoder else ""  # a probe of a random encoder
+        return f"supervised-{self.loss}-{self.balance_strategy}{frozen}{self._lead_tag()}-s{self.seed}"
 
     def _lead_tag(self) -> str:
         """``""`` for 12 leads, else ``-leads-I-II-V1`` (run names of reduced-lead runs differ)."""
@@ -362,3 +367,88 @@ class SSLConfig(RunConfig):
             raise ConfigError(f"--probe-fraction must be in (0, 1], got {self.probe_fraction}")
         build_policy(self.sampling_rate, disabled=self.no_aug)  # unknown names fail here
         self.check_common()
+
+
+#: Classifiers of the handcrafted-feature baseline (``features:NAME``).
+FEATURE_CLASSIFIERS = ("logreg", "forest")
+#: Inverse regularisation strengths a ``features:logreg`` run chooses from on fold 9.
+LOGREG_C_GRID = (0.01, 0.1, 1.0)
+#: Minimum leaf sizes a ``features:forest`` run chooses from on fold 9.
+FOREST_LEAF_GRID = (1, 5)
+
+
+@dataclass
+class FeaturesConfig:
+    """A handcrafted-feature baseline run (``features:logreg``, ``features:forest`` in a grid;
+    see :mod:`ecgcli.train.features`), saved as config.json.
+
+    Only what such a run uses: the data, the seed and label fraction (the same labelled subset
+    as every other configuration with that seed), the task and leads, and the classifier.
+    Training options of networks (epochs, lr, encoder, ...) do not apply to it.
+    """
+
+    data_root: str = "data/PTB-XL"
+    cache_dir: str = "data/cache"
+    runs_dir: str = "runs"
+    sampling_rate: int = 100
+    workers: int = 1
+    device: str = "auto"
+    seed: int = 42
+    label_fraction: float = 0.1
+    task: str = "superdiagnostic"
+    leads: str = "12"
+    select_metric: str = "f1"
+    classifier: str = "logreg"
+    logreg_c: float | None = option(
+        None,
+        f"Logistic regression's C [default: chosen on fold 9 from {', '.join(map(str, LOGREG_C_GRID))}].",
+    )
+    forest_trees: int = option(200, "Trees of the random forest.")
+    forest_min_leaf: int | None = option(
+        None,
+        "The forest's minimum leaf size [default: chosen on fold 9 from "
+        f"{', '.join(map(str, FOREST_LEAF_GRID))}].",
+    )
+    run_dir: str | None = None
+    name: str | None = None
+    out: str | None = None
+    allow_invalid: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "features"
+
+    def default_name(self) -> str:
+        return f"features-{self.classifier}-s{self.seed}"
+
+    def check(self) -> None:
+        from ecgcli.data.leads import parse_leads
+        from ecgcli.data.ptbxl import RECORD_LENGTH
+        from ecgcli.data.tasks import check_task
+
+        check_task(self.task)
+        parse_leads(self.leads)
+        if self.classifier not in FEATURE_CLASSIFIERS:
+            raise ConfigError(
+                f"unknown feature classifier {self.classifier!r} (choose {', '.join(FEATURE_CLASSIFIERS)})"
+            )
+        if self.sampling_rate not in RECORD_LENGTH:
+            raise ConfigError(f"sampling rate must be 100 or 500, got {self.sampling_rate}")
+        if not 0.0 < self.label_fraction <= 1.0:
+            raise ConfigError(f"--label-fraction must be in (0, 1], got {self.label_fraction}")
+        if self.select_metric not in SELECT_METRICS:
+            raise ConfigError(f"--select-metric must be f1 or auroc, got {self.select_metric!r}")
+        if self.logreg_c is not None and not self.logreg_c > 0:
+            raise ConfigError(f"logreg_c must be positive, got {self.logreg_c}")
+        if self.forest_trees < 1:
+            raise ConfigError(f"forest_trees must be at least 1, got {self.forest_trees}")
+        if self.forest_min_leaf is not None and self.forest_min_leaf < 1:
+            raise ConfigError(f"forest_min_leaf must be at least 1, got {self.forest_min_leaf}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeaturesConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
