@@ -121,6 +121,26 @@ def test_transformer_masks_patch_embeddings_with_one_learned_token() -> None:
     assert not lead.token_masking and not odd.token_masking and not hasattr(lead, "mask_token")
 
 
+def test_pretraining_draws_the_masks_from_its_seeded_generator() -> None:
+    from ecgcli.data.normalize import LeadNorm
+    from ecgcli.train.ssl import SSLObjective
+
+    torch.manual_seed(0)
+    module = Masked(build_encoder("cnn1d", width=4), 250).eval()
+    cfg = SSLConfig(method="masked", signal_length=250, batch_size=4, device="cpu", seed=3)
+    x = torch.randn(8, 12, 1000)
+    objective = SSLObjective(module, x, cfg, None, torch.device("cpu"), None, LeadNorm.identity(12))
+
+    def first_loss(global_seed: int) -> float:
+        batch = next(iter(objective.batches(0)))
+        assert module.generator is objective.generator
+        torch.manual_seed(global_seed)  # the global RNG plays no part in the crops or the masks
+        with torch.no_grad():
+            return objective.loss(batch).item()
+
+    assert first_loss(1) == first_loss(2)
+
+
 def test_registry_refuses_a_one_way_lstm_and_takes_the_rest() -> None:
     from ecgcli.models import encoder_names
 
