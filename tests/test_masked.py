@@ -119,6 +119,8 @@ def test_transformer_masks_patch_embeddings_with_one_learned_token() -> None:
     lead = Masked(enc, 250, mask_patch=25, mask_mode="lead")  # a token mixes leads: input-level
     odd = Masked(enc, 250, mask_patch=30, mask_mode="time")  # spans across tokens: input-level
     assert not lead.token_masking and not odd.token_masking and not hasattr(lead, "mask_token")
+    ragged = Masked(enc, 260, mask_patch=25)  # 10 tokens; the last 10 samples are not read
+    assert ragged.stride == 25 and ragged(torch.randn(2, 12, 260)).ndim == 0
 
 
 def test_pretraining_draws_the_masks_from_its_seeded_generator() -> None:

@@ -22,8 +22,10 @@ The task, on normalised records ``x`` ``(B, C, T)``:
    a token mixes masked and visible leads): the masked *samples* take a learned value per lead
    (initialised to 0, the normalised mean).
 3. The feature map ``(B, D, T')`` goes through one linear layer per feature step to the
-   ``C x r`` samples that step covers, ``r = ceil(T / T')`` (the encoder's total stride: 25
-   for the transformer, 8 for cnn1d, 1 for encoders that keep every step), giving ``(B, C, T' r)``;
+   ``C x r`` samples that step covers, ``r`` the encoder's total stride (its ``patch``, 25, for
+   the transformer; else ``ceil(T / T')``: 8 for cnn1d, 1 for encoders that keep every step;
+   a conv step is centred near the start of its ``r`` samples, close enough for a stride that is
+   small beside the receptive field), giving ``(B, C, T' r)``;
    prediction and record are compared on their common first ``min(T, T' r)`` samples.
 4. The loss is the mean squared error over the *masked* samples only (:func:`masked_mse`):
    visible samples would be trivial to copy and would dilute it.
@@ -131,7 +133,8 @@ class Masked(nn.Module):
             nn.init.normal_(self.mask_token, std=0.02)
         else:
             self.mask_value = nn.Parameter(torch.zeros(1, in_ch, 1))
-        self.stride = feature_stride(encoder, in_ch, signal_length)
+        # a patch encoder drops samples after its last whole patch: its stride is the patch
+        self.stride = patch or feature_stride(encoder, in_ch, signal_length)
         self.decoder = nn.Linear(encoder.out_dim, in_ch * self.stride)
         self.generator: torch.Generator | None = None
 
