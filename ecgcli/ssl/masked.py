@@ -30,8 +30,9 @@ The task, on normalised records ``x`` ``(B, C, T)``:
 4. The loss is the mean squared error over the *masked* samples only (:func:`masked_mse`):
    visible samples would be trivial to copy and would dilute it.
 
-Default mask ratio (``SSLConfig``): 0.75 for the transformer, as MAE and ST-MEM found best for
-patch tokens, whose attention reaches the few visible patches anywhere in the record; 0.5 for the
+Default mask ratio (``SSLConfig``): 0.75 for the transformer, which MAE found best for image
+patches and ST-MEM uses for ECG patches: attention reaches the few visible patches anywhere in
+the record, so a high ratio still leaves a solvable task; 0.5 for the
 convolutional encoders, which see masked samples through local kernels, so at 0.75 most of their
 receptive fields would hold only the mask value. Neither was tuned here.
 """
