@@ -27,6 +27,7 @@ SMALL = {
     "fcn_wang": {"width": 8},
     "lstm": {"width": 8},
     "lstm_bidir": {"width": 8},
+    "transformer": {"width": 16, "depth": 1, "heads": 2},
 }
 ALL = sorted(SMALL)
 
@@ -189,6 +190,9 @@ def test_ecg_models_json_lists_every_encoder_with_counted_flops() -> None:
     assert rows["cnn1d"]["flops"] == flops + 2 * 256 * 5
     h = 256
     assert rows["lstm"]["flops"] == 2 * 100 * (4 * h * (12 + h) + 4 * h * (h + h)) + 2 * h * 5
+    w, n = 128, 100 // 25  # transformer: patch embedding, 4 layers (QKV, out, MLP 4w; attention), head
+    layer = 2 * n * 12 * w * w + 2 * 2 * n * n * w
+    assert rows["transformer"]["flops"] == 2 * 12 * 25 * w * n + 4 * layer + 2 * w * 5
     assert rows["cnn1d"]["params"] == sum(p.numel() for p in ECGClassifier.build("cnn1d", 5).parameters())
 
 
@@ -240,3 +244,22 @@ def test_config_knows_every_encoder_and_its_default_width() -> None:
     assert SupervisedConfig(encoder="resnet1d_wang").width == 128
     assert SupervisedConfig().width == 64  # cnn1d: what configurations saved before hold
     assert SupervisedConfig(ssl_checkpoint="e.safetensors").width is None  # the checkpoint's
+
+
+def test_transformer_tokens_are_patches_at_any_length() -> None:
+    torch.manual_seed(0)
+    enc = build_encoder("transformer").eval()  # the defaults: width 128, depth 4, 4 heads, 25-sample patches
+    assert enc.config() == {"in_ch": 12, "width": 128, "depth": 4, "heads": 4, "patch": 25, "dropout": 0.0}
+    x = torch.randn(2, 12, 1000)
+    with torch.no_grad():
+        assert enc.forward_features(x[..., :250]).shape == (2, 128, 10)  # a 2.5 s crop: 10 tokens
+        assert enc.forward_features(x).shape == (2, 128, 40)  # a 10 s record: 40
+        assert enc(x).shape == (2, 128)
+        # samples after the last whole patch are not read
+        assert torch.equal(enc.forward_features(x[..., :260]), enc.forward_features(x[..., :250]))
+        # positions matter: swapping two patches does not just swap their features
+        swapped = torch.cat([x[..., 25:50], x[..., :25], x[..., 50:250]], dim=-1)
+        a, b = enc.forward_features(x[..., :250]), enc.forward_features(swapped)
+        assert not torch.allclose(a[..., [1, 0]], b[..., :2], atol=1e-4)
+    with pytest.raises(ConfigError, match="divisible by heads"):
+        build_encoder("transformer", width=30, heads=4)

@@ -30,10 +30,10 @@ runner = CliRunner()
 NORM = {"mean": [0.01 * i for i in range(12)], "std": [0.1 + 0.02 * i for i in range(12)]}
 
 
-def _checkpoint(path: Path, **extra) -> Path:
+def _checkpoint(path: Path, encoder: str = "cnn1d", **extra) -> Path:
     """A small untrained classifier with non-trivial BatchNorm statistics."""
     torch.manual_seed(0)
-    model = ECGClassifier.build("cnn1d", n_classes=5, width=8)
+    model = ECGClassifier.build(encoder, n_classes=5, width=8)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm1d):
             m.running_mean.normal_(0, 0.1)
@@ -96,6 +96,14 @@ def test_export_is_verified_and_agrees_with_predict(
         with torch.no_grad():
             p = loaded(torch.from_numpy(x)).numpy()
         assert p.shape == (3, 5) and ((p > 0) & (p < 1)).all()
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_transformer_exports(tmp_path: Path, fmt: str, one_torch_thread) -> None:
+    """Attention layers take a fused kernel only under no_grad; the trace must not see two graphs."""
+    ckpt = _checkpoint(tmp_path / "model.safetensors", encoder="transformer")
+    report = export_model(ckpt, fmt, tmp_path / f"model.{fmt}")
+    assert report.n_checked >= 100 and 0 <= report.max_delta <= 1e-5
 
 
 def test_temperature_is_applied_by_predict_and_baked_into_export(

@@ -199,10 +199,17 @@ def _to_onnx(portable: nn.Module, example: torch.Tensor, info: dict[str, Any]) -
 
 def _to_torchscript(portable: nn.Module, example: torch.Tensor, info: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
-    with warnings.catch_warnings():  # torch says torch.jit.trace is deprecated
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(portable, example)
-        torch.jit.save(traced, buf, _extra_files={f"{META_KEY}.json": json.dumps(info)})
+    # attention layers pick a fused kernel under no_grad and the plain ops otherwise, so the
+    # trace and its check would record different graphs; the plain ops, every time
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with warnings.catch_warnings():  # torch says torch.jit.trace is deprecated
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(portable, example)
+            torch.jit.save(traced, buf, _extra_files={f"{META_KEY}.json": json.dumps(info)})
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     return buf.getvalue()
 
 

@@ -2,8 +2,10 @@
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one forward pass of one
 record: torch counts 2 FLOPs per multiply-add of convolutions and matrix products. It does not
-see into the LSTM's fused CPU kernel, so we count its gate products the same way. Nothing is
-counted for BatchNorm, activations and pooling, which are cheap beside them.
+see into the LSTM's fused CPU kernel, so we count its gate products the same way; attention
+layers are counted on their unfused path (the fused one does the same products, unseen) and
+their CPU attention kernel like the GPU's. Nothing is counted for BatchNorm, activations and
+pooling, which are cheap beside them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ecgcli.models.encoders import encoder_names
 
 FLOPS_NOTE = (
     "counted by torch.utils.flop_counter.FlopCounterMode: 2 FLOPs per multiply-add of convolutions, "
-    "matrix products and LSTM gates; normalisation, activations and pooling not counted"
+    "matrix products, attention and LSTM gates; normalisation, activations and pooling not counted"
 )
 
 
@@ -46,18 +48,33 @@ def _rnn_layer_flops(input_shape: Any, w_ih_shape: Any, w_hh_shape: Any, *args: 
     return 2 * steps * (w_ih_shape[0] * w_ih_shape[1] + w_hh_shape[0] * w_hh_shape[1])
 
 
+def _cpu_attention_flops(q_shape: Any, k_shape: Any, v_shape: Any, *args: Any, **kwargs: Any) -> int:
+    """Scaled dot-product attention's CPU kernel (which torch's counter misses): ``q k^T`` and
+    ``softmax(.) v``, each ``B x heads x L x S x d`` multiply-adds."""
+    b, h, lq, d = q_shape
+    s, dv = k_shape[-2], v_shape[-1]
+    return 2 * b * h * lq * s * d + 2 * b * h * lq * s * dv
+
+
 def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     """FLOPs of ``model(x)`` as torch counts them (no gradient, eval mode)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
     model.eval()
-    custom = {torch.ops.aten.mkldnn_rnn_layer: _rnn_layer_flops}
+    custom = {
+        torch.ops.aten.mkldnn_rnn_layer: _rnn_layer_flops,
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops,
+    }
     counter = FlopCounterMode(display=False, custom_mapping=custom)
+    # the fused inference kernel of attention layers hides their products from the counter
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
         with torch.no_grad(), counter:
             model(x)
     finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
         model.train(was_training)
     return int(counter.get_total_flops())
 

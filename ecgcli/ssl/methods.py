@@ -6,7 +6,9 @@ two-view methods (SimCLR, BYOL) take ``forward(v1, v2)``, two augmented views of
 records; one-view methods (predictive coding, masked modelling) take ``forward(x)``, the
 normalised records themselves. ``.encoder`` is what fine-tuning keeps. A module may define
 ``after_step(step, total_steps)`` (BYOL's target update) and a ``gather`` attribute, which
-data-parallel training sets to the all-gather of every rank's rows (SimCLR's negatives).
+data-parallel training sets to the all-gather of every rank's rows (SimCLR's negatives), and a
+``generator`` attribute, which pretraining sets each epoch to its seeded ``torch.Generator`` on
+the training device (the random masks of masked modelling).
 
 ``refuse(encoder_name)`` says in one line why an encoder does not suit the method, or None;
 ``ecg train ssl`` checks it before reading any data.
@@ -78,3 +80,25 @@ register_ssl_method(
     SSLMethod("simclr", 2, _simclr, "contrastive, negatives from the batch (Chen et al. 2020)")
 )
 register_ssl_method(SSLMethod("byol", 2, _byol, "predicts an EMA target, no negatives (Grill et al. 2020)"))
+
+
+def _masked(encoder: nn.Module, cfg: Any) -> nn.Module:
+    from ecgcli.ssl.masked import Masked
+
+    return Masked(encoder, cfg.signal_length, cfg.mask_ratio, cfg.mask_patch, cfg.mask_mode)
+
+
+def _masked_refuses(encoder: str) -> str | None:
+    # Every other registry encoder keeps a feature map aligned with time (T' = T / stride), which
+    # the decoder maps back to samples; a one-way LSTM's step has seen nothing after itself.
+    if encoder == "lstm":
+        return (
+            "a one-way LSTM's feature at a masked step has seen nothing after it, so filling a span "
+            "is forecasting, not masked modelling (use lstm_bidir)"
+        )
+    return None
+
+
+register_ssl_method(
+    SSLMethod("masked", 1, _masked, "reconstructs masked time spans (MAE, SimMIM 2022)", _masked_refuses)
+)

@@ -35,12 +35,14 @@ ENCODER_WIDTHS: dict[str, int] = {
     "fcn_wang": 128,
     "lstm": 256,
     "lstm_bidir": 256,
+    "transformer": 128,
 }
 SELECT_METRICS = ("f1", "auroc")
 CALIBRATIONS = ("temperature",)
 OPTIMIZERS = ("adam", "adamw")
 HEADS = ("linear", "benchmark")
 AGGREGATES = ("mean", "max")
+MASK_MODES = ("time", "lead")  # ecgcli.ssl.masked's (a test keeps them equal)
 
 #: Presets of training options (``--recipe``). ``reference`` is the reference study's, the
 #: defaults of every field. ``benchmark`` is the PTB-XL benchmark's (Strodthoff et al. 2021):
@@ -331,16 +333,29 @@ class SSLConfig(RunConfig):
 
     epochs: int = 20
     batch_size: int = 256
-    method: str = option("simclr", "SSL objective: simclr or byol.")
+    method: str = option(
+        "simclr", "SSL objective: simclr, byol or masked (reconstruct masked time spans; one view)."
+    )
     temperature: float = option(0.07, "NT-Xent temperature (SimCLR).")
     projection_dim: int = option(128, "Projection output size.")
     hidden_dim: int = option(2048, "Projection/predictor hidden size.")
     momentum_tau: float = option(0.99, "BYOL target EMA start, cosine-increased to 1.")
+    mask_ratio: float | None = option(
+        None,
+        "Masked: share of spans masked, in (0, 1) \\[default: 0.75 for the transformer, 0.5 otherwise].",
+    )
+    mask_patch: int = option(25, "Masked: samples per masked span (25 = 0.25 s at 100 Hz).")
+    mask_mode: str = option("time", "Masked: time (all leads of a span together) or lead (each lead apart).")
     probe_every: int = option(1, "Linear probe on fold 9 every k epochs (0 = never).")
     probe_fraction: float = option(0.1, "Labelled fraction of folds 1-8 the live probe trains on.")
     no_aug: list[str] = option(
         help="Switch an augmentation off (repeatable), for ablations.", flag="--no-aug", factory=list
     )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.mask_ratio is None:  # MAE's 0.75 for patch tokens; see ecgcli.ssl.masked
+            self.mask_ratio = 0.75 if self.encoder == "transformer" else 0.5
 
     def default_name(self) -> str:
         return f"{self.method}-s{self.seed}"
@@ -361,6 +376,15 @@ class SSLConfig(RunConfig):
             )
         if self.projection_dim < 1 or self.hidden_dim < 1:
             raise ConfigError("--projection-dim and --hidden-dim must be positive")
+        if not 0.0 < float(self.mask_ratio or 0.0) < 1.0:
+            raise ConfigError(f"--mask-ratio must be in (0, 1), got {self.mask_ratio}")
+        if not 1 <= self.mask_patch <= self.signal_length // 2:
+            raise ConfigError(
+                f"--mask-patch must be between 1 and half the window ({self.signal_length // 2} samples), "
+                f"got {self.mask_patch}"
+            )
+        if self.mask_mode not in MASK_MODES:
+            raise ConfigError(f"--mask-mode must be {' or '.join(MASK_MODES)}, got {self.mask_mode!r}")
         if self.probe_every < 0:
             raise ConfigError(f"--probe-every must be 0 (never) or more, got {self.probe_every}")
         if not 0.0 < self.probe_fraction <= 1.0:

@@ -1,12 +1,14 @@
-"""Self-supervised pretraining of the encoder (``ecg train ssl``): SimCLR or BYOL.
+"""Self-supervised pretraining of the encoder (``ecg train ssl``): a method of the registry
+(:mod:`ecgcli.ssl.methods`: SimCLR, BYOL, masked modelling).
 
 Every record of folds 1-8 is used, labelled or not (17,441 on PTB-XL v1.0.1); labels are never
-read for the objective. Two views of each batch come from the batched ECG augmentations
-(:mod:`ecgcli.ssl.augment`), generated on the training device. Every ``probe_every`` epochs a
-*linear probe* measures the representation: logistic regression on frozen encoder features of
-the labelled fraction (the same records ``train supervised --seed S`` would use), scored on
-fold 9 (macro AUROC and F1), so the user sees whether pretraining helps while it runs. Fold 10
-is never touched here.
+read for the objective. Two-view methods get two views of each batch from the batched ECG
+augmentations (:mod:`ecgcli.ssl.augment`), generated on the training device; one-view methods
+(masked modelling) make their own task of the normalised records, drawing from the same seeded
+generator. Every ``probe_every`` epochs a *linear probe* measures the representation: logistic
+regression on frozen encoder features of the labelled fraction (the same records ``train
+supervised --seed S`` would use), scored on fold 9 (macro AUROC and F1), so the user sees whether
+pretraining helps while it runs. Fold 10 is never touched here.
 
 The output is an *encoder* checkpoint (``kind: encoder``) that ``ecg finetune`` loads; it
 carries the normalisation fitted on the pretraining records and the augmentation set used.
@@ -119,6 +121,8 @@ class SSLObjective:
         self.generator = torch.Generator(device=self.device).manual_seed(
             epoch_seed(self.cfg.seed, epoch, self.dist.stream(3))
         )
+        if hasattr(self.module, "generator"):
+            self.module.generator = self.generator  # e.g. masked modelling's masks
         for sl in self._slices:
             x = self.x.index_select(0, order[sl]).to(self.device, non_blocking=True)
             if self.cfg.signal_length < x.shape[-1]:
@@ -307,6 +311,9 @@ def encoder_meta(
             "projection_dim": cfg.projection_dim,
             "hidden_dim": cfg.hidden_dim,
             "momentum_tau": cfg.momentum_tau,
+            "mask_ratio": cfg.mask_ratio,
+            "mask_patch": cfg.mask_patch,
+            "mask_mode": cfg.mask_mode,
             "epochs": metrics["epochs_run"],
         },
         augmentations=policy.config.to_dict(),
