@@ -326,11 +326,19 @@ class SSLConfig(RunConfig):
 
     epochs: int = 20
     batch_size: int = 256
-    method: str = option("simclr", "SSL objective: simclr or byol.")
+    method: str = option(
+        "simclr",
+        "SSL objective: simclr, byol or cpc (contrastive predictive coding; one view, no augmentation).",
+    )
     temperature: float = option(0.07, "NT-Xent temperature (SimCLR).")
     projection_dim: int = option(128, "Projection output size.")
     hidden_dim: int = option(2048, "Projection/predictor hidden size.")
     momentum_tau: float = option(0.99, "BYOL target EMA start, cosine-increased to 1.")
+    cpc_steps: int = option(
+        12, "CPC: future latents predicted from each context step (K; 12 = 0.96 s with cnn1d at 100 Hz)."
+    )
+    cpc_context: str = option("gru", "CPC: autoregressive context network over the latents: gru or lstm.")
+    cpc_hidden: int = option(256, "CPC: hidden size of the context network.")
     probe_every: int = option(1, "Linear probe on fold 9 every k epochs (0 = never).")
     probe_fraction: float = option(0.1, "Labelled fraction of folds 1-8 the live probe trains on.")
     no_aug: list[str] = option(
@@ -344,7 +352,7 @@ class SSLConfig(RunConfig):
         from ecgcli.ssl import check_ssl_method
         from ecgcli.ssl.augment import build_policy
 
-        check_ssl_method(self.method, self.encoder)
+        check_ssl_method(self.method, self.encoder).check(self)
         if not self.temperature > 0:
             raise ConfigError(f"--temperature must be positive, got {self.temperature}")
         if not 0.0 <= self.momentum_tau <= 1.0:

@@ -1,4 +1,4 @@
-"""Self-supervised pretraining of the encoder (``ecg train ssl``): SimCLR or BYOL.
+"""Self-supervised pretraining of the encoder (``ecg train ssl``): SimCLR, BYOL or CPC.
 
 Every record of folds 1-8 is used, labelled or not (17,441 on PTB-XL v1.0.1); labels are never
 read for the objective. Two views of each batch come from the batched ECG augmentations
@@ -307,6 +307,11 @@ def encoder_meta(
             "projection_dim": cfg.projection_dim,
             "hidden_dim": cfg.hidden_dim,
             "momentum_tau": cfg.momentum_tau,
+            **(
+                {"cpc_steps": cfg.cpc_steps, "cpc_context": cfg.cpc_context, "cpc_hidden": cfg.cpc_hidden}
+                if cfg.method == "cpc"
+                else {}
+            ),
             "epochs": metrics["epochs_run"],
         },
         augmentations=policy.config.to_dict(),
