@@ -70,7 +70,9 @@ def time_method(method: str, args: argparse.Namespace, device: torch.device) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=5, help="timed steps per method (after 1 warm-up)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--encoder", default="cnn1d")
