@@ -222,6 +222,7 @@ def test_cpc_pretraining_beats_the_random_encoder_and_finetunes(
         app, ["train", "ssl", "--method", "cpc", *common, *CPC_RUN, "--run-dir", str(run)], env=env
     )
     assert res.exit_code == 0, res.output
+    assert "augmentations: none (cpc takes the records themselves)" in res.output
     init = json.loads((run / "probe_at_init.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["method"] == "cpc" and len(metrics["history"]) == 6
@@ -230,7 +231,8 @@ def test_cpc_pretraining_beats_the_random_encoder_and_finetunes(
     assert all(h["augment_share"] == 0.0 for h in metrics["history"])  # one view: no augmentation
     assert metrics["final_probe"]["probe_auroc"] > init["probe_auroc"] + 0.02
     encoder, meta = load_encoder(run / "model.safetensors")
-    assert meta["ssl"]["method"] == "cpc"
+    assert meta["ssl"]["method"] == "cpc" and meta["augmentations_enabled"] == []
+    assert metrics["augmentations"] == []
     assert {k: meta["ssl"][k] for k in ("cpc_steps", "cpc_context", "cpc_hidden")} == {
         "cpc_steps": 6,
         "cpc_context": "gru",

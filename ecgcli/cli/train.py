@@ -201,10 +201,13 @@ def ssl(
             line += f"   (untrained encoder: AUROC {init['probe_auroc']:.4f}  F1 {init['probe_f1']:.4f})"
         stdout.print(line)
     share = metrics["timing"]["augment_share"]
-    stdout.print(
-        f"augmentations: {', '.join(metrics['augmentations'])}; "
-        f"{100 * sum(share) / len(share):.1f}% of training time spent augmenting"
-    )
+    if metrics["augmentations"]:
+        stdout.print(
+            f"augmentations: {', '.join(metrics['augmentations'])}; "
+            f"{100 * sum(share) / len(share):.1f}% of training time spent augmenting"
+        )
+    else:
+        stdout.print(f"augmentations: none ({metrics['method']} takes the records themselves)")
     stdout.print(f"run directory: {run_path}\nencoder checkpoint: {run_path / 'model.safetensors'}")
     if options["out"]:
         stdout.print(f"also written: {options['out']}")

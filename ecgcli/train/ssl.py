@@ -2,7 +2,8 @@
 
 Every record of folds 1-8 is used, labelled or not (17,441 on PTB-XL v1.0.1); labels are never
 read for the objective. Two views of each batch come from the batched ECG augmentations
-(:mod:`ecgcli.ssl.augment`), generated on the training device. Every ``probe_every`` epochs a
+(:mod:`ecgcli.ssl.augment`), generated on the training device; a one-view method (CPC)
+takes the normalised crop itself, unaugmented, and records no augmentation. Every ``probe_every`` epochs a
 *linear probe* measures the representation: logistic regression on frozen encoder features of
 the labelled fraction (the same records ``train supervised --seed S`` would use), scored on
 fold 9 (macro AUROC and F1), so the user sees whether pretraining helps while it runs. Fold 10
@@ -251,7 +252,7 @@ def train_ssl(
         "history": state.history,
         "final_probe": probes[-1] if probes else None,
         "probe_at_init": run.read_json("probe_at_init.json"),
-        "augmentations": policy.enabled,
+        "augmentations": list(policy.enabled) if objective.views == 2 else [],  # one view: none used
         "data": {
             "n_pretrain": int(len(split.pretrain)),
             "n_probe_train": int(len(split.train)),
@@ -315,7 +316,7 @@ def encoder_meta(
             "epochs": metrics["epochs_run"],
         },
         augmentations=policy.config.to_dict(),
-        augmentations_enabled=list(policy.enabled),
+        augmentations_enabled=list(metrics["augmentations"]),
         probe_task=cfg.task,
         leads=list(LEADS),
         sampling_rate=cfg.sampling_rate,
