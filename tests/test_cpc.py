@@ -252,3 +252,13 @@ def test_cpc_pretraining_beats_the_random_encoder_and_finetunes(
     assert side["kind"] == "classifier" and model(torch.randn(2, 12, 250)).shape == (2, 5)
     ft_metrics = json.loads((ft / "metrics.json").read_text())
     assert 0.0 <= ft_metrics["test"]["macro_auroc"] <= 1.0
+
+
+def test_scores_stay_fp32_under_bf16_autocast() -> None:
+    gen = torch.Generator().manual_seed(2)
+    target = torch.randn(4, 3, 2, 64, generator=gen)
+    pred = target + 0.5 * torch.randn(target.shape, generator=gen)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = cpc_infonce(pred.bfloat16(), target.bfloat16())
+    assert low.dtype == torch.float32
+    assert low.item() == pytest.approx(cpc_infonce(pred.bfloat16().float(), target.bfloat16().float()).item())

@@ -81,10 +81,12 @@ def cpc_infonce(pred: Tensor, target: Tensor, gather: Gather | None = None) -> T
             f"CPC's contrastive loss needs at least 2 records per batch (got {keys.shape[0]}): "
             "raise the batch size or drop the last short batch"
         )
-    logits = cpc_scores(pred, keys)  # (P, N, M)
+    # Scores in fp32 even under autocast: unlike SimCLR's cosines they are unbounded dot
+    # products, and bf16 keeps only ~3 significant digits of them
+    with torch.autocast(pred.device.type, enabled=False):
+        low = (torch.float16, torch.bfloat16)
+        logits = cpc_scores(*(t.float() if t.dtype in low else t for t in (pred, keys)))  # (P, N, M)
     positive = (offset + torch.arange(n, device=pred.device)).repeat(logits.shape[0])
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()  # the softmax over the batch in fp32
     return F.cross_entropy(logits.reshape(-1, keys.shape[0]), positive)
 
 
