@@ -121,6 +121,7 @@ def test_shapes_behind_the_refusals() -> None:
             "ahead; use --signal-length 416 or more",
         ),
         ({"signal_length": 96}, "cnn1d keeps 12 time steps of a 96-sample window"),
+        ({"encoder": "resnet"}, "unknown encoder 'resnet' (known: cnn1d, fcn_wang"),
         ({"cpc_steps": 0}, "--cpc-steps must be at least 1, got 0"),
         ({"cpc_context": "transformer"}, "--cpc-context must be gru or lstm, got 'transformer'"),
         ({"cpc_hidden": 0}, "--cpc-hidden must be at least 1, got 0"),

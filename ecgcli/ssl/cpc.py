@@ -148,6 +148,12 @@ def _check_settings(steps: int, context: str, hidden: int) -> None:
         raise ConfigError(f"--cpc-hidden must be at least 1, got {hidden}")
 
 
+def _known(encoder: str) -> bool:
+    from ecgcli.models import encoder_names
+
+    return encoder in encoder_names()
+
+
 @lru_cache(maxsize=16)
 def _narrow(encoder: str) -> nn.Module:
     """A narrow copy of the registry encoder, to measure its shapes (strides do not depend on
@@ -174,6 +180,8 @@ def refuse_encoder(encoder: str) -> str | None:
     (0.12 s at 100 Hz), which its overlapping receptive fields or recurrent state already
     nearly determine, and a bidirectional LSTM's features at ``t`` have read the future itself.
     """
+    if not _known(encoder):
+        return None  # the configuration's own check names the known encoders
     if getattr(_narrow(encoder), "bidirectional", False):
         return (
             "it reads the record backwards too, so its features at t already contain the future CPC predicts"
@@ -191,6 +199,8 @@ def check_cpc(cfg: Any) -> None:
     """CPC's settings in an :class:`~ecgcli.train.config.SSLConfig`, and that the encoder keeps
     more than ``cpc_steps`` time steps of a ``signal_length`` window (one line each)."""
     _check_settings(cfg.cpc_steps, cfg.cpc_context, cfg.cpc_hidden)
+    if not _known(cfg.encoder) or refuse_encoder(cfg.encoder):
+        return  # reported elsewhere, in one line
     have = feature_steps(cfg.encoder, cfg.signal_length)
     if have <= cfg.cpc_steps:
         factor = 1024 / feature_steps(cfg.encoder, 1024)
