@@ -111,7 +111,7 @@ app = typer.Typer(
     cls=EcgGroup,
     help=(
         "Label-efficient 12-lead ECG classification on PTB-XL: the benchmark's six tasks and "
-        "encoders, supervised baselines, SimCLR/BYOL pretraining, fine-tuning, multi-seed "
+        "encoders, supervised baselines, SimCLR/BYOL/CPC pretraining, fine-tuning, multi-seed "
         "statistics, prediction, explanations, calibration and export."
     ),
     epilog=(

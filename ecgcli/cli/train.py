@@ -169,7 +169,7 @@ def ssl(
     node_rank: NodeRank = 0,
     rdzv_endpoint: RdzvEndpoint = None,
 ) -> None:
-    """Pretrain the encoder without labels (--method: SimCLR, BYOL, masked) on every record of folds 1-8.
+    """Pretrain the encoder without labels (--method: SimCLR, BYOL, CPC or masked) on every record of folds 1-8.
 
     The live table shows the SSL loss and, every --probe-every epochs, a linear probe's fold-9
     macro AUROC and F1 (logistic regression on frozen features of the labelled fraction).
@@ -202,10 +202,13 @@ def ssl(
             line += f"   (untrained encoder: AUROC {init['probe_auroc']:.4f}  F1 {init['probe_f1']:.4f})"
         stdout.print(line)
     share = metrics["timing"]["augment_share"]
-    stdout.print(
-        f"augmentations: {', '.join(metrics['augmentations'])}; "
-        f"{100 * sum(share) / len(share):.1f}% of training time spent augmenting"
-    )
+    if metrics["augmentations"]:
+        stdout.print(
+            f"augmentations: {', '.join(metrics['augmentations'])}; "
+            f"{100 * sum(share) / len(share):.1f}% of training time spent augmenting"
+        )
+    else:
+        stdout.print(f"augmentations: none ({metrics['method']} takes the records themselves)")
     stdout.print(f"run directory: {run_path}\nencoder checkpoint: {run_path / 'model.safetensors'}")
     if options["out"]:
         stdout.print(f"also written: {options['out']}")

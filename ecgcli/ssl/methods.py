@@ -11,7 +11,9 @@ data-parallel training sets to the all-gather of every rank's rows (SimCLR's neg
 the training device (the random masks of masked modelling).
 
 ``refuse(encoder_name)`` says in one line why an encoder does not suit the method, or None;
-``ecg train ssl`` checks it before reading any data.
+``check(config)`` raises a one-line ConfigError for the method's own settings or for what
+depends on more than the encoder's name (CPC: enough time steps at ``--signal-length``);
+``ecg train ssl`` checks both before reading any data.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ def _suits_every_encoder(encoder: str) -> str | None:
     return None
 
 
+def _no_further_checks(cfg: Any) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class SSLMethod:
     name: str
@@ -36,6 +42,7 @@ class SSLMethod:
     build: Callable[[nn.Module, Any], nn.Module]  # (encoder, config) -> module
     summary: str
     refuse: Callable[[str], str | None] = _suits_every_encoder
+    check: Callable[[Any], None] = _no_further_checks  # (config) -> None, or a one-line ConfigError
 
 
 _METHODS: dict[str, SSLMethod] = {}
@@ -80,6 +87,36 @@ register_ssl_method(
     SSLMethod("simclr", 2, _simclr, "contrastive, negatives from the batch (Chen et al. 2020)")
 )
 register_ssl_method(SSLMethod("byol", 2, _byol, "predicts an EMA target, no negatives (Grill et al. 2020)"))
+
+
+def _cpc(encoder: nn.Module, cfg: Any) -> nn.Module:
+    from ecgcli.ssl.cpc import CPC
+
+    return CPC(encoder, encoder.out_dim, cfg.cpc_steps, cfg.cpc_context, cfg.cpc_hidden)
+
+
+def _cpc_refuse(encoder: str) -> str | None:
+    from ecgcli.ssl.cpc import refuse_encoder
+
+    return refuse_encoder(encoder)
+
+
+def _cpc_check(cfg: Any) -> None:
+    from ecgcli.ssl.cpc import check_cpc
+
+    check_cpc(cfg)
+
+
+register_ssl_method(
+    SSLMethod(
+        "cpc",
+        1,
+        _cpc,
+        "predicts the record's own future latents, negatives from the batch (van den Oord et al. 2018)",
+        _cpc_refuse,
+        _cpc_check,
+    )
+)
 
 
 def _masked(encoder: nn.Module, cfg: Any) -> nn.Module:

@@ -334,12 +334,19 @@ class SSLConfig(RunConfig):
     epochs: int = 20
     batch_size: int = 256
     method: str = option(
-        "simclr", "SSL objective: simclr, byol or masked (reconstruct masked time spans; one view)."
+        "simclr",
+        "SSL objective: simclr, byol, cpc (contrastive predictive coding) or masked (reconstruct "
+        "masked time spans); cpc and masked take one unaugmented view.",
     )
     temperature: float = option(0.07, "NT-Xent temperature (SimCLR).")
     projection_dim: int = option(128, "Projection output size.")
     hidden_dim: int = option(2048, "Projection/predictor hidden size.")
     momentum_tau: float = option(0.99, "BYOL target EMA start, cosine-increased to 1.")
+    cpc_steps: int = option(
+        12, "CPC: future latents predicted from each context step (K; 12 = 0.96 s with cnn1d at 100 Hz)."
+    )
+    cpc_context: str = option("gru", "CPC: autoregressive context network over the latents: gru or lstm.")
+    cpc_hidden: int = option(256, "CPC: hidden size of the context network.")
     mask_ratio: float | None = option(
         None,
         "Masked: share of spans masked, in (0, 1) \\[default: 0.75 for the transformer, 0.5 otherwise].",
@@ -364,7 +371,7 @@ class SSLConfig(RunConfig):
         from ecgcli.ssl import check_ssl_method
         from ecgcli.ssl.augment import build_policy
 
-        check_ssl_method(self.method, self.encoder)
+        check_ssl_method(self.method, self.encoder).check(self)
         if not self.temperature > 0:
             raise ConfigError(f"--temperature must be positive, got {self.temperature}")
         if not 0.0 <= self.momentum_tau <= 1.0:

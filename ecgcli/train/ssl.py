@@ -1,14 +1,15 @@
 """Self-supervised pretraining of the encoder (``ecg train ssl``): a method of the registry
-(:mod:`ecgcli.ssl.methods`: SimCLR, BYOL, masked modelling).
+(:mod:`ecgcli.ssl.methods`: SimCLR, BYOL, CPC, masked modelling).
 
 Every record of folds 1-8 is used, labelled or not (17,441 on PTB-XL v1.0.1); labels are never
 read for the objective. Two-view methods get two views of each batch from the batched ECG
 augmentations (:mod:`ecgcli.ssl.augment`), generated on the training device; one-view methods
-(masked modelling) make their own task of the normalised records, drawing from the same seeded
-generator. Every ``probe_every`` epochs a *linear probe* measures the representation: logistic
-regression on frozen encoder features of the labelled fraction (the same records ``train
-supervised --seed S`` would use), scored on fold 9 (macro AUROC and F1), so the user sees whether
-pretraining helps while it runs. Fold 10 is never touched here.
+(CPC, masked modelling) make their own task of the normalised, unaugmented crop (masks drawn
+from the same seeded generator) and record no augmentation. Every ``probe_every`` epochs a
+*linear probe* measures the representation: logistic regression on frozen encoder features of
+the labelled fraction (the same records ``train supervised --seed S`` would use), scored on
+fold 9 (macro AUROC and F1), so the user sees whether pretraining helps while it runs. Fold 10
+is never touched here.
 
 The output is an *encoder* checkpoint (``kind: encoder``) that ``ecg finetune`` loads; it
 carries the normalisation fitted on the pretraining records and the augmentation set used.
@@ -255,7 +256,7 @@ def train_ssl(
         "history": state.history,
         "final_probe": probes[-1] if probes else None,
         "probe_at_init": run.read_json("probe_at_init.json"),
-        "augmentations": policy.enabled,
+        "augmentations": list(policy.enabled) if objective.views == 2 else [],  # one view: none used
         "data": {
             "n_pretrain": int(len(split.pretrain)),
             "n_probe_train": int(len(split.train)),
@@ -311,13 +312,18 @@ def encoder_meta(
             "projection_dim": cfg.projection_dim,
             "hidden_dim": cfg.hidden_dim,
             "momentum_tau": cfg.momentum_tau,
+            **(
+                {"cpc_steps": cfg.cpc_steps, "cpc_context": cfg.cpc_context, "cpc_hidden": cfg.cpc_hidden}
+                if cfg.method == "cpc"
+                else {}
+            ),
             "mask_ratio": cfg.mask_ratio,
             "mask_patch": cfg.mask_patch,
             "mask_mode": cfg.mask_mode,
             "epochs": metrics["epochs_run"],
         },
         augmentations=policy.config.to_dict(),
-        augmentations_enabled=list(policy.enabled),
+        augmentations_enabled=list(metrics["augmentations"]),
         probe_task=cfg.task,
         leads=list(LEADS),
         sampling_rate=cfg.sampling_rate,
