@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ecgcli import LEADS
+from ecgcli.data.extra import ExtraRecords, load_extra_records
 from ecgcli.data.loader import batch_slices
 from ecgcli.data.normalize import LeadNorm, fit_lead_norm
 from ecgcli.device import pick_device
@@ -187,12 +188,16 @@ def train_ssl(
     ds, split, store = data.dataset, data.split, data.store
     norm = fit_lead_norm(store, split.pretrain)
     x = signals_tensor(store, split.pretrain, LeadNorm.identity(len(LEADS)))  # mV: augment, then normalise
+    extra = added_records(cfg, data, dist, callback)
+    if len(extra):
+        x = torch.cat([x, torch.from_numpy(extra.millivolts())])
     if device.type == "cuda":
         x = x.to(device)
+    added = f" + {len(extra)} added by --pretrain-data" if cfg.pretrain_data else ""
     callback(
         Message(
             f"pretraining {cfg.method} on {len(split.pretrain)} records of folds 1-8 "
-            f"({int((~ds.labelled[split.pretrain]).sum())} without a superclass); probe: "
+            f"({int((~ds.labelled[split.pretrain]).sum())} without a superclass){added}; probe: "
             f"{len(split.train)} labelled -> {len(split.val)} fold-9 records"
         )
     )
@@ -253,7 +258,9 @@ def train_ssl(
         "probe_at_init": run.read_json("probe_at_init.json"),
         "augmentations": policy.enabled,
         "data": {
-            "n_pretrain": int(len(split.pretrain)),
+            "n_pretrain": int(len(split.pretrain)) + len(extra),
+            "n_pretrain_folds": int(len(split.pretrain)),
+            "pretrain_data": extra.sources,
             "n_probe_train": int(len(split.train)),
             "n_probe_val": int(len(split.val)),
             "cache_id": store.cache_id,
@@ -318,7 +325,30 @@ def encoder_meta(
         normalisation=norm.to_dict(),
         config=cfg.to_dict(),
         metrics={"probe_auroc": last.get("probe_auroc"), "probe_f1": last.get("probe_f1")},
-        data={"cache_id": cache_id, "data_root": root},
+        data={
+            "cache_id": cache_id,
+            "data_root": root,
+            "n_pretrain": metrics["data"]["n_pretrain"],
+            "pretrain_data": metrics["data"]["pretrain_data"],
+        },
+    )
+
+
+def added_records(cfg: SSLConfig, data: TrainingData, dist: Distributed, callback: Callback) -> ExtraRecords:
+    """The ``--pretrain-data`` records, leakage-guarded (:mod:`ecgcli.data.extra`); read once
+    per node, then from the cache."""
+    if not cfg.pretrain_data:
+        return ExtraRecords(np.zeros((0, len(LEADS), data.store.length), np.int16), [])
+    return dist.local_first(
+        lambda: load_extra_records(
+            cfg.pretrain_data,
+            data.dataset,
+            data.store,
+            data.split.pretrain,
+            Path(cfg.cache_dir),
+            cfg.workers,
+            callback,
+        )
     )
 
 
