@@ -80,7 +80,12 @@ def test_records_are_resampled_cropped_and_non_12_lead_ones_skipped(extra_dir: P
 
 
 def test_pretrain_data_adds_records_and_records_them(
-    synth_root: Path, session_cache: Path, tmp_path: Path, extra_dir: Path, one_torch_thread: None
+    synth_root: Path,
+    session_cache: Path,
+    tmp_path: Path,
+    extra_dir: Path,
+    one_torch_thread: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ds = load_ptbxl(synth_root)
     fold1 = int(np.flatnonzero(ds.folds == 1)[0])
@@ -107,8 +112,14 @@ def test_pretrain_data_adds_records_and_records_them(
     assert any("skipped 1 of 5 record(s)" in t for t in texts)
     assert any("dropped 1 record(s) that duplicate folds 1-8" in t for t in texts)
     assert any(f"{n_folds} records of folds 1-8" in t and "+ 3 added" in t for t in texts)
-    # the prepared records were cached: a second read does not go through the files
-    assert len(list((session_cache / "pretrain-data").glob("*.npz"))) == 1
+
+    # the prepared records were cached: a second read prepares no record
+    def unexpected(*args: object, **kwargs: object) -> None:
+        raise AssertionError("read again")
+
+    monkeypatch.setattr("ecgcli.data.extra.prepare_record", unexpected)
+    signals, stems, _ = read_folder(extra_dir, 100, 1000, session_cache)
+    assert signals.shape == (4, 12, 1000) and len(stems) == 4  # the duplicate is dropped later
 
 
 def test_fold_9_10_records_are_refused_by_content_and_by_name(
