@@ -41,6 +41,10 @@ def _args(synth_root: Path, out: Path) -> list[str]:
         "projection_dim=16",
         "--ssl-set",
         "probe_every=0",
+        "--ssl-set",
+        "signal_length=250",
+        "--signal-length",
+        "250",
         "--epochs",
         "1",
         "--batch-size",
@@ -92,6 +96,9 @@ def test_tiny_ablation_reports_each_augmentation_and_resumes(
     assert "8 already finished, 0 to train" in again.output
     assert json.loads((out / "ablation.json").read_text())["effects"] == report["effects"]
 
+    shown = runner.invoke(app, [*_args(synth_root, out), "--show"], env=env)
+    assert shown.exit_code == 0 and "| jitter | 2 |" in shown.output and "already" not in shown.output
+
     changed = runner.invoke(app, [*_args(synth_root, out), "--ssl-set", "temperature=0.2"], env=env)
     assert changed.exit_code == 2 and "was pretrained with temperature=0.07" in changed.output
 
@@ -101,6 +108,7 @@ def test_bad_augmentation_names_are_one_line(synth_root: Path, tmp_path: Path) -
         (["--augmentations", "rotate"], "unknown augmentation 'rotate'"),
         (["--ssl-set", "no_aug=jitter"], "no_aug cannot be set here"),
         (["--ssl-set", "bogus=1"], "unknown option 'bogus'"),
+        (["--show"], "no fine-tuning has finished yet"),
     ):
         result = runner.invoke(
             app, ["ablate", "augmentations", "--data-root", str(synth_root), "--out", str(tmp_path), *args]
