@@ -96,6 +96,14 @@ def test_tiny_ablation_reports_each_augmentation_and_resumes(
     assert "8 already finished, 0 to train" in again.output
     assert json.loads((out / "ablation.json").read_text())["effects"] == report["effects"]
 
+    # a pretraining cut off after its saved epoch (no metrics.json) resumes; the fine-tunes stay
+    (out / "pretrain" / "no-jitter" / "metrics.json").unlink()
+    resumed = runner.invoke(app, _args(synth_root, out), env=env)
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming no-jitter" in resumed.output and resumed.output.count("already pretrained") == 3
+    assert (out / "pretrain" / "no-jitter" / "metrics.json").is_file()
+    assert "8 already finished, 0 to train" in resumed.output
+
     shown = runner.invoke(app, [*_args(synth_root, out), "--show"], env=env)
     assert shown.exit_code == 0 and "| jitter | 2 |" in shown.output and "already" not in shown.output
 
