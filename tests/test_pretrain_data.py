@@ -133,6 +133,7 @@ def test_fold_9_10_records_are_refused_by_content_and_by_name(
     cfg = SSLConfig(**_kwargs(synth_root, session_cache, tmp_path, pretrain_data=[str(extra_dir)]))
     with pytest.raises(ConfigError, match=r"^--pretrain-data: 3 records are PTB-XL folds 9-10 "):
         train_ssl(cfg)
+    assert not (tmp_path / "runs").exists()  # refused before any run directory was made
     result = runner.invoke(
         app,
         ["train", "ssl", "--data-root", str(synth_root), "--pretrain-data", str(extra_dir), "--epochs", "1"],

@@ -183,12 +183,12 @@ def train_ssl(
     t_start = time.perf_counter()
     device = dist.device
     placement = dist.info(cfg.batch_size, sync_bn=True)
-    run = open_run(cfg, dist, placement, resume)
     data = data or load_data(cfg, cfg.probe_fraction, dist, callback)
+    extra = added_records(cfg, data, dist, callback)  # refused (leakage) before a run directory exists
+    run = open_run(cfg, dist, placement, resume)
     ds, split, store = data.dataset, data.split, data.store
     norm = fit_lead_norm(store, split.pretrain)
     x = signals_tensor(store, split.pretrain, LeadNorm.identity(len(LEADS)))  # mV: augment, then normalise
-    extra = added_records(cfg, data, dist, callback)
     if len(extra):
         x = torch.cat([x, torch.from_numpy(extra.millivolts())])
     if device.type == "cuda":
