@@ -1,12 +1,13 @@
 """Self-supervised pretraining of the encoder (``ecg train ssl``): SimCLR or BYOL.
 
 Every record of folds 1-8 is used, labelled or not (17,441 on PTB-XL v1.0.1); labels are never
-read for the objective. Two views of each batch come from the batched ECG augmentations
-(:mod:`ecgcli.ssl.augment`), generated on the training device. Every ``probe_every`` epochs a
-*linear probe* measures the representation: logistic regression on frozen encoder features of
-the labelled fraction (the same records ``train supervised --seed S`` would use), scored on
-fold 9 (macro AUROC and F1), so the user sees whether pretraining helps while it runs. Fold 10
-is never touched here.
+read for the objective; ``--pretrain-data`` adds the records of other WFDB folders, refused
+when any is a fold 9-10 record (:mod:`ecgcli.data.extra`). Two views of each batch come from
+the batched ECG augmentations (:mod:`ecgcli.ssl.augment`), generated on the training device.
+Every ``probe_every`` epochs a *linear probe* measures the representation: logistic
+regression on frozen encoder features of the labelled fraction (the same records ``train
+supervised --seed S`` would use), scored on fold 9 (macro AUROC and F1), so the user sees
+whether pretraining helps while it runs. Fold 10 is never touched here.
 
 The output is an *encoder* checkpoint (``kind: encoder``) that ``ecg finetune`` loads; it
 carries the normalisation fitted on the pretraining records and the augmentation set used.
