@@ -173,3 +173,16 @@ def test_bad_pretrain_data_folders_are_one_line(synth_root: Path, tmp_path: Path
         )
         assert result.exit_code == 2 and message in result.output, result.output
         assert len([ln for ln in result.output.splitlines() if ln.strip()]) == 1
+
+
+def test_store_fingerprints_fast_path_equals_the_rounded_signal(
+    synth_root: Path, session_cache: Path
+) -> None:
+    from ecgcli.data.cache import ensure_cache
+    from ecgcli.data.extra import fingerprints, store_fingerprints
+
+    store = ensure_cache(load_ptbxl(synth_root), session_cache)
+    rows = np.arange(5)
+    assert (store.gain[rows] == 1000).all()  # the fast path is the one taken
+    slow = fingerprints(np.round(store.get(rows) * 1000.0).astype(np.int16))
+    assert store_fingerprints(store, rows) == slow
