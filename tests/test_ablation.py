@@ -135,3 +135,23 @@ def test_parse_augmentations() -> None:
         "temperature": 0.2,
         "pretrain_data": ["a", "b"],
     }
+
+
+def test_ctrl_c_during_pretraining_says_rerun(
+    synth_root: Path, session_cache: Path, tmp_path: Path, one_torch_thread: None
+) -> None:
+    from ecgcli.errors import Interrupted
+    from ecgcli.events import BatchDone
+    from ecgcli.experiments.ablation import plan_ablation, run_ablation
+
+    common = {"data_root": str(synth_root), "cache_dir": str(session_cache), "device": "cpu"}
+    ssl = {**common, "epochs": 1, "batch_size": 64, "width": 16, "hidden_dim": 32, "projection_dim": 16}
+    ssl["probe_every"] = 0
+    plan = plan_ablation(("jitter",), (42, 52), 1.0, ssl, {**common, "epochs": 1}, tmp_path / "abl")
+
+    def stop(event: object) -> None:
+        if isinstance(getattr(event, "event", None), BatchDone):
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="interrupted while pretraining all; rerun the same"):
+        run_ablation(plan, stop)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_origin
 
-from ecgcli.errors import ConfigError
+from ecgcli.errors import ConfigError, Interrupted
 from ecgcli.events import Callback, Event, ignore
 from ecgcli.experiments.grid import Grid, build_grid
 from ecgcli.experiments.runner import CellEvent, run_multiseed
@@ -182,39 +182,65 @@ def plan_ablation(
 
 def run_ablation(plan: AblationPlan, callback: Callback = ignore, jobs: int = 1) -> dict[str, Any]:
     """Pretrain every unfinished variant, fine-tune every unfinished cell, write the report;
-    returns the report document (see :func:`build_report`)."""
-    from ecgcli.train.run import continue_run
-    from ecgcli.train.ssl import resume_ssl, train_ssl
+    returns the report document (see :func:`build_report`).
 
+    Raises :class:`~ecgcli.errors.Interrupted` on Ctrl-C after saving what finished:
+    rerunning the same command continues from there.
+    """
     variants = plan.variants()
     data = None
     for i, (variant, disabled) in enumerate(variants, 1):
-        cfg = plan.ssl_config(variant, disabled)
-        path = plan.pretrain_dir(variant)
-        _check_stored(path, cfg)
-        key = f"pretrain {variant}"
+        data = _pretrain(plan, variant, disabled, (i, len(variants)), data, callback)
+    try:
+        doc = run_multiseed(plan.grid(), callback, jobs)
+    except Interrupted as exc:
+        raise Interrupted(f"{exc} (or rerun the same `ecg ablate augmentations` command)") from None
+    return write_report(plan, doc)
 
-        def wrapped(event: Event, key: str = key) -> None:
-            callback(CellEvent(key, event))
 
-        from ecgcli.storage.runs import RunDir
+def _pretrain(
+    plan: AblationPlan,
+    variant: str,
+    disabled: list[str],
+    position: tuple[int, int],
+    data: Any,
+    callback: Callback,
+) -> Any:
+    """Reuse, resume or train the pretraining of ``variant``; returns the shared training
+    data (loaded by the first variant that trains from scratch, reused by the next)."""
+    from ecgcli.storage.runs import RunDir
+    from ecgcli.train.run import continue_run
+    from ecgcli.train.ssl import resume_ssl, train_ssl
 
-        status = RunDir(path).status()
-        if status != "finished":
-            callback(PretrainStarted(variant, i, len(variants), "resume" if status == "resume" else "train"))
-            if data is None and status != "resume":
-                data = _shared_data(cfg, callback)
-        t0 = time.perf_counter()
+    cfg = plan.ssl_config(variant, disabled)
+    path = plan.pretrain_dir(variant)
+    _check_stored(path, cfg)
+    key = f"pretrain {variant}"
+
+    def wrapped(event: Event) -> None:
+        callback(CellEvent(key, event))
+
+    status = RunDir(path).status()
+    if status != "finished":
+        callback(PretrainStarted(variant, *position, "resume" if status == "resume" else "train"))
+        if data is None and status != "resume":
+            data = _shared_data(cfg, callback)
+    t0 = time.perf_counter()
+    try:
         action, _ = continue_run(
             path,
-            start=lambda cfg=cfg, wrapped=wrapped, data=data: train_ssl(cfg, wrapped, data=data),
-            resume=lambda path=path, wrapped=wrapped: resume_ssl(path, wrapped),
+            start=lambda: train_ssl(cfg, wrapped, data=data),
+            resume=lambda: resume_ssl(path, wrapped),
         )
-        metrics = RunDir(path).read_json("metrics.json") or {}
-        probe = (metrics.get("final_probe") or {}).get("probe_auroc")
-        callback(PretrainDone(variant, probe, time.perf_counter() - t0, action == "reused"))
-    doc = run_multiseed(plan.grid(), callback, jobs)
-    return write_report(plan, doc)
+    except Interrupted:
+        raise Interrupted(
+            f"interrupted while pretraining {variant}; rerun the same `ecg ablate augmentations` "
+            "command to continue (finished runs are reused, this one resumes from its last epoch)"
+        ) from None
+    metrics = RunDir(path).read_json("metrics.json") or {}
+    probe = (metrics.get("final_probe") or {}).get("probe_auroc")
+    callback(PretrainDone(variant, probe, time.perf_counter() - t0, action == "reused"))
+    return data
 
 
 def _shared_data(cfg: Any, callback: Callback) -> Any:
