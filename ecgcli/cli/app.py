@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from ecgcli import __version__
 from ecgcli.cli import (
+    ablate,
     benchmark,
     compare,
     config,
@@ -159,6 +160,7 @@ app.add_typer(train.app, name="train", rich_help_panel="Commands")
 app.command("finetune")(finetune.finetune)
 app.command("multiseed")(multiseed.multiseed)
 app.command("benchmark")(benchmark.benchmark)
+app.add_typer(ablate.app, name="ablate", rich_help_panel="Commands")
 app.command("compare")(compare.compare)
 app.command("predict")(predict.predict)
 app.command("models")(models.models)

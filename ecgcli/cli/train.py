@@ -169,7 +169,7 @@ def ssl(
     node_rank: NodeRank = 0,
     rdzv_endpoint: RdzvEndpoint = None,
 ) -> None:
-    """Pretrain the encoder without labels (--method: SimCLR, BYOL, CPC or masked) on every record of folds 1-8.
+    """Pretrain the encoder without labels (SimCLR, BYOL, CPC or masked) on every record of folds 1-8.
 
     The live table shows the SSL loss and, every --probe-every epochs, a linear probe's fold-9
     macro AUROC and F1 (logistic regression on frozen features of the labelled fraction).

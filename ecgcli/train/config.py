@@ -358,6 +358,11 @@ class SSLConfig(RunConfig):
     no_aug: list[str] = option(
         help="Switch an augmentation off (repeatable), for ablations.", flag="--no-aug", factory=list
     )
+    pretrain_data: list[str] = option(
+        help="Another WFDB folder whose records (any 12-lead set, found recursively) are added to "
+        "the pretraining records of folds 1-8 (repeatable); refused if any is a PTB-XL fold 9-10 record.",
+        factory=list,
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -397,6 +402,11 @@ class SSLConfig(RunConfig):
         if not 0.0 < self.probe_fraction <= 1.0:
             raise ConfigError(f"--probe-fraction must be in (0, 1], got {self.probe_fraction}")
         build_policy(self.sampling_rate, disabled=self.no_aug)  # unknown names fail here
+        for folder in self.pretrain_data:
+            if not Path(folder).is_dir():
+                raise ConfigError(f"--pretrain-data: {folder} is not a folder")
+            if not any(Path(folder).rglob("*.hea")):
+                raise ConfigError(f"--pretrain-data: {folder} has no WFDB records (no .hea files under it)")
         self.check_common()
 
 

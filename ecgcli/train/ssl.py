@@ -2,14 +2,15 @@
 (:mod:`ecgcli.ssl.methods`: SimCLR, BYOL, CPC, masked modelling).
 
 Every record of folds 1-8 is used, labelled or not (17,441 on PTB-XL v1.0.1); labels are never
-read for the objective. Two-view methods get two views of each batch from the batched ECG
-augmentations (:mod:`ecgcli.ssl.augment`), generated on the training device; one-view methods
-(CPC, masked modelling) make their own task of the normalised, unaugmented crop (masks drawn
-from the same seeded generator) and record no augmentation. Every ``probe_every`` epochs a
-*linear probe* measures the representation: logistic regression on frozen encoder features of
-the labelled fraction (the same records ``train supervised --seed S`` would use), scored on
-fold 9 (macro AUROC and F1), so the user sees whether pretraining helps while it runs. Fold 10
-is never touched here.
+read for the objective; ``--pretrain-data`` adds the records of other WFDB folders, refused
+when any is a fold 9-10 record (:mod:`ecgcli.data.extra`). Two-view methods get two views of
+each batch from the batched ECG augmentations (:mod:`ecgcli.ssl.augment`), generated on the
+training device; one-view methods (CPC, masked modelling) make their own task of the
+normalised, unaugmented crop (masks drawn from the same seeded generator) and record no
+augmentation. Every ``probe_every`` epochs a *linear probe* measures the representation:
+logistic regression on frozen encoder features of the labelled fraction (the same records
+``train supervised --seed S`` would use), scored on fold 9 (macro AUROC and F1), so the user
+sees whether pretraining helps while it runs. Fold 10 is never touched here.
 
 The output is an *encoder* checkpoint (``kind: encoder``) that ``ecg finetune`` loads; it
 carries the normalisation fitted on the pretraining records and the augmentation set used.
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 
 from ecgcli import LEADS
+from ecgcli.data.extra import ExtraRecords, load_extra_records
 from ecgcli.data.loader import batch_slices
 from ecgcli.data.normalize import LeadNorm, fit_lead_norm
 from ecgcli.device import pick_device
@@ -187,17 +189,21 @@ def train_ssl(
     t_start = time.perf_counter()
     device = dist.device
     placement = dist.info(cfg.batch_size, sync_bn=True)
-    run = open_run(cfg, dist, placement, resume)
     data = data or load_data(cfg, cfg.probe_fraction, dist, callback)
+    extra = added_records(cfg, data, dist, callback)  # refused (leakage) before a run directory exists
+    run = open_run(cfg, dist, placement, resume)
     ds, split, store = data.dataset, data.split, data.store
     norm = fit_lead_norm(store, split.pretrain)
     x = signals_tensor(store, split.pretrain, LeadNorm.identity(len(LEADS)))  # mV: augment, then normalise
+    if len(extra):
+        x = torch.cat([x, torch.from_numpy(extra.millivolts())])
     if device.type == "cuda":
         x = x.to(device)
+    added = f" + {len(extra)} added by --pretrain-data" if cfg.pretrain_data else ""
     callback(
         Message(
             f"pretraining {cfg.method} on {len(split.pretrain)} records of folds 1-8 "
-            f"({int((~ds.labelled[split.pretrain]).sum())} without a superclass); probe: "
+            f"({int((~ds.labelled[split.pretrain]).sum())} without a superclass){added}; probe: "
             f"{len(split.train)} labelled -> {len(split.val)} fold-9 records"
         )
     )
@@ -258,7 +264,9 @@ def train_ssl(
         "probe_at_init": run.read_json("probe_at_init.json"),
         "augmentations": list(policy.enabled) if objective.views == 2 else [],  # one view: none used
         "data": {
-            "n_pretrain": int(len(split.pretrain)),
+            "n_pretrain": int(len(split.pretrain)) + len(extra),
+            "n_pretrain_folds": int(len(split.pretrain)),
+            "pretrain_data": extra.sources,
             "n_probe_train": int(len(split.train)),
             "n_probe_val": int(len(split.val)),
             "cache_id": store.cache_id,
@@ -331,7 +339,30 @@ def encoder_meta(
         normalisation=norm.to_dict(),
         config=cfg.to_dict(),
         metrics={"probe_auroc": last.get("probe_auroc"), "probe_f1": last.get("probe_f1")},
-        data={"cache_id": cache_id, "data_root": root},
+        data={
+            "cache_id": cache_id,
+            "data_root": root,
+            "n_pretrain": metrics["data"]["n_pretrain"],
+            "pretrain_data": metrics["data"]["pretrain_data"],
+        },
+    )
+
+
+def added_records(cfg: SSLConfig, data: TrainingData, dist: Distributed, callback: Callback) -> ExtraRecords:
+    """The ``--pretrain-data`` records, leakage-guarded (:mod:`ecgcli.data.extra`); read once
+    per node, then from the cache."""
+    if not cfg.pretrain_data:
+        return ExtraRecords(np.zeros((0, len(LEADS), data.store.length), np.int16), [])
+    return dist.local_first(
+        lambda: load_extra_records(
+            cfg.pretrain_data,
+            data.dataset,
+            data.store,
+            data.split.pretrain,
+            Path(cfg.cache_dir),
+            cfg.workers,
+            callback,
+        )
     )
 
 
