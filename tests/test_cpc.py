@@ -114,7 +114,8 @@ def test_shapes_behind_the_refusals() -> None:
         ),
         ({"encoder": "inception1d"}, "does not suit --encoder inception1d: its feature map keeps every"),
         ({"encoder": "lstm"}, "does not suit --encoder lstm: its feature map keeps every input sample"),
-        ({"encoder": "lstm_bidir"}, "does not suit --encoder lstm_bidir: it reads the record backwards"),
+        ({"encoder": "lstm_bidir"}, "does not suit --encoder lstm_bidir: it reads the record both ways"),
+        ({"encoder": "transformer"}, "does not suit --encoder transformer: it reads the record both ways"),
         (
             {"encoder": "xresnet1d50", "signal_length": 250},
             "xresnet1d50 keeps 8 time steps of a 250-sample window, too few to predict --cpc-steps 12 "

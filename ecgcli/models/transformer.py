@@ -46,6 +46,9 @@ class ECGTransformer(Encoder):
     """Patch tokens -> ``depth`` pre-norm transformer layers: ``(B, in_ch, T)`` -> ``(B, width)``."""
 
     config_keys = ("in_ch", "width", "depth", "heads", "patch", "dropout")
+    #: Self-attention reads the whole window both ways: a token's features have seen the future
+    #: (which is why CPC refuses this encoder, as it refuses a bidirectional LSTM).
+    bidirectional = True
 
     def __init__(
         self,

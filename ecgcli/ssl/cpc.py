@@ -184,7 +184,8 @@ def refuse_encoder(encoder: str) -> str | None:
         return None  # the configuration's own check names the known encoders
     if getattr(_narrow(encoder), "bidirectional", False):
         return (
-            "it reads the record backwards too, so its features at t already contain the future CPC predicts"
+            "it reads the record both ways (backwards, or by attention over the whole window), so its "
+            "features at t already contain the future CPC predicts"
         )
     if feature_steps(encoder, 1024) >= 1024:
         return (
