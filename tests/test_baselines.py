@@ -268,3 +268,22 @@ def test_train_supervised_flags_make_the_random_baselines(
         "finetune:random",
         "finetune",
     )
+
+
+def test_a_random_probe_normalises_with_the_statistics_of_its_training_records() -> None:
+    import torch
+
+    from ecgcli.models import build_encoder
+    from ecgcli.train.supervised import refit_batchnorm
+
+    torch.manual_seed(0)
+    encoder = build_encoder("cnn1d", in_ch=12, width=4)
+    x = 3.0 + 2.0 * torch.randn(40, 12, 300)
+    assert refit_batchnorm(encoder, x, window=200, batch_size=16) == 6
+    first_conv, first_bn = encoder.features[0], encoder.features[1]
+    with torch.no_grad():
+        h = first_conv(x[..., :200])
+    # the cumulative average of the batch means, batches of 16, 16 and 8 records, weighted 1:1:1
+    means = torch.stack([h[i : i + 16].mean(dim=(0, 2)) for i in (0, 16, 32)]).mean(0)
+    assert torch.allclose(first_bn.running_mean, means, atol=1e-5)
+    assert first_bn.momentum == 0.1 and encoder.training  # put back as it was

@@ -139,6 +139,31 @@ def _build_model(
     return model, info
 
 
+@torch.no_grad()
+def refit_batchnorm(encoder: nn.Module, x: torch.Tensor, window: int, batch_size: int = 256) -> int:
+    """Set every BatchNorm's running statistics to their average over the records ``x`` (their
+    first ``window`` samples); returns how many layers were refitted.
+
+    A frozen *random* encoder (``probe:random``) would otherwise normalise with its initial
+    statistics (mean 0, variance 1), so its features would be scaled by chance and a linear head
+    would judge the initialisation's scale, not the random features. Refitting is what a
+    pretrained encoder's statistics already are: those of real inputs. Nothing is learned.
+    """
+    layers = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over every batch
+    was_training = encoder.training
+    encoder.train()
+    for start in range(0, len(x), batch_size):
+        encoder(x[start : start + batch_size, :, :window])
+    for m, momentum in zip(layers, momenta, strict=True):
+        m.momentum = momentum
+    encoder.train(was_training)
+    return len(layers)
+
+
 def _optimizer(model: ECGClassifier, cfg: SupervisedConfig) -> torch.optim.Optimizer:
     if cfg.freeze_encoder:
         for p in model.encoder.parameters():
@@ -213,6 +238,8 @@ def train_classifier(
     x_val = signals_tensor(store, split.val, norm, rows)
     x_test = signals_tensor(store, split.test, norm, rows)
     model.to(device)
+    if cfg.freeze_encoder and init_encoder is None and resume is None:
+        refit_batchnorm(model.encoder, x_train, cfg.signal_length)  # a random probe's features
     sampler = EpochSampler(y_train, cfg.balance_strategy, cfg.seed)
     before, after = sampler.frequencies()
     freq = ", ".join(
