@@ -33,7 +33,7 @@ import numpy as np
 from ecgcli import LEADS, __version__
 from ecgcli.data.parallel import map_chunks
 from ecgcli.data.ptbxl import PTBXL
-from ecgcli.data.records import INVALID_INT16, read_standard_record
+from ecgcli.data.records import INVALID_INT16, file_stamp, read_standard_record
 from ecgcli.errors import DataError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.files import ctrl_c_deferred, remove_stale_temporaries, temp_path
@@ -89,13 +89,7 @@ def source_fingerprint(dataset: PTBXL) -> str:
     root = os.path.normpath(dataset.root)
     for eid, stem in zip(dataset.ecg_ids, dataset.record_paths, strict=True):
         # relative to the root: the same folder named relatively or absolutely is one dataset
-        parts = [str(eid), os.path.relpath(stem, root)]
-        for suffix in (".hea", ".dat"):
-            try:
-                st = os.stat(f"{stem}{suffix}")
-                parts += [str(st.st_size), str(st.st_mtime_ns)]
-            except OSError:
-                parts.append("missing")
+        parts = [str(eid), os.path.relpath(stem, root), *file_stamp(stem)]
         h.update("\t".join(parts).encode())
         h.update(b"\n")
     return h.hexdigest()

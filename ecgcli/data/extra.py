@@ -37,7 +37,7 @@ from ecgcli import LEADS
 from ecgcli.data.cache import SignalStore
 from ecgcli.data.parallel import map_chunks
 from ecgcli.data.ptbxl import PTBXL
-from ecgcli.data.records import prepare_record, resolve_records
+from ecgcli.data.records import file_stamp, prepare_record, resolve_records
 from ecgcli.errors import ConfigError, RecordError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.files import atomic_write_bytes
@@ -110,13 +110,7 @@ def _read_chunk(
 def _folder_key(folder: Path, stems: list[Path], fs: int, length: int) -> str:
     h = hashlib.sha256(f"{EXTRA_CACHE_VERSION}\n{folder.resolve()}\n{fs}\n{length}\n".encode())
     for stem in stems:
-        parts = [os.path.relpath(stem, folder)]
-        for suffix in (".hea", ".dat"):
-            try:
-                st = os.stat(f"{stem}{suffix}")
-                parts += [str(st.st_size), str(st.st_mtime_ns)]
-            except OSError:
-                parts.append("-")
+        parts = [os.path.relpath(stem, folder), *file_stamp(stem, missing="-")]
         h.update(("\t".join(parts) + "\n").encode())
     return h.hexdigest()[:16]
 

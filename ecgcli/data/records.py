@@ -8,6 +8,7 @@ multi-segment records) falls back to ``wfdb.rdrecord``, so every record WFDB can
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -109,6 +110,19 @@ class Header:
     def mv_per_unit(self) -> np.ndarray:
         """Factor turning each channel's physical unit into millivolts (NaN if not a voltage)."""
         return np.array([_UNIT_SCALE_TO_MV.get(u.lower(), np.nan) for u in self.units])
+
+
+def file_stamp(stem: Path | str, missing: str = "missing") -> list[str]:
+    """Size and modification time (ns) of a record's ``.hea`` and ``.dat``, ``missing`` for an
+    absent file: what tells a cache that a record's files changed without reading them."""
+    parts: list[str] = []
+    for suffix in (".hea", ".dat"):
+        try:
+            st = os.stat(f"{stem}{suffix}")
+            parts += [str(st.st_size), str(st.st_mtime_ns)]
+        except OSError:
+            parts.append(missing)
+    return parts
 
 
 def read_header(path: Path) -> Header:

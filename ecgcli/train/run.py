@@ -35,6 +35,19 @@ class RunResult:
     metrics: dict[str, Any]
 
 
+def data_summary(data: TrainingData) -> dict[str, Any]:
+    """The ``data`` block of a classifier run's metrics.json: split sizes and the signals used."""
+    ds, split, store = data.dataset, data.split, data.store
+    return {
+        "n_train": int(len(split.train)),
+        "n_val": int(len(split.val)),
+        "n_test": int(len(split.test)),
+        "cache_id": store.cache_id,
+        "data_root": str(ds.root),
+        "sampling_rate": ds.sampling_rate,
+    }
+
+
 def open_run(cfg: RunConfig, dist: Distributed, placement: dict[str, Any], resume: RunDir | None) -> RunDir:
     """The run directory: the resumed one, or a new one made by rank 0 with the config in it;
     either way claimed by rank 0 for as long as it runs (a second process is refused)."""

@@ -40,7 +40,7 @@ from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import LoopConfig, fit, optimizer_class
 from ecgcli.train.losses import build_loss
-from ecgcli.train.run import RunResult, interrupted_writing, load_data, open_run
+from ecgcli.train.run import RunResult, data_summary, interrupted_writing, load_data, open_run
 from ecgcli.train.seeds import epoch_seed
 
 
@@ -345,14 +345,7 @@ def train_classifier(
         ),
         "calibration": calibration,
         "class_frequencies": {"train": before.tolist(), "sampled": after.tolist()},
-        "data": {
-            "n_train": int(len(split.train)),
-            "n_val": int(len(split.val)),
-            "n_test": int(len(split.test)),
-            "cache_id": store.cache_id,
-            "data_root": str(ds.root),
-            "sampling_rate": ds.sampling_rate,
-        },
+        "data": data_summary(data),
         "timing": {
             "train_seconds": round(train_seconds, 2),
             "eval_seconds": round(eval_seconds, 2),
