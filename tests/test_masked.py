@@ -237,3 +237,58 @@ def test_masked_pretraining_beats_the_random_encoder_probe(masked_kwargs: dict) 
     assert metrics["final_probe"]["probe_auroc"] > at_init["probe_auroc"] + 0.05
     losses = [h["train_loss"] for h in metrics["history"]]
     assert losses[-1] < 0.8 * losses[0]  # the masked spans are being reconstructed
+
+
+# ------------------------------------------------------------------ two gloo processes
+
+
+class _Strided(nn.Module):
+    """A BatchNorm-free strided encoder (per-rank BatchNorm would differ from one process's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv1d(12, 6, 5, stride=4, padding=2), nn.Tanh())
+        self.out_dim = 6
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def _ddp_worker(rank: int, world: int, store: str, mode: str) -> None:
+    import torch.distributed as td
+
+    from ecgcli.train.distributed import Distributed
+
+    torch.set_num_threads(1)
+    td.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        dist = Distributed(rank, world, rank, torch.device("cpu"), "gloo", td.new_group(backend="gloo"))
+        torch.manual_seed(0)
+        whole = Masked(_Strided(), 64, 0.5, 8, mode).double()
+        local = Masked(_Strided(), 64, 0.5, 8, mode).double()
+        local.load_state_dict(whole.state_dict())
+        x = torch.randn(8, 12, 64, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+        whole.generator = torch.Generator().manual_seed(5)
+        mask = whole.draw_mask(x)  # every row masks the same number of spans
+        whole.draw_mask = lambda batch: mask  # type: ignore[method-assign]
+        expected = whole(x)  # one process, the whole batch
+        expected.backward()
+        n = 8 // world
+        local.draw_mask = lambda batch: mask[rank * n : (rank + 1) * n]  # type: ignore[method-assign]
+        net = dist.wrap(local)
+        loss = net(x[rank * n : (rank + 1) * n])
+        loss.backward()  # DDP averages the gradients over the ranks
+        assert abs(dist.mean(loss) - expected.item()) < 1e-12
+        for (name, p), q in zip(local.named_parameters(), whole.parameters(), strict=True):
+            assert torch.allclose(p.grad, q.grad, atol=1e-12), name
+    finally:
+        td.destroy_process_group()
+
+
+@pytest.mark.parametrize("mode", ["time", "lead"])
+def test_two_processes_give_the_one_process_loss_and_gradient(tmp_path: Path, mode: str) -> None:
+    """Masked modelling needs no gather: each row masks the same number of samples, so the mean
+    of the ranks' masked means is the whole batch's, and DDP's averaged gradient its gradient."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), mode), nprocs=2, join=True)
