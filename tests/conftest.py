@@ -104,3 +104,22 @@ def train_tiny(synth_root: Path, cache: Path, runs_dir: Path, **options):
         return train_classifier(cfg)
     finally:
         torch.set_num_threads(before)
+
+
+def strided_encoder():
+    """A BatchNorm-free strided encoder (12 leads -> 6 channels, stride 4) for the 2-process
+    equivalence tests of the SSL objectives: per-rank BatchNorm statistics would differ from one
+    process's, so an encoder with BatchNorm could not give the same gradient."""
+    import torch
+    from torch import nn
+
+    class Strided(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv1d(12, 6, 5, stride=4, padding=2), nn.Tanh())
+            self.out_dim = 6
+
+        def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+            return self.features(x)
+
+    return Strided()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
+from conftest import strided_encoder
 from typer.testing import CliRunner
 
 from ecgcli.cli.app import app
@@ -153,18 +153,6 @@ def test_cli_refusal_is_one_line(synth_root: Path) -> None:
 # ------------------------------------------------------------------ two gloo processes
 
 
-class _Strided(nn.Module):
-    """A BatchNorm-free strided encoder (per-rank BatchNorm would differ from one process's)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv1d(12, 6, 5, stride=4, padding=2), nn.Tanh())
-        self.out_dim = 6
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-
 def _worker(rank: int, world: int, store: str) -> None:
     import torch.distributed as td
 
@@ -175,8 +163,8 @@ def _worker(rank: int, world: int, store: str) -> None:
     try:
         dist = Distributed(rank, world, rank, torch.device("cpu"), "gloo", td.new_group(backend="gloo"))
         torch.manual_seed(0)
-        whole = CPC(_Strided(), 6, steps=3, hidden=5).double()
-        local = CPC(_Strided(), 6, steps=3, hidden=5).double()
+        whole = CPC(strided_encoder(), 6, steps=3, hidden=5).double()
+        local = CPC(strided_encoder(), 6, steps=3, hidden=5).double()
         local.load_state_dict(whole.state_dict())
         x = torch.randn(8, 12, 64, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
         expected = whole(x)  # one process, the whole batch
@@ -189,7 +177,7 @@ def _worker(rank: int, world: int, store: str) -> None:
         assert abs(dist.mean(loss) - expected.item()) < 1e-12
         for (name, p), q in zip(local.named_parameters(), whole.parameters(), strict=True):
             assert torch.allclose(p.grad, q.grad, atol=1e-12), name
-        alone = CPC(_Strided(), 6, steps=3, hidden=5).double()
+        alone = CPC(strided_encoder(), 6, steps=3, hidden=5).double()
         alone.load_state_dict(whole.state_dict())
         assert abs(alone(x[rank * n : (rank + 1) * n]).item() - loss.item()) > 1e-6  # gather matters
     finally:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import strided_encoder
 from torch import nn
 from typer.testing import CliRunner
 
@@ -243,18 +244,6 @@ def test_masked_pretraining_beats_the_random_encoder_probe(masked_kwargs: dict) 
 # ------------------------------------------------------------------ two gloo processes
 
 
-class _Strided(nn.Module):
-    """A BatchNorm-free strided encoder (per-rank BatchNorm would differ from one process's)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv1d(12, 6, 5, stride=4, padding=2), nn.Tanh())
-        self.out_dim = 6
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-
 def _ddp_worker(rank: int, world: int, store: str) -> None:
     import torch.distributed as td
 
@@ -272,8 +261,8 @@ def _ddp_worker(rank: int, world: int, store: str) -> None:
 
 def _check_one_mode(dist: Any, rank: int, world: int, mode: str) -> None:
     torch.manual_seed(0)
-    whole = Masked(_Strided(), 64, 0.5, 8, mode).double()
-    local = Masked(_Strided(), 64, 0.5, 8, mode).double()
+    whole = Masked(strided_encoder(), 64, 0.5, 8, mode).double()
+    local = Masked(strided_encoder(), 64, 0.5, 8, mode).double()
     local.load_state_dict(whole.state_dict())
     x = torch.randn(8, 12, 64, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     whole.generator = torch.Generator().manual_seed(5)
