@@ -38,7 +38,7 @@ from ecgcli.storage.runs import RunDir
 from ecgcli.train.config import SupervisedConfig, encoder_width
 from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
-from ecgcli.train.loop import LoopConfig, fit, optimizer_class
+from ecgcli.train.loop import LoopConfig, fit, optimizer_class, selection_warning
 from ecgcli.train.losses import build_loss
 from ecgcli.train.run import RunResult, data_summary, interrupted_writing, load_data, open_run
 from ecgcli.train.seeds import epoch_seed
@@ -295,6 +295,10 @@ def train_classifier(
         callback=_logging(callback, run) if dist.is_main else ignore,
     )
     train_seconds = state.seconds
+    warning = selection_warning(state.history, cfg.select_metric)
+    if warning and dist.is_main:
+        run.log(f"warning: {warning}")
+        callback(Message(warning, level="warning"))
 
     t_eval = time.perf_counter()
     if state.best_state is not None:
