@@ -10,9 +10,7 @@ from ecgcli.train.loop import selection_warning
 
 
 def _history(aurocs: list[float], kept: int) -> list[dict]:
-    return [
-        {"epoch": i + 1, "auroc": a, "f1": 0.1, "best": i + 1 == kept} for i, a in enumerate(aurocs)
-    ]
+    return [{"epoch": i + 1, "auroc": a, "f1": 0.1, "best": i + 1 == kept} for i, a in enumerate(aurocs)]
 
 
 def test_warns_when_the_kept_epoch_trails_the_best_auroc() -> None:
@@ -31,6 +29,7 @@ def test_warns_when_the_kept_epoch_trails_the_best_auroc() -> None:
         ([0.80, 0.84, 0.85], 2, "f1"),  # within 0.05 of the best
         ([0.38, 0.33, 0.73], 3, "auroc"),  # AUROC selection cannot trail itself
         ([0.38, 0.73], 1, None),  # "keep the last": nothing was selected
+        ([float("nan"), 0.73], 1, "f1"),  # no AUROC to judge the kept epoch by
     ],
 )
 def test_no_warning_when_selection_is_sound(aurocs: list[float], kept: int, metric: str | None) -> None:

@@ -126,8 +126,9 @@ def selection_warning(
     chosen = [h for h in history if h.get("best")]
     if not chosen:
         return None
-    kept, top = chosen[-1], max(history, key=lambda h: h["auroc"])
-    if top["auroc"] - kept["auroc"] < gap:
+    scored = [h for h in history if math.isfinite(h["auroc"])]  # NaN: a class without positives
+    kept, top = chosen[-1], max(scored, key=lambda h: h["auroc"], default=None)
+    if top is None or not math.isfinite(kept["auroc"]) or top["auroc"] - kept["auroc"] < gap:
         return None
     return (
         f"selection by {select_metric} kept epoch {kept['epoch']} (fold-9 AUROC {kept['auroc']:.3f}) "
