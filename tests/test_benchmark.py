@@ -39,6 +39,7 @@ def test_benchmark_trains_the_grid_then_reuses_it(
     assert cell.published == 0.925 and table["cnn1d"]["rhythm"].published is None
     md = (out / "leaderboard.md").read_text()
     assert "| fcn_wang |" in md and "0.925±0.006" in md
+    assert "Fold-10 macro AUROC, 100% of the labels" in md
     for task in ("superdiagnostic", "rhythm"):
         assert (out / task / "multiseed.json").is_file()
     again = runner.invoke(app, [*args, "--show"], env=env)

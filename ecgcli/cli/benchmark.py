@@ -76,7 +76,7 @@ def leaderboard_table(table: dict[str, Any], tasks: list[str], fraction: float) 
     from ecgcli.experiments.benchmark import fmt_cell
 
     t = Table(
-        title=f"PTB-XL fold-10 macro AUROC, {fraction:g} of the labels",
+        title=f"PTB-XL fold-10 macro AUROC, {100 * fraction:g}% of the labels",
         title_justify="left",
         caption=Text(
             "ours: mean over seeds [percentile bootstrap 95% band over test records] / published: "

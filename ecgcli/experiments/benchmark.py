@@ -151,7 +151,7 @@ def fmt_cell(cell: Cell) -> str:
 def to_markdown(table: dict[str, dict[str, Cell]], tasks: Sequence[str], label_fraction: float) -> str:
     """The leaderboard as a Markdown table, with what each number is."""
     lines = [
-        f"Fold-10 macro AUROC, {label_fraction:g} of the labels: ours (mean over seeds) "
+        f"Fold-10 macro AUROC, {100 * label_fraction:g}% of the labels: ours (mean over seeds) "
         "[bootstrap 95% band over test records] / published (Strodthoff et al. 2021, ± their "
         "bootstrap half-width)",
         "",
