@@ -17,9 +17,8 @@ import math
 from pathlib import Path
 
 
-def rows(run: Path, edges: list[int]) -> list[tuple[str, int, float]]:
+def rows(metrics: dict, edges: list[int]) -> list[tuple[str, int, float]]:
     """(bin label, classes in the bin, their mean test AUROC) per bin of training positives."""
-    metrics = json.loads((run / "metrics.json").read_text())
     n_train = metrics["data"]["n_train"]
     positives = [round(f * n_train) for f in metrics["class_frequencies"]["train"]]
     per_class = metrics["test"]["per_class"]
@@ -42,15 +41,12 @@ def main() -> None:
     parser.add_argument("--bins", default="20,100,500", help="bin edges in training positives")
     args = parser.parse_args()
     edges = [int(e) for e in args.bins.split(",")]
-    print(
-        "| run | task | macro AUROC | "
-        + " | ".join(f"{lab} positives" for lab, _, _ in rows(args.runs[0], edges))
-        + " |"
-    )
-    print("|---|---|---:|" + "---:|" * (len(edges) + 1))
-    for run in args.runs:
-        metrics = json.loads((run / "metrics.json").read_text())
-        cells = [f"{auroc:.3f} ({n})" if n else "-" for _, n, auroc in rows(run, edges)]
+    runs = [(run, json.loads((run / "metrics.json").read_text())) for run in args.runs]
+    labels = [label for label, _, _ in rows(runs[0][1], edges)]
+    print("| run | task | macro AUROC | " + " | ".join(f"{lab} positives" for lab in labels) + " |")
+    print("|---|---|---:|" + "---:|" * len(labels))
+    for run, metrics in runs:
+        cells = [f"{auroc:.3f} ({n})" if n else "-" for _, n, auroc in rows(metrics, edges)]
         print(
             f"| {run} | {metrics.get('task', 'superdiagnostic')} | {metrics['test']['macro_auroc']:.3f} | "
             + " | ".join(cells)

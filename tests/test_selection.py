@@ -15,7 +15,7 @@ def _history(aurocs: list[float], kept: int) -> list[dict]:
 
 def test_warns_when_the_kept_epoch_trails_the_best_auroc() -> None:
     # what real PTB-XL rhythm at 1% of labels did: F1 kept epoch 1, AUROC kept rising
-    text = selection_warning(_history([0.381, 0.331, 0.55, 0.733], kept=1), "f1")
+    text = selection_warning(_history([0.381, 0.331, 0.55, 0.733], kept=1), 1, "f1")
     assert text is not None
     assert "kept epoch 1 (fold-9 AUROC 0.381)" in text
     assert "epoch 4 reached 0.733" in text
@@ -33,7 +33,7 @@ def test_warns_when_the_kept_epoch_trails_the_best_auroc() -> None:
     ],
 )
 def test_no_warning_when_selection_is_sound(aurocs: list[float], kept: int, metric: str | None) -> None:
-    assert selection_warning(_history(aurocs, kept), metric) is None
+    assert selection_warning(_history(aurocs, kept), kept, metric) is None
 
 
 def test_a_run_reports_the_warning_in_its_events_and_train_log(
@@ -43,7 +43,7 @@ def test_a_run_reports_the_warning_in_its_events_and_train_log(
 
     seen: list[list[dict]] = []
 
-    def fake(history: list[dict], metric: str | None) -> str:
+    def fake(history: list[dict], best_epoch: int, metric: str | None) -> str:
         seen.append(history)
         return f"selection by {metric} kept epoch 1"
 

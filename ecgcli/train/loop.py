@@ -112,7 +112,7 @@ def _better(value: float, best: float | None) -> bool:
 
 
 def selection_warning(
-    history: list[dict[str, Any]], select_metric: str | None, gap: float = 0.05
+    history: list[dict[str, Any]], best_epoch: int, select_metric: str | None, gap: float = 0.05
 ) -> str | None:
     """A warning when the selected epoch's fold-9 AUROC trails the run's best by ``gap`` or more.
 
@@ -123,12 +123,10 @@ def selection_warning(
     """
     if select_metric is None or select_metric == "auroc" or not history or "auroc" not in history[0]:
         return None
-    chosen = [h for h in history if h.get("best")]
-    if not chosen:
-        return None
+    kept = next((h for h in history if h["epoch"] == best_epoch), None)
     scored = [h for h in history if math.isfinite(h["auroc"])]  # NaN: a class without positives
-    kept, top = chosen[-1], max(scored, key=lambda h: h["auroc"], default=None)
-    if top is None or not math.isfinite(kept["auroc"]) or top["auroc"] - kept["auroc"] < gap:
+    top = max(scored, key=lambda h: h["auroc"], default=None)
+    if kept is None or top is None or not math.isfinite(kept["auroc"]) or top["auroc"] - kept["auroc"] < gap:
         return None
     return (
         f"selection by {select_metric} kept epoch {kept['epoch']} (fold-9 AUROC {kept['auroc']:.3f}) "

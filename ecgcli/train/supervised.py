@@ -295,7 +295,7 @@ def train_classifier(
         callback=_logging(callback, run) if dist.is_main else ignore,
     )
     train_seconds = state.seconds
-    warning = selection_warning(state.history, cfg.select_metric)
+    warning = selection_warning(state.history, state.best_epoch, cfg.select_metric)
     if warning and dist.is_main:
         run.log(f"warning: {warning}")
         callback(Message(warning, level="warning"))
