@@ -20,7 +20,7 @@ from ecgcli.experiments.grid import build_grid
 from ecgcli.experiments.results import load_results, results_path
 from ecgcli.experiments.runner import CellDone, CellEvent, run_multiseed
 from ecgcli.experiments.spec import DEFAULT_CONFIGS, DEFAULT_SEEDS, parse_fractions, parse_seeds, parse_spec
-from ecgcli.scoring.stats import bootstrap_auroc_ci
+from ecgcli.scoring.stats import BOOTSTRAP_RESAMPLE, bootstrap_auroc_ci
 
 runner = CliRunner()
 
@@ -280,7 +280,7 @@ def test_statistics_equal_scipys(train_kwargs: dict, tmp_path: Path, canned: lis
         for run in res["runs"]:
             with np.load(out / run["run_dir"] / "predictions.npz") as npz:
                 ref = bootstrap_auroc_ci(npz["test_y"], npz["test_prob"], 1000, seed=0)
-            assert run["bootstrap_auroc"] == pytest.approx(ref.to_dict())
+            assert run["bootstrap_auroc"] == pytest.approx({**ref.to_dict(), "resample": BOOTSTRAP_RESAMPLE})
     (comp,) = doc["comparisons"]
     assert (comp["baseline"], comp["config"], comp["n_pairs"]) == ("bce+standard", "focal+oversample", 4)
     a = np.array([CANNED["bce+standard"][s] for s in (42, 52, 62, 72)])
@@ -336,6 +336,31 @@ def test_rerun_reuses_finished_runs_and_may_grow(
     doc = run_multiseed(grid_for(train_kwargs, out, seeds=(42, 52, 62)))
     assert sorted(canned) == ["bce+standard 62", "focal+oversample 62"] and len(boots) == 2
     assert doc["complete"] and [r["n"] for r in doc["results"]] == [3, 3]
+
+
+def test_intervals_of_an_older_resampling_are_drawn_again(
+    train_kwargs: dict, tmp_path: Path, canned: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bootstrap intervals stored before replicates had to keep every class (no ``resample``
+    key) are recomputed from the predictions on the next collect, not reused."""
+    import ecgcli.scoring.stats
+
+    out = tmp_path / "ms"
+    run_multiseed(grid_for(train_kwargs, out, seeds=(42,)))
+    doc = json.loads(results_path(out).read_text())
+    for res in doc["results"]:
+        for run in res["runs"]:
+            for interval in run["bootstrap"].values():
+                del interval["resample"]
+    results_path(out).write_text(json.dumps(doc))
+    boots: list[int] = []
+    real = ecgcli.scoring.stats.test_bootstraps
+    monkeypatch.setattr(
+        ecgcli.scoring.stats, "test_bootstraps", lambda *a, **k: boots.append(1) or real(*a, **k)
+    )
+    again = run_multiseed(grid_for(train_kwargs, out, seeds=(42,)))
+    assert len(boots) == 2
+    assert all(r["runs"][0]["bootstrap_auroc"]["resample"] == BOOTSTRAP_RESAMPLE for r in again["results"])
 
 
 def test_a_grid_may_grow_but_not_shrink(train_kwargs: dict, tmp_path: Path, canned: list[str]) -> None:

@@ -18,6 +18,7 @@ from ecgcli.scoring.stats import (
     _macro_auroc_weighted,
     _replicate_counts,
     bootstrap_auroc_ci,
+    bootstrap_ci,
     macro_auroc,
     paired_tests,
     summarize,
@@ -233,12 +234,44 @@ def test_bootstrap_contains_estimate_is_deterministic_and_narrows() -> None:
     json.dumps(big.to_dict(), allow_nan=False)
 
 
-def test_bootstrap_skips_classes_absent_from_a_replicate() -> None:
+def test_bootstrap_redraws_replicates_that_miss_a_class() -> None:
+    """A class with one positive is in every replicate (the benchmark's resampling): skipping
+    it where a draw missed it would mix in replicates of the other class alone."""
     y, s = _labels(60, c=2)
+    s[:, 0] = y[:, 0] + 0.01 * s[:, 0]  # class 0: AUROC 1
     y[:, 1] = 0
-    y[0, 1] = 1  # one positive: many replicates miss it, the class is skipped there
+    y[0, 1] = 1
+    s[:, 1] = 1.0
+    s[0, 1] = 0.0  # class 1: its one positive scores lowest, AUROC 0
     got = bootstrap_auroc_ci(y, s, n_boot=300)
-    assert got.n_boot == 300 and math.isfinite(got.ci_low)
+    assert got.estimate == pytest.approx(0.5)
+    # every replicate holds both classes, so every replicate is 0.5; a skipped class gave 1.0
+    assert got.n_boot == 300 and got.ci_low == pytest.approx(0.5) and got.ci_high == pytest.approx(0.5)
+    for metric in ("auprc", "fmax"):
+        assert bootstrap_ci(y, s, metric, n_boot=50).n_boot == 50
+
+
+def test_bootstrap_settles_for_fewer_replicates_when_classes_are_too_rare() -> None:
+    """Twenty classes of one positive each among 400 records: about 1 draw in 10,000 keeps
+    them all, so the draw limit ends the search with fewer replicates (never a hang)."""
+    from ecgcli.scoring.stats import MAX_DRAWS_PER_REPLICATE
+
+    y = np.zeros((400, 20), dtype=int)
+    y[np.arange(20), np.arange(20)] = 1
+    s = np.random.default_rng(0).random((400, 20))
+    got = bootstrap_auroc_ci(y, s, n_boot=100)
+    assert MAX_DRAWS_PER_REPLICATE * 100 < 10_000 and got.n_boot < 100
+    assert got.n_boot > 0 or (math.isnan(got.ci_low) and math.isnan(got.ci_high))
+
+
+def test_stored_intervals_say_how_they_were_drawn() -> None:
+    from ecgcli.scoring.stats import BOOTSTRAP_METRICS, current_bootstraps, test_bootstraps
+
+    y, s = _labels(80)
+    boots = test_bootstraps(y, s, fmax_threshold=0.5, n_boot=20)
+    assert set(boots) == set(BOOTSTRAP_METRICS) and current_bootstraps(boots)
+    old = {m: {k: v for k, v in b.items() if k != "resample"} for m, b in boots.items()}
+    assert not current_bootstraps(old) and not current_bootstraps(None)
 
 
 def test_bootstrap_block_boundary_does_not_change_result(monkeypatch) -> None:

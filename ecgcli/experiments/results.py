@@ -144,12 +144,13 @@ def read_cell(
     """One finished run as a results record: scores, per-class test scores, bootstrap CIs.
 
     The bootstrap CIs of test AUROC, AUPRC and Fmax come from the run's metrics.json; for a
-    run written before they were recorded they are computed from its predictions, unless
+    run written before they were recorded, or drawn by an older resampling, they are computed
+    from its predictions, unless
     ``previous`` (this run's record in the last multiseed.json) was built from the very same
     metrics.json (``metrics_sha256``), whose intervals are then reused.
     """
     from ecgcli.scoring.metrics import fmax_threshold
-    from ecgcli.scoring.stats import test_bootstraps
+    from ecgcli.scoring.stats import current_bootstraps, test_bootstraps
 
     path = Path(path)
     try:
@@ -162,9 +163,9 @@ def read_cell(
             val_y, val_prob = npz["val_y"], npz["val_prob"]
         config = json.loads((path / "config.json").read_text())
         boots = metrics.get("bootstrap")
-        if not boots and previous and previous.get("metrics_sha256") == digest:
+        if not current_bootstraps(boots) and previous and previous.get("metrics_sha256") == digest:
             boots = previous.get("bootstrap")
-        if not boots:
+        if not current_bootstraps(boots):
             boots = test_bootstraps(test_y, test_prob, fmax_threshold(val_y, val_prob))
         record = {
             "seed": int(config["seed"] if seed is None else seed),
