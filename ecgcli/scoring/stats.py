@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -362,6 +362,77 @@ MAX_DRAWS_PER_REPLICATE = 50
 BOOTSTRAP_RESAMPLE = "records, redrawn until every class keeps both labels"
 
 
+def _replicate_blocks(y: np.ndarray, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """The bootstrap replicates of :func:`bootstrap_ci`, as blocks of record multiplicities
+    (B, N): drawn block by block from one seeded stream (the same indices as one (n_boot, N)
+    draw when every draw qualifies), keeping only draws in which every class that has both
+    labels in the test set has both too, until ``n_boot`` are kept or the draw limit is hit."""
+    n = y.shape[0]
+    rng = np.random.default_rng(seed)
+    block = max(1, _BOOT_BLOCK_ELEMENTS // n)
+    pos = y.sum(axis=0)
+    yf = y[:, (pos > 0) & (pos < n)].astype(np.float64)
+    found = drawn = 0
+    limit = MAX_DRAWS_PER_REPLICATE * n_boot
+    while found < n_boot and drawn < limit:
+        # as many draws as should yield the replicates still wanted, at the rate seen so far
+        rate = found / drawn if drawn else 1.0
+        want = math.ceil((n_boot - found) / max(rate, 1.0 / MAX_DRAWS_PER_REPLICATE))
+        size = min(block, want, limit - drawn)
+        counts = _replicate_counts(rng.integers(0, n, size=(size, n)), n)
+        drawn += size
+        p = counts @ yf
+        counts = counts[((p > 0) & (p < n)).all(axis=1)][: n_boot - found]  # p < n: a negative
+        if counts.shape[0]:
+            found += counts.shape[0]
+            yield counts
+
+
+def _bootstrap_many(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    metrics: Sequence[str],
+    n_boot: int,
+    confidence: float,
+    seed: int,
+    threshold: float,
+) -> dict[str, BootstrapCI]:
+    """:func:`bootstrap_ci` of several metrics over one set of replicates, drawn once."""
+    fns = {
+        "auroc": _macro_auroc_weighted,
+        "auprc": _macro_auprc_weighted,
+        "fmax": _fmax_at(threshold),
+        "fmax_bench": _fmax_best,
+    }
+    for metric in metrics:
+        if metric not in fns:
+            raise ConfigError(f"no bootstrap for metric {metric!r} (choose {', '.join(fns)})")
+    _check_confidence(confidence)
+    if int(n_boot) != n_boot or n_boot < 1:
+        raise ConfigError(f"n_boot must be a positive integer, got {n_boot}")
+    y, s = _check_labels(y_true, y_score)
+    n = y.shape[0]
+    if n == 0:
+        raise ConfigError("cannot bootstrap an empty test set")
+    reps: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
+    for counts in _replicate_blocks(y, int(n_boot), seed):
+        for metric in metrics:
+            reps[metric].append(fns[metric](counts, y, s))
+    alpha = (1.0 - confidence) / 2.0
+    out = {}
+    for metric in metrics:
+        fn = fns[metric]
+        estimate = macro_auroc(y, s) if metric == "auroc" else float(fn(np.ones((1, n)), y, s)[0])
+        r = np.concatenate(reps[metric]) if reps[metric] else np.empty(0)
+        r = r[np.isfinite(r)]
+        if r.size == 0:
+            out[metric] = BootstrapCI(estimate, math.nan, math.nan, 0)
+            continue
+        lo, hi = np.quantile(r, [alpha, 1.0 - alpha])
+        out[metric] = BootstrapCI(estimate, float(lo), float(hi), int(r.size))
+    return out
+
+
 def bootstrap_ci(
     y_true: np.ndarray,
     y_score: np.ndarray,
@@ -391,47 +462,7 @@ def bootstrap_ci(
     Vectorised over replicates (a replicate is a vector of record multiplicities); replicates
     are processed in blocks only to bound memory on very large test sets.
     """
-    fns = {
-        "auroc": _macro_auroc_weighted,
-        "auprc": _macro_auprc_weighted,
-        "fmax": _fmax_at(threshold),
-        "fmax_bench": _fmax_best,
-    }
-    if metric not in fns:
-        raise ConfigError(f"no bootstrap for metric {metric!r} (choose {', '.join(fns)})")
-    _check_confidence(confidence)
-    if int(n_boot) != n_boot or n_boot < 1:
-        raise ConfigError(f"n_boot must be a positive integer, got {n_boot}")
-    n_boot = int(n_boot)
-    y, s = _check_labels(y_true, y_score)
-    n = y.shape[0]
-    if n == 0:
-        raise ConfigError("cannot bootstrap an empty test set")
-    fn = fns[metric]
-    estimate = macro_auroc(y, s) if metric == "auroc" else float(fn(np.ones((1, n)), y, s)[0])
-    rng = np.random.default_rng(seed)
-    block = max(1, _BOOT_BLOCK_ELEMENTS // n)
-    pos = y.sum(axis=0)
-    need = (pos > 0) & (pos < n)  # classes a replicate must keep both labels of
-    yf = y[:, need].astype(np.float64)
-    kept: list[np.ndarray] = []
-    found = drawn = 0
-    while found < n_boot and drawn < MAX_DRAWS_PER_REPLICATE * n_boot:
-        # Drawn block by block from one stream: the same indices as one (n_boot, N) draw.
-        counts = _replicate_counts(rng.integers(0, n, size=(min(block, n_boot - found), n)), n)
-        drawn += counts.shape[0]
-        p = counts @ yf
-        counts = counts[((p > 0) & (p < n)).all(axis=1)]  # n records per replicate: p < n = a negative
-        if counts.shape[0]:
-            kept.append(fn(counts, y, s))
-            found += counts.shape[0]
-    reps = np.concatenate(kept) if kept else np.empty(0)
-    reps = reps[np.isfinite(reps)]
-    if reps.size == 0:
-        return BootstrapCI(estimate, math.nan, math.nan, 0)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
-    return BootstrapCI(estimate, float(lo), float(hi), int(reps.size))
+    return _bootstrap_many(y_true, y_score, (metric,), n_boot, confidence, seed, threshold)[metric]
 
 
 def bootstrap_auroc_ci(
@@ -456,13 +487,8 @@ def test_bootstraps(
     in metrics.json and multiseed.json (``fmax`` at the global threshold chosen on fold 9).
     Each carries ``resample`` = :data:`BOOTSTRAP_RESAMPLE`; intervals stored without it were
     drawn before replicates had to keep every class (see :func:`current_bootstraps`)."""
-    return {
-        m: {
-            **bootstrap_ci(y_true, y_score, m, n_boot, seed=seed, threshold=fmax_threshold).to_dict(),
-            "resample": BOOTSTRAP_RESAMPLE,
-        }
-        for m in BOOTSTRAP_METRICS
-    }
+    cis = _bootstrap_many(y_true, y_score, BOOTSTRAP_METRICS, n_boot, 0.95, seed, fmax_threshold)
+    return {m: {**ci.to_dict(), "resample": BOOTSTRAP_RESAMPLE} for m, ci in cis.items()}
 
 
 def current_bootstraps(boots: dict[str, Any] | None) -> bool:
