@@ -8,13 +8,15 @@ Sourcing is done here rather than by pydantic-settings so that every value keeps
 a bad value is reported under the name the user wrote (``--device``, ``ECG_DEVICE`` in the
 environment, ``ECG_DEVICE`` at ``.env`` line 3); an empty value (``ECG_CHECKPOINT=``) means
 unset, not the current folder; a malformed env-file line is one error naming file and line;
-an unknown ``ECG_*`` key in an env file is warned about with the nearest valid name. pydantic
+an unknown ``ECG_*`` key in an env file or the environment is warned about with the nearest
+valid name. pydantic
 still validates the values. A command validates only the settings it uses (``uses``), so a
 bad ``ECG_DEVICE`` does not stop ``ecg data verify``.
 """
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
 from collections.abc import Callable, Iterable
@@ -27,6 +29,11 @@ from pydantic import BaseModel, Field, ValidationError
 from ecgcli.errors import ConfigError
 
 ENV_PREFIX = "ECG_"
+
+#: ``ECG_*`` variables that are not settings but are read directly by one module, so an
+#: unknown-variable warning must not name them: ``ECG_BF16_EMULATED`` (train/precision.py)
+#: and ``ECG_TEST_FAIL`` (train/distributed.py, tests only).
+OTHER_ENV = frozenset({"ECG_BF16_EMULATED", "ECG_TEST_FAIL"})
 
 
 class Settings(BaseModel):
@@ -82,15 +89,31 @@ def env_key(name: str) -> str:
     return f"{ENV_PREFIX}{name.upper()}"
 
 
+def _decode_line(path: Path, number: int, raw: bytes) -> str:
+    """One env-file line as text; bytes that are not UTF-8 are an error naming file and line
+    (decoding line by line is what lets the message say which line to fix)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.end].hex(" ")
+        raise ConfigError(
+            f"{path} line {number}: not UTF-8 text (byte(s) {bad} at column {exc.start + 1}); "
+            "save the file as UTF-8"
+        ) from None
+
+
 def read_env_file(path: Path) -> dict[str, tuple[str, int]]:
     """``KEY=VALUE`` lines of an env file (``export``, comments and quotes as in shells):
     upper-cased key -> (value, line number). A line that is not an assignment is an error."""
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read env file {path}: {exc.strerror or exc}") from None
+    if data.startswith(codecs.BOM_UTF8):  # editors on Windows write one; it is not part of the key
+        data = data[len(codecs.BOM_UTF8) :]
     out: dict[str, tuple[str, int]] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw_bytes in enumerate(data.splitlines(), 1):
+        raw = _decode_line(path, number, raw_bytes)
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -118,6 +141,13 @@ def _env_files(env_file: Path | None) -> tuple[Path, ...]:
     return tuple(files)
 
 
+def _hint(key: str, known: Iterable[str]) -> str:
+    """`` (did you mean ECG_WORKERS?)`` for a near miss, else the list of valid names."""
+    names = list(known)
+    near = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    return f" (did you mean {near[0]}?)" if near else f" (known: {', '.join(names)})"
+
+
 def gather(
     env_file: Path | None = None, warn: Callable[[str], None] | None = None, **overrides: Any
 ) -> dict[str, Sourced]:
@@ -135,10 +165,12 @@ def gather(
                 else:
                     found.pop(known[key], None)
             elif key.startswith(ENV_PREFIX) and warn is not None:
-                near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-                hint = f" (did you mean {near[0]}?)" if near else f" (known: {', '.join(known)})"
-                warn(f"{path} line {line}: unknown setting {key} ignored{hint}")
+                warn(f"{path} line {line}: unknown setting {key} ignored{_hint(key, known)}")
     environ = {k.upper(): v for k, v in os.environ.items()}
+    if warn is not None:
+        for key in sorted(environ):
+            if key.startswith(ENV_PREFIX) and key not in known and key not in OTHER_ENV:
+                warn(f"unknown setting {key} in the environment ignored{_hint(key, known)}")
     for key, name in known.items():
         if key in environ:
             if environ[key] != "":

@@ -167,3 +167,37 @@ def test_help_paragraphs_flow_with_the_terminal_width() -> None:
     assert result.exit_code == 0
     # one source paragraph, hard-wrapped in the docstring, is one line on a wide terminal
     assert "reuses what is done and resumes what was interrupted." in result.stdout
+
+
+def test_a_non_utf8_env_file_is_one_line_naming_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path(".env").write_bytes(b"# settings\nECG_WORKERS=\xff\xfe\n")
+    for args in (["config"], ["predict", str(tmp_path / "none.hea"), "--json"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        lines = _lines(result.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: .env line 2: not UTF-8 text"), lines
+
+
+def test_a_utf8_bom_at_the_start_of_an_env_file_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ECG_WORKERS", raising=False)
+    Path(".env").write_bytes(b"\xef\xbb\xbfECG_WORKERS=3\n")
+    result = runner.invoke(app, ["config", "--json"])
+    assert result.exit_code == 0 and _lines(result.stderr) == []
+    assert json.loads(result.stdout)["workers"] == {"value": 3, "source": ".env line 1", "env": "ECG_WORKERS"}
+
+
+def test_an_unknown_ecg_variable_in_the_environment_gets_a_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["config", "--json"], env={"ECG_WORKRS": "2", "ECG_BF16_EMULATED": "1"})
+    assert result.exit_code == 0
+    assert _lines(result.stderr) == [
+        "warning: unknown setting ECG_WORKRS in the environment ignored (did you mean ECG_WORKERS?)"
+    ]
