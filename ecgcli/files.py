@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgcli.errors import ConfigError
+from ecgcli.errors import CheckpointError, ConfigError
 
 
 def temp_path(path: Path) -> Path:
@@ -146,6 +146,23 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def check_format_version(value: Any, expected: int, path: Path, what: str) -> None:
+    """Refuse a format version other than the integer ``expected``, naming the type when the
+    value is right but its type is not (``"1"`` in a hand-edited sidecar), because "version 1
+    is not supported (this ecgcli reads version 1)" would contradict itself."""
+    if isinstance(value, int) and not isinstance(value, bool) and value == expected:
+        return
+    if str(value) == str(expected) or (isinstance(value, (float, bool)) and value == expected):
+        shown = {str: f"the string {value!r}", float: f"the float {value!r}", bool: json.dumps(value)}
+        raise CheckpointError(
+            f"{path}: {what} format_version must be the integer {expected}, got "
+            f"{shown.get(type(value), repr(value))} (was the file edited?)"
+        )
+    raise CheckpointError(
+        f"{path}: {what} format version {value!r} is not supported (this ecgcli reads version {expected})"
+    )
 
 
 def probe_writable(folder: Path, what: str) -> None:

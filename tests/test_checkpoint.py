@@ -162,3 +162,26 @@ def test_nan_encoder_is_refused_before_finetuning(tmp_path: Path) -> None:
     )
     with pytest.raises(CheckpointError, match="holds 1 NaN or infinite value.*unusable"):
         load_encoder(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", "must be the integer 1, got the string '1'"), (1.0, "got the float 1.0"), (True, "got true")],
+)
+def test_format_version_of_the_wrong_type_says_so(tmp_path: Path, value: object, expected: str) -> None:
+    path, _ = _saved(tmp_path)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["format_version"] = value
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=expected) as info:
+        load_tensors(path)
+    assert "reads version 1)" not in str(info.value)  # not "version 1 is not supported ... reads version 1"
+
+
+def test_wrong_kind_message_uses_the_right_article(tmp_path: Path) -> None:
+    path, _ = _saved(tmp_path)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["kind"] = "encoder"
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="is an 'encoder' checkpoint"):
+        load_classifier(path)

@@ -453,3 +453,39 @@ def test_json_and_csv_get_an_errors_only_document_when_nothing_runs(tmp_path: Pa
     assert result.exit_code == 2
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[0] == ["record", "error"] and len(rows) == 2 and "checkpoint not found" in rows[1][1]
+
+
+# --- edited sidecars: thresholds and temperatures must be what tuning could have produced -------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("thresholds", [7.5, -3.0, 0.3, 0.6, 0.45], r"threshold of NORM is 7\.5; thresholds are probabilities"),
+        ("thresholds", [0.5, 0.4, float("nan"), 0.6, 0.45], "threshold of STTC is nan"),
+        ("thresholds", ["0.5", 0.4, 0.3, 0.6, 0.45], "thresholds are not numbers"),
+        ("thresholds", [True, 0.4, 0.3, 0.6, 0.45], "thresholds are not numbers"),
+        ("temperature", [1.0, 0.0, 1.0, 1.0, 1.0], "temperature of MI is 0"),
+        ("temperature", [1.0, 1.0, float("inf"), 1.0, 1.0], "temperature of STTC is inf"),
+        ("temperature", ["2", 1.0, 1.0, 1.0, 1.0], "temperature is not numbers"),
+    ],
+)
+def test_edited_thresholds_and_temperatures_are_refused(
+    tmp_path: Path, field: str, value: list, expected: str
+) -> None:
+    bad = _make_checkpoint(tmp_path / "ck" / "model.safetensors", **{field: value})
+    with pytest.raises(CheckpointError, match=expected):
+        Predictor.from_checkpoint(bad)
+    result = _cli(str(_write(tmp_path)), "-c", str(bad))
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {bad}: ") and "Traceback" not in result.output
+
+
+def test_onnx_file_without_runtime_onnx_suggests_it(tmp_path: Path) -> None:
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"\x08\x07" + b"\x00" * 30)
+    result = _cli(str(_write(tmp_path)), "-c", str(fake))
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "--runtime onnx" in line and "sidecar" not in line

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ecgcli.errors import CheckpointError, ConfigError
+from ecgcli.files import check_format_version
 from ecgcli.inference.predict import BATCH_SIZE, WindowScorer, aggregate_windows, read_meta
 
 META_KEY = "ecgcli"
@@ -68,6 +69,11 @@ class OnnxPredictor(WindowScorer):
         """Open ``path``; refuse (:class:`CheckpointError`) anything but an ecgcli ONNX export."""
         ort = _onnxruntime()
         path = Path(path)
+        if path.is_dir() or path.suffix.lower() == ".safetensors":
+            raise CheckpointError(
+                f"{path}: a safetensors checkpoint, not an ONNX model; score it with --runtime torch "
+                "(or export it with `ecg export`)"
+            )
         if not path.is_file():
             raise CheckpointError(f"{path}: ONNX model not found")
         options = ort.SessionOptions()
@@ -91,11 +97,7 @@ class OnnxPredictor(WindowScorer):
             raise CheckpointError(f"{path}: its {META_KEY!r} metadata is not valid JSON") from None
         if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
             raise CheckpointError(f"{path}: not an ecgcli model (metadata format is not {META_FORMAT!r})")
-        if meta.get("format_version") != META_VERSION:
-            raise CheckpointError(
-                f"{path}: exported-model format version {meta.get('format_version')} is not supported "
-                f"(this ecgcli reads version {META_VERSION})"
-            )
+        check_format_version(meta.get("format_version"), META_VERSION, path, "exported-model")
         names = [i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()]
         if names != ([INPUT_NAME], [OUTPUT_NAME]):
             raise CheckpointError(

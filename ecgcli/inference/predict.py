@@ -294,6 +294,10 @@ class Predictor(WindowScorer):
             if threads < 1:
                 raise ConfigError(f"threads must be at least 1, got {threads}")
             torch.set_num_threads(threads)
+        if Path(path).suffix.lower() == ".onnx":  # else: "its sidecar model.json is missing"
+            raise CheckpointError(
+                f"{path}: an ONNX model, not a safetensors checkpoint; score it with --runtime onnx"
+            )
         resolved = pick_device(device)
         model, meta = load_classifier(Path(path))
         return cls(model, meta, Path(path), resolved)
@@ -351,13 +355,29 @@ def read_temperature(meta: dict[str, Any], path: Path, n_classes: int) -> np.nda
     value = meta.get("temperature")
     if value is None:
         return None
-    try:
-        t = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise CheckpointError(f"{path}: sidecar temperature is not numbers") from None
-    if t.shape != (n_classes,) or not np.isfinite(t).all() or not (t > 0).all():
+    t = _numbers(value, path, "temperature is not numbers")
+    if t.shape != (n_classes,):
         raise CheckpointError(f"{path}: sidecar needs {n_classes} positive temperatures, one per class")
+    bad = ~(np.isfinite(t) & (t > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        names = meta.get("class_names")
+        name = names[i] if isinstance(names, list) and len(names) == n_classes else f"class {i}"
+        raise CheckpointError(
+            f"{path}: sidecar temperature of {name} is {t[i]:g}; temperatures must be finite and above 0 "
+            "(was the sidecar edited?)"
+        )
     return t
+
+
+def _numbers(value: Any, path: Path, problem: str) -> np.ndarray:
+    """A sidecar list of plain JSON numbers as float64. Strings and booleans are refused, not
+    converted: numpy would read ``"0.5"`` as 0.5 and ``true`` as 1.0, and a sidecar holding
+    them was not written by ecgcli."""
+    items = value if isinstance(value, list) else [value]
+    if value is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+        raise CheckpointError(f"{path}: sidecar {problem}")
+    return np.asarray(value, dtype=np.float64)
 
 
 def read_meta(
@@ -376,12 +396,18 @@ def read_meta(
         raise bad(f"class_names has repeats ({', '.join(names)})")
     if n_out is not None and n_out != len(names):
         raise bad(f"names {len(names)} classes but the model has {n_out} outputs")
-    try:
-        thresholds = np.asarray(meta.get("thresholds"), dtype=np.float64)
-    except (TypeError, ValueError):
-        raise bad("thresholds are not numbers") from None
-    if thresholds.shape != (len(names),) or not np.isfinite(thresholds).all():
+    thresholds = _numbers(meta.get("thresholds"), path, "thresholds are not numbers")
+    if thresholds.shape != (len(names),):
         raise bad(f"needs {len(names)} finite thresholds, one per class")
+    # a class is positive when p >= its threshold: outside [0, 1] a class would be always or never
+    # positive, whatever the record (tuning on fold 9 only ever picks values inside)
+    outside = ~((thresholds >= 0.0) & (thresholds <= 1.0))  # NaN included
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise bad(
+            f"threshold of {names[i]} is {thresholds[i]:g}; thresholds are probabilities in [0, 1] "
+            "(was the sidecar edited?)"
+        )
     raw_leads = meta.get("leads", list(LEADS))
     leads = [str(x).upper() for x in raw_leads] if isinstance(raw_leads, list) else []
     if not leads or len(set(leads)) != len(leads) or leads != [lead for lead in LEADS if lead in leads]:

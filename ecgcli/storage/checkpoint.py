@@ -25,7 +25,7 @@ import torch
 
 from ecgcli import __version__
 from ecgcli.errors import CheckpointError, ConfigError
-from ecgcli.files import atomic_write_bytes, write_json_atomic
+from ecgcli.files import atomic_write_bytes, check_format_version, write_json_atomic
 
 FORMAT = "ecgcli-checkpoint"
 FORMAT_VERSION = 1
@@ -124,11 +124,7 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         raise CheckpointError(f"{side}: sidecar is not valid JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an ecgcli checkpoint (sidecar format is not {FORMAT!r})")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format version {meta.get('format_version')} is not supported "
-            f"(this ecgcli reads version {FORMAT_VERSION})"
-        )
+    check_format_version(meta.get("format_version"), FORMAT_VERSION, path, "checkpoint")
     try:
         tensors = load_file(str(path))
         weights_id = saved_id(path)
@@ -141,6 +137,14 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         )
     check_finite(tensors, path)
     return tensors, meta
+
+
+def kind_phrase(kind: Any) -> str:
+    """``'encoder'`` -> ``an 'encoder' checkpoint``: a checkpoint's kind in a sentence."""
+    if kind is None:
+        return "a checkpoint without a kind"
+    article = "an" if str(kind)[:1].lower() in "aeiou" and str(kind) else "a"
+    return f"{article} {kind!r} checkpoint"
 
 
 def check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -181,7 +185,7 @@ def load_classifier(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     tensors, meta = load_tensors(path)
     if meta.get("kind") != "classifier":
         raise CheckpointError(
-            f"{path}: is a {meta.get('kind')!r} checkpoint, not a classifier "
+            f"{path}: is {kind_phrase(meta.get('kind'))}, not a classifier "
             "(fine-tune an encoder with `ecg finetune` first)"
         )
     arch = meta.get("architecture") or {}
@@ -214,7 +218,7 @@ def load_encoder(
     tensors, meta = load_tensors(path)
     if meta.get("kind") != "encoder":
         raise CheckpointError(
-            f"{path}: is a {meta.get('kind')!r} checkpoint, not an encoder "
+            f"{path}: is {kind_phrase(meta.get('kind'))}, not an encoder "
             "(pretrain one with `ecg train ssl`)"
         )
     if check is not None:
