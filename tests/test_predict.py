@@ -461,7 +461,11 @@ def test_json_and_csv_get_an_errors_only_document_when_nothing_runs(tmp_path: Pa
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
-        ("thresholds", [7.5, -3.0, 0.3, 0.6, 0.45], r"threshold of NORM is 7\.5; thresholds are probabilities"),
+        (
+            "thresholds",
+            [7.5, -3.0, 0.3, 0.6, 0.45],
+            r"threshold of NORM is 7\.5; thresholds are probabilities",
+        ),
         ("thresholds", [0.5, 0.4, float("nan"), 0.6, 0.45], "threshold of STTC is nan"),
         ("thresholds", ["0.5", 0.4, 0.3, 0.6, 0.45], "thresholds are not numbers"),
         ("thresholds", [True, 0.4, 0.3, 0.6, 0.45], "thresholds are not numbers"),

@@ -218,8 +218,7 @@ def load_encoder(
     tensors, meta = load_tensors(path)
     if meta.get("kind") != "encoder":
         raise CheckpointError(
-            f"{path}: is {kind_phrase(meta.get('kind'))}, not an encoder "
-            "(pretrain one with `ecg train ssl`)"
+            f"{path}: is {kind_phrase(meta.get('kind'))}, not an encoder (pretrain one with `ecg train ssl`)"
         )
     if check is not None:
         check(meta)
