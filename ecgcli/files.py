@@ -40,6 +40,18 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+_TEMPORARY = r"^\.(?P<name>.+)\.(?:tmp|old)-(?:(?P<host>.+)-)?(?P<pid>\d+)$"
+
+
+def is_stale_temporary(path: Path) -> bool:
+    """Whether ``path`` is a ``.NAME.tmp-HOST-PID`` (or ``.NAME.old-PID``) that a process of
+    this host which is gone left: see :func:`remove_stale_temporaries`."""
+    import re
+
+    m = re.match(_TEMPORARY, Path(path).name)
+    return m is not None and m["host"] in (None, socket.gethostname()) and not pid_alive(int(m["pid"]))
+
+
 def remove_stale_temporaries(folder: Path, stem: str | None = None) -> list[Path]:
     """Remove ``.NAME.tmp-HOST-PID`` (and ``.NAME.old-PID``) files and folders in ``folder``
     written on this host by a process that is gone: what a killed writer leaves behind.
@@ -51,7 +63,7 @@ def remove_stale_temporaries(folder: Path, stem: str | None = None) -> list[Path
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    pattern = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
+    pattern = re.compile(_TEMPORARY)
     here = socket.gethostname()
     removed = []
     for entry in folder.iterdir():

@@ -8,12 +8,18 @@ Layout of ``runs/<name>/``::
     model.safetensors    best weights  (+ model.json sidecar: see ecgcli.storage.checkpoint)
     predictions.npz      val and test probabilities with labels and ecg_ids (no pickle)
     state/last.safetensors  resume state after the last completed epoch (one file, see train/resume.py)
+    .ecgcli-run          the marker: ecgcli opened this folder as a run (written first)
+
+Nothing in a folder without the marker is ever deleted, and in a marked one only the files a run
+writes before its first saved epoch, by name (issue 31 A): a ``--run-dir`` pointed at a folder of
+one's own, or ``.``, is refused with every file in place.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,11 +30,16 @@ import numpy as np
 from ecgcli.errors import ConfigError
 from ecgcli.files import (
     atomic_write_bytes,
+    is_stale_temporary,
     probe_writable,
     remove_stale_temporaries,
     write_json_atomic,
 )
 
+#: The file that says ecgcli made this folder a run (see the module docstring).
+MARKER = ".ecgcli-run"
+#: What a run writes before its first saved epoch, by name: all that a restart may remove.
+UNSTARTED_FILES = ("config.json", "train.log", "probe_at_init.json", "state/last.json")
 _CLAIMED: dict[str, int] = {}  # run directories this process holds: resolved path -> locked fd
 
 
@@ -70,32 +81,83 @@ class RunDir:
         return self.metrics.is_file() and self.model.is_file()
 
     def status(self) -> str:
-        """``finished``, ``resume`` (a saved epoch, no metrics), ``restart`` (started, no epoch
-        saved) or ``new``: what rerunning the same command should do with this directory."""
+        """``finished``, ``resume`` (a saved epoch, no metrics), ``restart`` (something in it,
+        no epoch saved) or ``new`` (nothing but the marker and dead writers' temporaries):
+        what rerunning the same command should do with this directory."""
         if self.finished:
             return "finished"
         if self.config.is_file() and self.state.is_file():
             return "resume"
-        if self.path.is_dir() and any(self.path.iterdir()):
+        if self.path.is_dir() and any(
+            p.name != MARKER and not is_stale_temporary(p) for p in self.path.iterdir()
+        ):
             return "restart"
         return "new"
 
-    def clear_unstarted(self) -> None:
-        """Remove what a run leaves before its first epoch is saved, so it can start afresh."""
-        import shutil
+    @property
+    def marked(self) -> bool:
+        """Whether ecgcli opened this folder as a run (its :data:`MARKER` is there)."""
+        return (self.path / MARKER).is_file()
 
-        for name in ("config.json", "train.log", "probe_at_init.json"):
-            (self.path / name).unlink(missing_ok=True)
-        remove_stale_temporaries(self.path)
-        state = self.path / "state"
-        if state.is_dir() and not self.state.exists():
-            shutil.rmtree(state)
-        left = sorted(p.name for p in self.path.iterdir())
-        if left:
-            raise ConfigError(
-                f"{self.path}: unfinished run directory with unexpected files ({', '.join(left[:3])}); "
-                "delete it to start this run again"
+    def mark(self) -> None:
+        """Write the marker (once): from now on ecgcli may clear what it writes here."""
+        if not self.marked:
+            from ecgcli import __version__
+
+            write_json_atomic(
+                self.path / MARKER,
+                {"made_by": "ecgcli", "version": __version__, "at": datetime.now(timezone.utc).isoformat()},
             )
+
+    def unexpected_files(self) -> list[str]:
+        """Every file and folder in the run directory (as relative paths, ``/``-separated)
+        that a run does not write before its first saved epoch: what a restart must keep."""
+        own = {MARKER, *UNSTARTED_FILES}
+        found: list[str] = []
+        for root, dirs, files in os.walk(self.path):
+            here = Path(root)
+            rel = here.relative_to(self.path)
+            ours = rel.parts in ((), ("state",))  # where temporaries and our files live
+            for name in sorted(dirs):  # os.walk lists links to folders here, never enters them
+                entry = here / name
+                if ours and is_stale_temporary(entry):
+                    dirs.remove(name)  # a killed writer's folder: removed with the temporaries
+                elif entry.is_symlink() or ((rel.parts, name) != ((), "state") and not any(entry.iterdir())):
+                    found.append(f"{(rel / name).as_posix()}/")  # a link, or an empty folder not ours
+            for name in files:
+                path = (rel / name).as_posix()
+                if path not in own and not (ours and is_stale_temporary(here / name)):
+                    found.append(path)
+        return sorted(found)
+
+    def clear_unstarted(self) -> None:
+        """Remove what a run leaves before its first epoch is saved, so it can start afresh:
+        checked first, then only ecgcli's own files by name and the ``state/`` folder once
+        empty. A folder without the marker, or with anything else in it, is refused whole."""
+        if not self.marked:
+            names = sorted(p.name for p in self.path.iterdir() if not is_stale_temporary(p))
+            shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+            raise ConfigError(
+                f"{self.path} holds files ecgcli did not write ({shown}); nothing was deleted: "
+                "choose another --run-dir"
+            )
+        left = self.unexpected_files()
+        if left:
+            shown = ", ".join(left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
+            raise ConfigError(
+                f"{self.path}: unfinished run directory with unexpected files ({shown}); nothing was "
+                "deleted: move them away or choose another --run-dir"
+            )
+        self.remove_temporaries()
+        for name in UNSTARTED_FILES:
+            (self.path / name).unlink(missing_ok=True)
+        state = self.state.parent
+        if state.is_dir() and not any(state.iterdir()):
+            state.rmdir()
+
+    def cleanable(self) -> bool:
+        """Whether :meth:`clear_unstarted` would clear this folder rather than refuse it."""
+        return self.marked and not self.unexpected_files()
 
     def claim(self) -> bool:
         """Take this process's lock on the run directory (an ``flock`` on the folder itself,
@@ -129,10 +191,18 @@ class RunDir:
             os.close(fd)
 
     @classmethod
-    def create(cls, runs_dir: Path, name: str, explicit: Path | None = None) -> RunDir:
-        """A new run directory, claimed by this process: ``explicit`` if given (must be new,
-        empty, or a run that never saved an epoch), else ``runs_dir/name``, with ``-2``,
-        ``-3``... appended when that name holds a started or running run.
+    def create(
+        cls,
+        runs_dir: Path,
+        name: str,
+        explicit: Path | None = None,
+        say: Callable[[str], None] | None = None,
+    ) -> RunDir:
+        """A new run directory, claimed by this process and marked: ``explicit`` if given
+        (must be new, empty, or a run of ecgcli's that never saved an epoch), else
+        ``runs_dir/name``, with ``-2``, ``-3``... appended when that name is taken (a started,
+        running or finished run, a file, or a folder holding files ecgcli did not write); then
+        ``say`` gets one line that says where the run goes instead, and why.
 
         A run that failed before its first saved epoch (bad record, killed cache build)
         leaves only its ``config.json`` and log: such a folder is cleared and reused, so the
@@ -145,35 +215,60 @@ class RunDir:
             probe_writable(path, "the run directory")
             run = cls(path)
             run.claim_or_refuse()
-            status = run.status()
-            if status == "restart":
-                run.clear_unstarted()
-            elif status != "new":
+            try:
+                status = run.status()
+                if status in ("finished", "resume"):
+                    raise ConfigError(
+                        f"run directory {path} is not empty (use --resume {path} to continue it, "
+                        "or choose another --run-dir)"
+                    )
+                run._open(status)
+            except BaseException:
                 run.release()
-                raise ConfigError(
-                    f"run directory {path} is not empty (use --resume {path} to continue it, "
-                    "or choose another --run-dir)"
-                )
+                raise
             return run
+        first: tuple[Path, str] | None = None
         k = 1
         while True:
             path = Path(runs_dir) / (name if k == 1 else f"{name}-{k}")
             k += 1
-            if path.exists() and not path.is_dir():
-                continue
             run = cls(path)
-            if run.status() not in ("new", "restart"):
-                continue
-            probe_writable(path, "the run directory")
-            if not run.claim():
-                continue  # a run that is starting in it right now
-            if run.status() == "restart":
-                try:
-                    run.clear_unstarted()
-                except ConfigError:  # unexpected files: leave that folder alone
+            why = run._taken()
+            if why is None:
+                probe_writable(path, "the run directory")
+                if not run.claim():
+                    why = "another ecg process is running in it"
+                else:
+                    why = run._taken()  # again, now that no other process can start in it
+                    if why is None:
+                        run._open(run.status())
+                        if first is not None and say is not None:
+                            say(f"training into {path} because {first[0]} is taken ({first[1]})")
+                        return run
                     run.release()
-                    continue
-            return run
+            if first is None:
+                first = (path, why)
+
+    def _taken(self) -> str | None:
+        """Why automatic naming must pass this folder by (None: it may be used)."""
+        if self.path.exists() and not self.path.is_dir():
+            return "it is a file"
+        status = self.status()
+        if status == "finished":
+            return "it holds a finished run"
+        if status == "resume":
+            return f"it holds a run with a saved epoch: --resume {self.path} continues it"
+        if status == "restart" and not self.cleanable():
+            return "it holds files ecgcli did not write"
+        return None
+
+    def _open(self, status: str) -> None:
+        """Make a claimed ``new`` or ``restart`` folder ready for a run, and mark it ours."""
+        if status == "restart":
+            self.clear_unstarted()
+        else:
+            self.remove_temporaries()  # a killed writer's, e.g. of the marker itself
+        self.mark()
 
     @classmethod
     def for_resume(cls, path: Path) -> RunDir:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ecgcli.errors import Interrupted
-from ecgcli.events import Callback
+from ecgcli.events import Callback, Message, ignore
 from ecgcli.storage.runs import RunDir
 from ecgcli.train.config import RunConfig
 from ecgcli.train.data import TrainingData, load_training_data
@@ -48,16 +48,26 @@ def data_summary(data: TrainingData) -> dict[str, Any]:
     }
 
 
-def open_run(cfg: RunConfig, dist: Distributed, placement: dict[str, Any], resume: RunDir | None) -> RunDir:
+def open_run(
+    cfg: RunConfig,
+    dist: Distributed,
+    placement: dict[str, Any],
+    resume: RunDir | None,
+    callback: Callback = ignore,
+) -> RunDir:
     """The run directory: the resumed one, or a new one made by rank 0 with the config in it;
-    either way claimed by rank 0 for as long as it runs (a second process is refused)."""
+    either way claimed by rank 0 for as long as it runs (a second process is refused). When
+    the automatic name is taken, ``callback`` hears where the run goes instead."""
     if resume is not None:
         dist.on_main(resume.claim_or_refuse)
         return resume
 
     def create() -> RunDir:
         run = RunDir.create(
-            Path(cfg.runs_dir), cfg.name or cfg.default_name(), Path(cfg.run_dir) if cfg.run_dir else None
+            Path(cfg.runs_dir),
+            cfg.name or cfg.default_name(),
+            Path(cfg.run_dir) if cfg.run_dir else None,
+            say=lambda text: callback(Message(text)),
         )
         run.write_config({**cfg.to_dict(), "distributed": placement})
         return run

@@ -191,7 +191,7 @@ def train_ssl(
     placement = dist.info(cfg.batch_size, sync_bn=True)
     data = data or load_data(cfg, cfg.probe_fraction, dist, callback)
     extra = added_records(cfg, data, dist, callback)  # refused (leakage) before a run directory exists
-    run = open_run(cfg, dist, placement, resume)
+    run = open_run(cfg, dist, placement, resume, callback)
     ds, split, store = data.dataset, data.split, data.store
     norm = fit_lead_norm(store, split.pretrain)
     x = signals_tensor(store, split.pretrain, LeadNorm.identity(len(LEADS)))  # mV: augment, then normalise

@@ -227,7 +227,7 @@ def train_classifier(
         dist.share_files([Path(cfg.ssl_checkpoint), sidecar_path(Path(cfg.ssl_checkpoint))])
     model, encoder_info = dist.main_first(lambda: _build_model(cfg, len(ds.class_names), init_encoder))
     placement = dist.info(cfg.batch_size)
-    run = open_run(cfg, dist, placement, resume)
+    run = open_run(cfg, dist, placement, resume, callback)
     command = "finetune" if cfg.kind == "finetune" else "train supervised"
     hint = f"Resume with: ecg {command} --resume {run.path}"
     leads = parse_leads(cfg.leads)
