@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -188,3 +188,18 @@ def probe_writable(folder: Path, what: str) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"cannot write {what} {folder}: {exc.strerror or exc}") from None
+
+
+def refuse_replacing(
+    path: Path, ours: Callable[[Path], bool], force: bool, what: str, flag: str = "--out"
+) -> None:
+    """Refuse (:class:`ConfigError`) to write over an existing file at ``path`` unless ecgcli
+    wrote it (``ours(path)``: an earlier export, a checkpoint with its sidecar) or ``force``:
+    a typo in ``--out`` must not silently replace a file the user keeps. ``what`` says what
+    an acceptable file would have been, for the message."""
+    path = Path(path)
+    if force or not path.exists() or path.is_dir() or ours(path):
+        return
+    raise ConfigError(
+        f"{flag} {path} exists and is not {what}; pass --force to replace it, or choose another path"
+    )

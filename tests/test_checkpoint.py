@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ecgcli.errors import CheckpointError
+from ecgcli.errors import CheckpointError, ConfigError
 from ecgcli.models import ECGClassifier
 from ecgcli.storage.checkpoint import (
     checkpoint_meta,
@@ -185,3 +185,30 @@ def test_wrong_kind_message_uses_the_right_article(tmp_path: Path) -> None:
     path.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="is an 'encoder' checkpoint"):
         load_classifier(path)
+
+
+def test_train_out_refuses_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    """`--out` names a file training writes (and NAME.json beside it): an unrelated file there is
+    refused before any work, without --force; an earlier checkpoint is replaced silently."""
+    from typer.testing import CliRunner
+
+    from ecgcli.cli.app import app
+    from ecgcli.storage.checkpoint import check_out_replaceable
+
+    precious = tmp_path / "precious.txt"
+    precious.write_text("do not lose me")
+    result = CliRunner().invoke(
+        app, ["train", "supervised", "--data-root", str(tmp_path / "none"), "--out", str(precious)]
+    )
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert str(precious) in line and "--force" in line and precious.read_text() == "do not lose me"
+    notes = tmp_path / "model.json"
+    notes.write_text('{"mine": true}')
+    with pytest.raises(ConfigError, match="model.json"):
+        check_out_replaceable(tmp_path / "model.safetensors", force=False)
+    with pytest.raises(ConfigError, match=r"\.json"):
+        check_out_replaceable(tmp_path / "weights.json", force=False)
+    check_out_replaceable(precious, force=True)
+    path, _ = _saved(tmp_path)
+    check_out_replaceable(path, force=False)  # an earlier ecgcli checkpoint

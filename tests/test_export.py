@@ -210,3 +210,54 @@ def test_without_onnx_extra_one_line_says_what_to_install(
         app, ["predict", str(records[0]), "--runtime", "onnx", "-c", str(tmp_path / "m.onnx")]
     )
     _one_error_line(result, 'pip install "ecgcli[onnx]"')
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_export_removes_stale_temporaries_of_dead_writers(ckpt: Path, tmp_path: Path) -> None:
+    """A SIGKILLed export leaves `.NAME.tmp-HOST-PID`; the next export to that path removes it,
+    but not a live writer's temporary nor one of another target."""
+    import os
+    import socket
+
+    out = tmp_path / "k1.onnx"
+    host = socket.gethostname()
+    stale = tmp_path / f".k1.onnx.tmp-{host}-{_dead_pid()}"
+    stale.write_bytes(b"\x00" * 2048)
+    live = tmp_path / f".k1.onnx.tmp-{host}-{os.getppid()}"  # pytest's parent: alive
+    live.write_bytes(b"\x00")
+    other = tmp_path / f".other.onnx.tmp-{host}-{_dead_pid()}"
+    other.write_bytes(b"\x00")
+    result = runner.invoke(app, ["export", str(ckpt), "--out", str(out), "--check-records", "100"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and not stale.exists()
+    assert live.exists() and other.exists()
+
+
+def test_export_refuses_to_replace_a_file_it_did_not_write(ckpt: Path, tmp_path: Path) -> None:
+    precious = tmp_path / "existing.onnx"
+    precious.write_text("my notes")
+    args = ["export", str(ckpt), "--check-records", "100", "--out", str(precious)]
+    result = runner.invoke(app, args)
+    _one_error_line(result, str(precious), "--force")
+    assert precious.read_text() == "my notes"
+    # a checkpoint is ecgcli's, but not an export: replacing it with ONNX bytes would lose it
+    result = runner.invoke(app, ["export", str(ckpt), "--check-records", "100", "--out", str(ckpt)])
+    _one_error_line(result, "--force")
+    assert ckpt.read_bytes()[:8] != b"\x08\x07" and Predictor.from_checkpoint(ckpt)
+    result = runner.invoke(app, [*args, "--force"])
+    assert result.exit_code == 0, result.output
+    assert OnnxPredictor.from_file(precious).class_names == tuple(SUPERCLASSES)
+    # an earlier export at that path is replaced without --force
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+
+def test_runtime_onnx_given_a_safetensors_checkpoint_suggests_torch(ckpt: Path, records: list[Path]) -> None:
+    result = runner.invoke(app, ["predict", str(records[0]), "--runtime", "onnx", "-c", str(ckpt)])
+    _one_error_line(result, "--runtime torch")

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from ecgcli.cli.common import JsonFlag
+from ecgcli.cli.options import Force
 
 
 class Format(str, Enum):
@@ -40,12 +41,14 @@ def export(
         typer.Option("--check-records", min=100, help="Simulated records the exported model is checked on."),
     ] = 128,
     json_out: JsonFlag = False,
+    force: Force = False,
 ) -> None:
     """Export a classifier with its normalisation baked in: mV in, probabilities out.
 
     Before anything is written, the exported model and the safetensors model score the same
     simulated ECGs and must agree to 1e-5 in every probability; the measured maximum is
-    printed. Class names, thresholds, rate and window travel in the file's metadata, so
+    printed. An existing --out is replaced only if it is an earlier export (else --force).
+    Class names, thresholds, rate and window travel in the file's metadata, so
     `ecg predict --runtime onnx -c model.onnx` needs no torch. ONNX needs the onnx extra.
 
     Example: ecg export runs/supervised --format onnx --out model.onnx
@@ -55,7 +58,7 @@ def export(
     if out is None:
         base = checkpoint if checkpoint.is_dir() else checkpoint.parent
         out = base / ("model.onnx" if fmt is Format.onnx else "model.torchscript.pt")
-    report = export_model(checkpoint, fmt.value, out, n_check=check_records)
+    report = export_model(checkpoint, fmt.value, out, n_check=check_records, force=force)
     if json_out:
         import json
         import sys

@@ -13,6 +13,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, fields
+from pathlib import Path
 from typing import Annotated, Any, get_origin
 
 import typer
@@ -22,6 +23,14 @@ from ecgcli.train.config import field_types, option_help
 
 #: The help panel every generated training option is listed under.
 PANEL = "Training options"
+
+#: ``--force``: the one declaration of the flag that lets ``--out`` replace a file ecgcli did not
+#: write (``ecg export``, and every training command with ``--out``, added by
+#: :func:`config_options`). Without it such a file is refused in one line, exit 2.
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Replace an existing --out file even if ecgcli did not write it."),
+]
 
 
 def flag_name(name: str, metadata: dict[str, Any] | None = None) -> str:
@@ -98,8 +107,20 @@ def config_options(
     ``exclude``; ``defaults`` changes a default for this command only) and receives their
     values as ``options``. List fields given no value get their factory's value."""
     factories = {f.name: f.default_factory for f in fields(cls) if f.default_factory is not MISSING}
+    params = config_parameters(cls, exclude, defaults)
+    writes_out = any(p.name == "out" for p in params)
+    if writes_out:  # a command that writes --out also takes --force
+        params.append(
+            inspect.Parameter("force", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Force)
+        )
 
     def build(own: dict[str, Any], values: dict[str, Any]) -> Options:
+        if writes_out:
+            force = values.pop("force")
+            if values.get("out"):  # refused before any work, not after training
+                from ecgcli.storage.checkpoint import check_out_replaceable
+
+                check_out_replaceable(Path(values["out"]), force)
         for k, factory in factories.items():
             if k in values and values[k] is None:
                 values[k] = factory()
@@ -112,7 +133,7 @@ def config_options(
             )
         return options
 
-    return _inject(config_parameters(cls, exclude, defaults), "options", build)
+    return _inject(params, "options", build)
 
 
 _SETTING_FLAGS = {"data_root": DataRoot, "device": Device, "workers": Workers, "sampling_rate": SamplingRate}

@@ -125,11 +125,42 @@ def ecg_like_windows(n: int, fs: int, window: int, seed: int = 0) -> np.ndarray:
     return out
 
 
+def is_export(path: Path) -> bool:
+    """Whether ``path`` is an earlier ``ecg export`` (ONNX or TorchScript, either format):
+    the ecgcli metadata must be inside it, so any other file, checkpoints included, is not."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):  # a TorchScript archive: its extra file
+            with zipfile.ZipFile(path) as z:
+                return any(n.endswith(f"/extra/{META_KEY}.json") for n in z.namelist())
+        onnx = onnx_modules()[0]
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not zip, not protobuf, unreadable: not an export
+        return False
+    raw = next((p.value for p in proto.metadata_props if p.key == META_KEY), None)
+    try:
+        return raw is not None and json.loads(raw).get("format") == META_FORMAT
+    except (ValueError, AttributeError):
+        return False
+
+
 def export_model(
-    checkpoint: Path | str, fmt: str, out: Path | str, n_check: int = CHECK_RECORDS, seed: int = 0
+    checkpoint: Path | str,
+    fmt: str,
+    out: Path | str,
+    n_check: int = CHECK_RECORDS,
+    seed: int = 0,
+    force: bool = False,
 ) -> ExportReport:
-    """Export ``checkpoint`` to ``out`` as ``fmt``, verify it, then write it atomically."""
-    from ecgcli.files import probe_writable
+    """Export ``checkpoint`` to ``out`` as ``fmt``, verify it, then write it atomically.
+
+    An existing ``out`` is replaced only if it is an earlier export (or with ``force``); the
+    temporaries of earlier exports to ``out`` that were killed (SIGKILL cannot be caught) are
+    removed first, as every other writer of ecgcli does.
+    """
+    from ecgcli.files import probe_writable, refuse_replacing, remove_stale_temporaries
     from ecgcli.storage.checkpoint import load_classifier
 
     if fmt not in FORMATS:
@@ -140,6 +171,8 @@ def export_model(
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a file name such as {out / ('model.' + fmt)}")
     probe_writable(out.parent, "--out folder")
+    refuse_replacing(out, is_export, force, "an earlier `ecg export` model")
+    remove_stale_temporaries(out.parent, out.name)
     checkpoint = Path(checkpoint)
     model, meta = load_classifier(checkpoint)
     names, _, norm, fs, window, leads = read_meta(meta, checkpoint, model.head.out_features)
@@ -221,5 +254,6 @@ __all__ = [
     "PortableClassifier",
     "ecg_like_windows",
     "export_model",
+    "is_export",
     "portable_meta",
 ]

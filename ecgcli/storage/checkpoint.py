@@ -147,6 +147,33 @@ def kind_phrase(kind: Any) -> str:
     return f"{article} {kind!r} checkpoint"
 
 
+def is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is an ecgcli checkpoint: its sidecar says so (the sidecar is read, not
+    the weights, so this is cheap; the pair is still validated in full when loaded)."""
+    try:
+        meta = json.loads(sidecar_path(Path(path)).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
+def check_out_replaceable(path: Path, force: bool = False) -> None:
+    """Refuse a training ``--out`` that would replace a file ecgcli did not write: the weights
+    go to ``path`` and the sidecar to ``NAME.json`` beside it, so both are checked; an earlier
+    checkpoint there is replaced silently, anything else only with ``force``."""
+    from ecgcli.files import refuse_replacing
+
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        raise ConfigError(
+            f"--out {path}: ends in .json, the name of the sidecar written beside the weights; "
+            "use a .safetensors name"
+        )
+    refuse_replacing(path, is_checkpoint, force, "an ecgcli checkpoint (no ecgcli sidecar beside it)")
+    side = sidecar_path(path)
+    refuse_replacing(side, lambda _: is_checkpoint(path), force, "an ecgcli sidecar", "--out's sidecar")
+
+
 def check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
     """Refuse NaN or infinite weights at load: they would otherwise surface much later as a
     NaN loss (blamed on the learning rate) or NaN probabilities in ``predict``'s output."""
