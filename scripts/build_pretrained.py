@@ -1,0 +1,50 @@
+"""Ship a finished run as a named model inside the package (maintainers only).
+
+    python scripts/build_pretrained.py RUN_DIR NAME --summary "..." --command "ecg train ..." \
+        --commit SHA --data-root PTB-XL [--default]
+
+Copies the run's checkpoint into ``ecgcli/pretrained/NAME/``, exports its ONNX file, scores the
+example records (``reference.json``), writes the model card from the run's own files and
+records every file's sha256 in ``ecgcli/pretrained/manifest.json``. See
+:mod:`ecgcli.experiments.shipping`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ecgcli.experiments.shipping import Provenance, build_shipped_model, population
+from ecgcli.pretrained import zoo_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("name")
+    ap.add_argument("--summary", required=True)
+    ap.add_argument("--command", required=True, help="the exact command that trained the run")
+    ap.add_argument("--commit", required=True, help="the ecgcli commit the run was trained at")
+    ap.add_argument("--default", action="store_true", help="make it ecg predict's default model")
+    ap.add_argument("--data-root", type=Path, required=True, help="the PTB-XL folder the run used")
+    ap.add_argument("--zoo", type=Path, default=zoo_dir())
+    ap.add_argument("--examples", type=Path, default=ROOT / "examples" / "records")
+    args = ap.parse_args()
+    entry = build_shipped_model(
+        args.run_dir,
+        args.name,
+        args.zoo,
+        args.examples,
+        Provenance(command=args.command, commit=args.commit, population=population(args.data_root)),
+        args.summary,
+        default=args.default,
+    )
+    print(json.dumps({k: v for k, v in entry.items() if k != "files"}, indent=2))
+    print(f"{sum(f['bytes'] for f in entry['files'].values()) / 1e6:.2f} MB in {args.zoo / args.name}")
+
+
+if __name__ == "__main__":
+    main()
