@@ -201,3 +201,18 @@ def test_an_unknown_ecg_variable_in_the_environment_gets_a_hint(
     assert _lines(result.stderr) == [
         "warning: unknown setting ECG_WORKRS in the environment ignored (did you mean ECG_WORKERS?)"
     ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "supervised", "--width", "0"],
+        ["train", "supervised", "--width", "-5"],
+        ["train", "ssl", "--width", "0"],
+        ["finetune", "--ssl-checkpoint", "none.safetensors", "--width", "0"],
+    ],
+)
+def test_a_zero_width_is_refused_like_a_negative_one(tmp_path: Path, args: list[str]) -> None:
+    result = runner.invoke(app, [*args, "--data-root", str(tmp_path / "none"), "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    assert _lines(result.stderr) == [f"error: --width must be at least 1, got {args[-1]}"]

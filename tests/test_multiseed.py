@@ -421,6 +421,10 @@ def test_bad_results_files_are_refused(
         (["--seeds", "42", "--label-fraction", "0.1", "--label-fractions", "0.1"], "not both"),
         (["--seeds", "42", "-c", "focal+oversample[wdith=16]"], "unknown option 'wdith'"),
         (["--seeds", "42", "--jobs", "-1"], "--jobs"),
+        # zero is a value, not "unset": refused like a negative (not the default silently)
+        (["--seeds", "42", "--label-fraction", "0"], "--label-fraction must be in \\(0, 1\\], got 0"),
+        (["--seeds", "42", "--width", "0"], "--width must be at least 1, got 0"),
+        (["--seeds", "42", "-c", "focal+oversample[width=0]"], "--width must be at least 1, got 0"),
     ],
 )
 def test_cli_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -343,7 +343,7 @@ def multiseed(
     seed_list = parse_seeds(seeds)
     if label_fractions is not None and label_fraction is not None:
         raise ConfigError("give --label-fraction or --label-fractions, not both")
-    fractions = parse_fractions(label_fractions) if label_fractions is not None else (label_fraction or 0.1,)
+    fractions = parse_fractions(label_fractions) if label_fractions is not None else (0.1 if label_fraction is None else label_fraction,)
     common = {
         **settings,
         **options,

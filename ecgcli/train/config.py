@@ -70,8 +70,9 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 
 def encoder_width(cfg: RunConfig) -> dict[str, int]:
-    """``{"width": w}`` for the encoder constructor, or nothing (its own default)."""
-    return {"width": cfg.width} if cfg.width else {}
+    """``{"width": w}`` for the encoder constructor, or nothing (its own default). ``None``
+    alone means unset: a width of 0 is a value (refused by the checks), never the default."""
+    return {"width": cfg.width} if cfg.width is not None else {}
 
 
 def apply_recipe(values: dict[str, Any], given: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -193,6 +194,8 @@ class RunConfig:
         for name, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 2)):
             if value < low:
                 raise ConfigError(f"{name} must be at least {low}, got {value}")
+        if self.width is not None and self.width < 1:  # before the encoder is built, data read
+            raise ConfigError(f"--width must be at least 1, got {self.width}")
         if not self.lr > 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.weight_decay < 0 or self.grad_clip < 0:
@@ -248,7 +251,11 @@ class SupervisedConfig(RunConfig):
     )
     aggregate: str = option("mean", "How a record's window probabilities are combined: mean or max.")
     # fine-tuning
-    ssl_checkpoint: str | None = option(None, "Encoder checkpoint from `ecg train ssl` (.safetensors).")
+    ssl_checkpoint: str | None = option(
+        None,
+        "Encoder checkpoint from `ecg train ssl` (.safetensors), or a shipped encoder's name "
+        "(`ecg models --pretrained`).",
+    )
     freeze_encoder: bool = option(
         False,
         "Linear probe: train only the head (BatchNorm frozen too); without a checkpoint, a probe of a "
@@ -274,7 +281,7 @@ class SupervisedConfig(RunConfig):
         if self.kind == "finetune":
             mode = "probe" if self.freeze_encoder else "ft"
             return (
-                f"finetune-{Path(str(self.ssl_checkpoint)).parent.name}-{mode}{self._lead_tag()}-s{self.seed}"
+                f"finetune-{_source_name(self.ssl_checkpoint)}-{mode}{self._lead_tag()}-s{self.seed}"
             )
         frozen = "-frozen" if self.freeze_encoder else ""  # a probe of a random encoder
         return f"supervised-{self.loss}-{self.balance_strategy}{frozen}{self._lead_tag()}-s{self.seed}"
@@ -493,3 +500,10 @@ class FeaturesConfig:
     def from_dict(cls, d: dict[str, Any]) -> FeaturesConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _source_name(checkpoint: Any) -> str:
+    """What a fine-tune's run name calls its encoder: the run folder of a checkpoint file, or
+    the name of a shipped encoder (which has no folder of its own)."""
+    path = Path(str(checkpoint))
+    return path.parent.name or path.stem
