@@ -343,7 +343,10 @@ def multiseed(
     seed_list = parse_seeds(seeds)
     if label_fractions is not None and label_fraction is not None:
         raise ConfigError("give --label-fraction or --label-fractions, not both")
-    fractions = parse_fractions(label_fractions) if label_fractions is not None else (0.1 if label_fraction is None else label_fraction,)
+    if label_fractions is not None:
+        fractions = parse_fractions(label_fractions)
+    else:  # None alone is unset: 0 is a value, refused by the checks
+        fractions = (0.1 if label_fraction is None else label_fraction,)
     common = {
         **settings,
         **options,
