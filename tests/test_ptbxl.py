@@ -93,6 +93,9 @@ def test_real_tables_match_published_facts(shared_tables: Path, tmp_path: Path) 
 def test_missing_and_malformed_tables(tmp_path: Path, synth_copy: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         load_ptbxl(tmp_path / "nope")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(DataError, match="a-file: is a file, not a folder"):
+        load_ptbxl(tmp_path / "a-file")
     (synth_copy / "scp_statements.csv").unlink()
     with pytest.raises(DataError, match="scp_statements.csv"):
         load_ptbxl(synth_copy)
@@ -103,7 +106,7 @@ def test_bad_fold_and_duplicate_ids(synth_copy: Path) -> None:
     db = pd.read_csv(db_path)
     db.loc[3, "strat_fold"] = 11
     db.to_csv(db_path, index=False)
-    with pytest.raises(DataError, match=r"ecg_id 4: strat_fold must be 1-10"):
+    with pytest.raises(DataError, match=r"ecg_id 4: strat_fold must be 1-10, got 11$"):  # not np.int64(11)
         load_ptbxl(synth_copy)
     db.loc[3, "strat_fold"] = 1
     db.loc[5, "ecg_id"] = 1

@@ -27,7 +27,12 @@ runner = CliRunner()
 
 def test_shard_parsing() -> None:
     assert Shard.parse("2/4") == Shard(2, 4) and str(Shard.parse(" 1 / 1 ")) == "1/1"
-    for bad, message in (("3/2", "K must be between 1 and N"), ("0/2", "between 1 and N"), ("a/b", "K/N")):
+    for bad, message in (
+        ("3/2", "K must be between 1 and N"),
+        ("0/2", "between 1 and N"),
+        ("a/b", "K/N"),
+        ("1/0", r"^--shard 1/0: N must be at least 1 \(the number of shares\)$"),
+    ):
         with pytest.raises(ConfigError, match=message):
             Shard.parse(bad)
 

@@ -225,6 +225,8 @@ def load_ptbxl(
     """
     check_task(task)
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: is a file, not a folder (--data-root or ECG_DATA_ROOT names the folder)")
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found (set --data-root or ECG_DATA_ROOT)")
     if sampling_rate not in RECORD_LENGTH:
@@ -248,7 +250,8 @@ def load_ptbxl(
     if bad.any():
         i = int(bad.to_numpy().argmax())
         got = db["strat_fold"].iloc[i]
-        raise DataError(f"{db_path}: ecg_id {ecg_ids[i]}: strat_fold must be 1-10, got {got!r}")
+        shown = got.item() if isinstance(got, np.generic) else got  # 11, not np.int64(11)
+        raise DataError(f"{db_path}: ecg_id {ecg_ids[i]}: strat_fold must be 1-10, got {shown!r}")
     column = "filename_lr" if sampling_rate == 100 else "filename_hr"
     paths = [
         safe_record_path(root, rel, int(eid))

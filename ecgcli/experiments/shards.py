@@ -58,7 +58,9 @@ class Shard:
         if m is None:
             raise ConfigError(f"--shard must be K/N (the K-th of N shares, 1 <= K <= N), got {text!r}")
         index, count = int(m.group(1)), int(m.group(2))
-        if count < 1 or not 1 <= index <= count:
+        if count < 1:
+            raise ConfigError(f"--shard {text.strip()}: N must be at least 1 (the number of shares)")
+        if not 1 <= index <= count:
             raise ConfigError(f"--shard {text}: K must be between 1 and N (here 1 to {count}), got {index}")
         return cls(index, count)
 
