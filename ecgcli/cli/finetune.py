@@ -32,12 +32,20 @@ def finetune(
 
     Example: ecg finetune --ssl-checkpoint runs/simclr-s42/model.safetensors --encoder-lr 1e-4
     """
+    from ecgcli.cli.train import resume_epochs
     from ecgcli.errors import ConfigError
 
+    resume_epochs(ctx, resume)  # an option given with --resume is refused before anything else
     if options["ssl_checkpoint"] is None and resume is None:
         raise ConfigError("--ssl-checkpoint is required (an encoder from `ecg train ssl`)")
     mode = "linear probe" if options["freeze_encoder"] else "fine-tuning"
     title = f"{mode} of {options['ssl_checkpoint']} (seed {options['seed']})"
     run_classifier(
-        classifier_config(settings, options), resume, title, nproc, (nnodes, node_rank, rdzv_endpoint)
+        classifier_config(settings, options),
+        resume,
+        title,
+        nproc,
+        (nnodes, node_rank, rdzv_endpoint),
+        ctx=ctx,
+        kind="finetune",
     )

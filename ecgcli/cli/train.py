@@ -48,6 +48,31 @@ RdzvEndpoint = Annotated[
 Resume = Annotated[
     Path | None, typer.Option("--resume", help="Continue an interrupted run (its saved configuration).")
 ]
+#: What may be given with --resume: where it runs, and --epochs (to train longer).
+RESUME_TAKES = frozenset({"resume", "nproc", "nnodes", "node_rank", "rdzv_endpoint", "epochs"})
+
+
+def resume_epochs(ctx: typer.Context, resume: Path | None) -> int | None:
+    """With ``--resume``: the ``--epochs`` typed with it (None: the saved number). Any other
+    option typed with it is refused in one line naming it: the run continues with its saved
+    configuration, so the option would be silently ignored (issue 31 D)."""
+    if resume is None:
+        return None
+    from ecgcli.errors import ConfigError
+
+    def typed(name: str) -> bool:  # by name: typer may bring its own copy of click's enum
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name == "COMMANDLINE"
+
+    ignored = [p.opts[0] for p in ctx.command.params if p.name not in RESUME_TAKES and typed(p.name or "")]
+    if ignored:
+        raise ConfigError(
+            f"{', '.join(ignored)} cannot be given with --resume: {resume} continues with its saved "
+            "configuration (only --epochs may be given, to train to that many epochs)"
+        )
+    return ctx.params.get("epochs") if typed("epochs") else None
+
+
 #: Options of `finetune` only (the encoder comes from its checkpoint there). `train supervised`
 #: keeps --freeze-encoder and --encoder-lr: the probe:random and finetune:random baselines.
 FINETUNE_ONLY = ("ssl_checkpoint",)
@@ -107,22 +132,31 @@ def run_classifier(
     title: str,
     nproc: int | None = None,
     nodes: tuple[int, int, str | None] = (1, 0, None),
+    *,
+    ctx: typer.Context,
+    kind: str,
 ) -> None:
-    """Shared by `train supervised` and `finetune`: live view, run, final report."""
+    """Shared by `train supervised` and `finetune` (``kind``): live view, run, final report."""
     from ecgcli.cli.render import print_evaluation
     from ecgcli.train.supervised import resume_classifier, train_classifier
 
+    epochs = resume_epochs(ctx, resume)
     relaunch(nproc, config["device"], None if resume else config["batch_size"], nodes)
     with distributed(config["device"]) as dist, training_view(title, dist) as view:
         if resume is not None:
-            view(_note(f"resuming {resume} with its saved configuration"))
-            result = resume_classifier(resume, view, dist=dist)
+            view(_note(_resuming(resume, epochs)))
+            result = resume_classifier(resume, view, kind=kind, epochs=epochs, dist=dist)
         else:
             result = train_classifier(SupervisedConfig(**config), view, dist=dist)
     if not dist.is_main:
         return
     extra = (("also written", config["out"]),) if config.get("out") else ()
     print_evaluation(result.evaluation, result.run_dir, result.checkpoint, extra)
+
+
+def _resuming(resume: Path, epochs: int | None) -> str:
+    to = f", to epoch {epochs} (--epochs)" if epochs is not None else ""
+    return f"resuming {resume} with its saved configuration{to}"
 
 
 def _note(text: str):
@@ -153,7 +187,7 @@ def supervised(
     cfg = classifier_config(settings, options)
     recipe = "" if cfg["recipe"] == "reference" else f"{cfg['recipe']} recipe, "
     title = f"supervised ({recipe}{cfg['loss']}, {cfg['balance_strategy']}, seed {cfg['seed']})"
-    run_classifier(cfg, resume, title, nproc, (nnodes, node_rank, rdzv_endpoint))
+    run_classifier(cfg, resume, title, nproc, (nnodes, node_rank, rdzv_endpoint), ctx=ctx, kind="supervised")
 
 
 @app.command()
@@ -179,6 +213,7 @@ def ssl(
     from ecgcli.cli.render import out as stdout
     from ecgcli.train.ssl import resume_ssl, train_ssl
 
+    epochs = resume_epochs(ctx, resume)
     relaunch(
         nproc,
         settings["device"],
@@ -188,8 +223,8 @@ def ssl(
     title = f"{options['method']} pretraining (seed {options['seed']})"
     with distributed(settings["device"]) as dist, training_view(title, dist) as view:
         if resume is not None:
-            view(_note(f"resuming {resume} with its saved configuration"))
-            result = resume_ssl(resume, view, dist=dist)
+            view(_note(_resuming(resume, epochs)))
+            result = resume_ssl(resume, view, dist=dist, epochs=epochs)
         else:
             result = train_ssl(SSLConfig(**settings, **options), view, dist=dist)
     if not dist.is_main:

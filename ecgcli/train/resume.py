@@ -96,7 +96,9 @@ def load_resume_state(
             stopped_early=bool(meta["stopped_early"]),
         )
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: resume state does not fit this run ({exc})") from None
+        detail = " ".join(str(exc).split())  # torch's is several lines, one per key
+        detail = detail if len(detail) <= 160 else detail[:157] + "..."
+        raise CheckpointError(f"{path}: resume state does not fit this run ({detail})") from None
 
 
 def read_resume_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecgcli.errors import Interrupted
+from ecgcli.errors import ConfigError, Interrupted
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.storage.runs import RunDir
 from ecgcli.train.config import RunConfig
 from ecgcli.train.data import TrainingData, load_training_data
+from ecgcli.train.resume import saved_epoch
 
 if TYPE_CHECKING:
     from ecgcli.scoring.evaluate import SplitEvaluation
@@ -59,7 +60,14 @@ def open_run(
     either way claimed by rank 0 for as long as it runs (a second process is refused). When
     the automatic name is taken, ``callback`` hears where the run goes instead."""
     if resume is not None:
-        dist.on_main(resume.claim_or_refuse)
+
+        def claim() -> None:
+            resume.claim_or_refuse()
+            saved = resume.read_config()
+            if saved.get("epochs") != cfg.epochs:  # --epochs on --resume: recorded once it is ours
+                resume.write_config({**saved, "epochs": cfg.epochs})
+
+        dist.on_main(claim)
         return resume
 
     def create() -> RunDir:
@@ -118,3 +126,48 @@ def continue_run(
     if status == "restart":
         run.clear_unstarted()
     return "trained", start()
+
+
+#: Each kind of run with epochs, as the user knows it, and the command that resumes it.
+RESUMED_BY = {
+    "supervised": ("a supervised run", "ecg train supervised"),
+    "finetune": ("a finetune run", "ecg finetune"),
+    "ssl": ("an SSL run", "ecg train ssl"),
+}
+
+
+def run_kind(config: dict[str, Any]) -> str:
+    """``supervised``, ``finetune``, ``ssl`` or ``features``: what kind of run a saved
+    ``config.json`` belongs to (told apart by the fields only that kind has)."""
+    if "method" in config:
+        return "ssl"
+    if "classifier" in config:
+        return "features"
+    return "finetune" if config.get("ssl_checkpoint") else "supervised"
+
+
+def resumable_config(run: RunDir, kinds: tuple[str, ...], epochs: int | None = None) -> dict[str, Any]:
+    """The saved configuration of ``run`` for a resume by a command that resumes ``kinds``,
+    with ``epochs`` (``--epochs`` given on ``--resume``) in place of the saved number.
+
+    Another kind of run is refused with the command that resumes it (its state would not fit
+    this trainer's model); fewer epochs than the run has trained cannot be undone.
+    """
+    config = run.read_config()
+    kind = run_kind(config)
+    if kind not in kinds:
+        what, command = RESUMED_BY.get(kind, (f"a {kind} run", None))
+        raise ConfigError(
+            f"{run.path} is {what}; resume it with `{command} --resume {run.path}`"
+            if command
+            else f"{run.path} is {what}, which has no epochs to resume"
+        )
+    if epochs is None:
+        return config
+    done = saved_epoch(run.state) or 0
+    if epochs < done:
+        raise ConfigError(
+            f"--epochs {epochs} is fewer than the {done} epochs {run.path} has already trained; "
+            f"give {done} or more"
+        )
+    return {**config, "epochs": epochs}

@@ -50,7 +50,7 @@ from ecgcli.train.config import SSLConfig, encoder_width
 from ecgcli.train.data import TrainingData, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import LoopConfig, fit, optimizer_class
-from ecgcli.train.run import RunResult, interrupted_writing, load_data, open_run
+from ecgcli.train.run import RunResult, interrupted_writing, load_data, open_run, resumable_config
 from ecgcli.train.seeds import epoch_seed
 
 
@@ -366,12 +366,18 @@ def added_records(cfg: SSLConfig, data: TrainingData, dist: Distributed, callbac
     )
 
 
-def resume_ssl(run_dir: Path, callback: Callback = ignore, dist: Distributed | None = None) -> RunResult:
+def resume_ssl(
+    run_dir: Path, callback: Callback = ignore, dist: Distributed | None = None, epochs: int | None = None
+) -> RunResult:
+    """Continue an interrupted pretraining run with its saved configuration (``epochs``: to
+    that many epochs instead); a classifier run is refused with the command that resumes it."""
+
     def load() -> tuple[RunDir, SSLConfig]:
         run = RunDir.for_resume(run_dir)
+        cfg = SSLConfig.from_dict(resumable_config(run, ("ssl",), epochs))
         if run.finished:
             raise ConfigError(f"{run_dir}: this run already finished (see its metrics.json)")
-        return run, SSLConfig.from_dict(run.read_config())
+        return run, cfg
 
     if dist is not None:
         dist.share_files(RunDir(Path(run_dir)).resume_files())  # a node that lacks the run directory gets it

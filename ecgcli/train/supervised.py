@@ -40,7 +40,14 @@ from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import LoopConfig, fit, optimizer_class, selection_warning
 from ecgcli.train.losses import build_loss
-from ecgcli.train.run import RunResult, data_summary, interrupted_writing, load_data, open_run
+from ecgcli.train.run import (
+    RunResult,
+    data_summary,
+    interrupted_writing,
+    load_data,
+    open_run,
+    resumable_config,
+)
 from ecgcli.train.seeds import epoch_seed
 
 
@@ -223,8 +230,10 @@ def train_classifier(
     torch.manual_seed(cfg.seed)
     if cfg.ssl_checkpoint:  # a node without the checkpoint gets it from one that has it
         from ecgcli.storage.checkpoint import sidecar_path
+        from ecgcli.train.finetune import encoder_path
 
-        dist.share_files([Path(cfg.ssl_checkpoint), sidecar_path(Path(cfg.ssl_checkpoint))])
+        source = encoder_path(cfg.ssl_checkpoint)
+        dist.share_files([source, sidecar_path(source)])
     model, encoder_info = dist.main_first(lambda: _build_model(cfg, len(ds.class_names), init_encoder))
     placement = dist.info(cfg.batch_size)
     run = open_run(cfg, dist, placement, resume, callback)
@@ -459,13 +468,25 @@ def _logging(callback: Callback, run: RunDir) -> Callback:
     return handle
 
 
-def resume_classifier(run_dir: Path, callback: Callback = ignore, **kwargs: Any) -> RunResult:
+def resume_classifier(
+    run_dir: Path,
+    callback: Callback = ignore,
+    *,
+    kind: str | None = None,
+    epochs: int | None = None,
+    **kwargs: Any,
+) -> RunResult:
     """Continue an interrupted run with the configuration it was started with (under
-    torchrun, every rank loads the saved state; the number of processes may differ)."""
+    torchrun, every rank loads the saved state; the number of processes may differ).
+
+    ``kind`` (``supervised`` or ``finetune``: the command resuming it) refuses the other
+    kind; ``epochs`` trains to that many epochs instead of the saved number."""
 
     def load() -> tuple[RunDir, SupervisedConfig]:
         run = RunDir.for_resume(run_dir)
-        cfg = SupervisedConfig.from_dict(run.read_config())
+        cfg = SupervisedConfig.from_dict(
+            resumable_config(run, (kind,) if kind else ("supervised", "finetune"), epochs)
+        )
         if run.finished:
             raise ConfigError(f"{run_dir}: this run already finished (see its metrics.json)")
         return run, cfg
