@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from ecgcli.cli.common import Device, JsonFlag, settings_from
-from ecgcli.cli.predict import Checkpoint
+from ecgcli.cli.predict import Checkpoint, classifier_value
 
 
 class Method(str, Enum):
@@ -66,13 +66,13 @@ def explain(
 
     Example: ecg explain data/synth/records100/00000/00001_lr -c runs/supervised --out fig.png
     """
+    from ecgcli import pretrained
     from ecgcli.errors import ConfigError
 
     if out is None and not json_out:
         raise ConfigError("nothing to do: pass --out FIG.png, --json, or both")
     settings = settings_from(ctx, checkpoint=checkpoint, device=device)
-    if settings.checkpoint is None:
-        raise ConfigError("no checkpoint: pass --checkpoint PATH or set ECG_CHECKPOINT")
+    checkpoint_path = pretrained.resolve(classifier_value(settings.checkpoint))
     if out is not None:
         from ecgcli.files import probe_writable
         from ecgcli.inference.ecgpaper import pyplot
@@ -89,7 +89,7 @@ def explain(
     stems = resolve_records([record])
     if len(stems) != 1:
         raise ConfigError(f"{record}: explain takes one record, this folder has {len(stems)}")
-    predictor = Predictor.from_checkpoint(settings.checkpoint, device=settings.device)
+    predictor = Predictor.from_checkpoint(checkpoint_path, device=settings.device)
     check_options(predictor, class_name, method.value, steps)
     expl = explain_record(predictor, stems[0], class_name, method.value, steps)
     if expl.warnings:

@@ -11,8 +11,9 @@ from typing import Annotated
 
 import typer
 
-from ecgcli.cli.common import JsonFlag
+from ecgcli.cli.common import JsonFlag, settings_from
 from ecgcli.cli.options import Force
+from ecgcli.cli.predict import Checkpoint, classifier_value
 
 
 class Format(str, Enum):
@@ -21,12 +22,16 @@ class Format(str, Enum):
 
 
 def export(
+    ctx: typer.Context,
     checkpoint: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
-            help="Classifier checkpoint (model.safetensors or its run folder).", show_default=False
+            help="Classifier checkpoint (model.safetensors or its run folder) or a shipped model's name "
+            "\\[default: -c, ECG_CHECKPOINT, else the shipped default model].",
+            show_default=False,
         ),
-    ],
+    ] = None,
+    model: Checkpoint = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="onnx or torchscript.")] = Format.onnx,
     out: Annotated[
         Path | None,
@@ -51,14 +56,26 @@ def export(
     Class names, thresholds, rate and window travel in the file's metadata, so
     `ecg predict --runtime onnx -c model.onnx` needs no torch. ONNX needs the onnx extra.
 
+    A shipped model's name exports it to NAME.onnx in the working folder.
+
     Example: ecg export runs/supervised --format onnx --out model.onnx
     """
+    from ecgcli import pretrained
+    from ecgcli.errors import ConfigError
     from ecgcli.inference.export import export_model
 
-    if out is None:
-        base = checkpoint if checkpoint.is_dir() else checkpoint.parent
-        out = base / ("model.onnx" if fmt is Format.onnx else "model.torchscript.pt")
-    report = export_model(checkpoint, fmt.value, out, n_check=check_records, force=force)
+    if checkpoint is not None and model is not None:
+        raise ConfigError("give the checkpoint once: as the argument or as -c/--model, not both")
+    settings = settings_from(ctx, ("checkpoint",), checkpoint=checkpoint if checkpoint is not None else model)
+    value = classifier_value(settings.checkpoint)
+    path = pretrained.resolve(value)
+    suffix = "onnx" if fmt is Format.onnx else "torchscript.pt"
+    if out is None and path != Path(value):  # a shipped model: never write into the package
+        out = Path(f"{value}.{suffix}")
+    elif out is None:
+        base = path if path.is_dir() else path.parent
+        out = base / f"model.{suffix}"
+    report = export_model(path, fmt.value, out, n_check=check_records, force=force)
     if json_out:
         import json
         import sys

@@ -74,29 +74,29 @@ def example_stems(folder: Path) -> list[Path]:
 
 
 def _fold10(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The card's headline numbers from a run's metrics.json."""
+    """The card's headline numbers from a run's metrics.json, unrounded: the card prints them to
+    3 decimals and ``ecg models --check`` compares at that precision (rounding twice would not
+    agree)."""
     boot = metrics.get("bootstrap") or {}
     cal = metrics.get("calibration") or {}
 
     def ci(name: str) -> list[float] | None:
         b = boot.get(name)
-        return [round(b["ci_low"], 4), round(b["ci_high"], 4)] if b else None
+        return [b["ci_low"], b["ci_high"]] if b else None
 
     test, tuned = metrics["test"], metrics["test_tuned"]
     out = {
-        "macro_auroc": round(test["macro_auroc"], 4),
+        "macro_auroc": test["macro_auroc"],
         "auroc_ci": ci("auroc"),
-        "macro_auprc": round(boot["auprc"]["estimate"], 4) if "auprc" in boot else None,
+        "macro_auprc": boot["auprc"]["estimate"] if "auprc" in boot else None,
         "auprc_ci": ci("auprc"),
-        "fmax": round(boot["fmax"]["estimate"], 4) if "fmax" in boot else None,
+        "fmax": boot["fmax"]["estimate"] if "fmax" in boot else None,
         "fmax_ci": ci("fmax"),
         "fmax_threshold": tuned.get("sample_threshold"),
-        "macro_f1_tuned": round(tuned["macro_f1"], 4),
+        "macro_f1_tuned": tuned["macro_f1"],
         "n": int(test["n"]),
-        "ece": round(cal["test"]["macro_ece"], 4) if cal.get("test") else None,
-        "ece_uncalibrated": (
-            round(cal["test_uncalibrated"]["macro_ece"], 4) if cal.get("test_uncalibrated") else None
-        ),
+        "ece": cal["test"]["macro_ece"] if cal.get("test") else None,
+        "ece_uncalibrated": cal["test_uncalibrated"]["macro_ece"] if cal.get("test_uncalibrated") else None,
     }
     return out
 

@@ -102,6 +102,10 @@ def portable_meta(meta: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
         "leads": list(meta.get("leads") or LEADS),
         "sampling_rate": meta["sampling_rate"],
         "signal_length": meta["signal_length"],
+        # how a long record's windows are cut and combined, as the run scored fold 10: without
+        # them the ONNX runtime would score a benchmark-recipe model differently from torch
+        "window_stride": meta.get("window_stride"),
+        "aggregate": meta.get("aggregate"),
         # already applied inside the graph; kept so a reader knows the output is calibrated
         "temperature": meta.get("temperature"),
         "normalisation": meta.get("normalisation"),

@@ -24,9 +24,17 @@ if TYPE_CHECKING:
     from ecgcli.train.config import SupervisedConfig
 
 
+def encoder_path(value: Any) -> Path:
+    """The checkpoint file ``--ssl-checkpoint`` names: a path, or a shipped encoder's verified file."""
+    from ecgcli import pretrained
+
+    return pretrained.resolve(str(value), kind="encoder")
+
+
 def pretrained_encoder(cfg: SupervisedConfig) -> tuple[nn.Module, dict[str, Any]]:
-    """The encoder of ``cfg.ssl_checkpoint``, checked against the run it is to be used in."""
-    path = Path(str(cfg.ssl_checkpoint))
+    """The encoder of ``cfg.ssl_checkpoint`` (a file, or the name of a shipped encoder such as
+    ``byol-resnet1d_wang-ptbxl``), checked against the run it is to be used in."""
+    path = encoder_path(cfg.ssl_checkpoint)
 
     def fits_this_run(meta: dict[str, Any]) -> None:
         args = (meta.get("architecture") or {}).get("encoder_args", {})

@@ -1,0 +1,253 @@
+"""Shipped models: names wherever a checkpoint is accepted, checksums, cards, the re-check, and
+(for every model in the installed package) the probabilities recorded when it was built.
+
+The name-handling tests build a private zoo from a tiny synthetic run with the same code the
+maintainers' build script uses (:func:`ecgcli.experiments.shipping.build_shipped_model`), so
+they hold without PTB-XL and whatever models the package ships.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import train_tiny
+from typer.testing import CliRunner
+
+from ecgcli import pretrained
+from ecgcli.cli.app import app
+from ecgcli.experiments.shipping import Provenance, build_shipped_model, example_stems
+
+pytest.importorskip("onnxruntime")
+
+runner = CliRunner()
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "records"
+NAME, ENCODER = "tiny-superdiagnostic", "tiny-encoder"
+
+
+@pytest.fixture(scope="module")
+def zoo_source(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A zoo with one calibrated classifier (benchmark-style windows) and one encoder."""
+    base = tmp_path_factory.mktemp("zoo")
+    result = train_tiny(
+        synth_root,
+        base / "cache",
+        base / "runs",
+        run_dir=str(base / "runs" / "clf"),
+        signal_length=250,
+        window_stride=125,
+        aggregate="max",
+        calibrate="temperature",
+        seed=3,
+    )
+    zoo = base / "zoo"
+    prov = Provenance(command="ecg train supervised --tiny", commit="0000000", population="synthetic")
+    build_shipped_model(result.run_dir, NAME, zoo, EXAMPLES, prov, "A tiny test classifier.", default=True)
+    _encoder_run(result.run_dir, base / "runs" / "enc")
+    build_shipped_model(base / "runs" / "enc", ENCODER, zoo, EXAMPLES, prov, "A tiny test encoder.")
+    return zoo
+
+
+def _encoder_run(classifier_run: Path, out: Path) -> None:
+    """An encoder checkpoint cut from the classifier (what ``train ssl`` writes, in shape)."""
+    from ecgcli.storage.checkpoint import checkpoint_meta, load_classifier, save_checkpoint
+
+    model, meta = load_classifier(classifier_run / "model.safetensors")
+    arch = meta["architecture"]
+    out.mkdir(parents=True)
+    save_checkpoint(
+        out / "model.safetensors",
+        model.encoder,
+        checkpoint_meta(
+            "encoder",
+            architecture={"encoder": arch["encoder"], "encoder_args": arch["encoder_args"]},
+            sampling_rate=100,
+            signal_length=250,
+            normalisation=meta["normalisation"],
+        ),
+    )
+    (out / "config.json").write_text(json.dumps({"epochs": 1, "method": "byol"}))
+
+
+@pytest.fixture()
+def zoo(zoo_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the zoo, installed as the package's (a test may damage it)."""
+    dest = tmp_path / "zoo"
+    shutil.copytree(zoo_source, dest)
+    monkeypatch.setattr(pretrained, "zoo_dir", lambda: dest)
+    monkeypatch.delenv("ECG_CHECKPOINT", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout's
+    return dest
+
+
+def _probs(doc: dict) -> dict[str, list[float]]:
+    return {Path(r["record"]).name: list(r["probabilities"].values()) for r in doc["predictions"]}
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_a_name_predicts_as_recorded_at_build(zoo: Path, runtime: str) -> None:
+    ref = pretrained.reference(NAME)
+    records = [str(s) + ".hea" for s in example_stems(EXAMPLES)]
+    out = runner.invoke(app, ["predict", *records, "-c", NAME, "--runtime", runtime, "--json"])
+    assert out.exit_code == 0, out.output
+    got = _probs(json.loads(out.stdout))
+    assert set(got) == set(ref["records"])
+    delta = max(np.abs(np.subtract(got[k], ref["records"][k])).max() for k in got)
+    assert delta <= 1e-5
+
+
+def test_model_option_and_default_and_setting(zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = str(EXAMPLES / "ptbxl_00009.hea")
+    by_name = runner.invoke(app, ["predict", rec, "--model", NAME, "--json"])
+    default = runner.invoke(app, ["predict", rec, "--json"])
+    assert by_name.exit_code == 0 and default.exit_code == 0, default.output
+    assert json.loads(default.stdout)["predictions"] == json.loads(by_name.stdout)["predictions"]
+    # ECG_CHECKPOINT still wins over the shipped default: here it names a missing file
+    monkeypatch.setenv("ECG_CHECKPOINT", "elsewhere/model.safetensors")
+    wins = runner.invoke(app, ["predict", rec])
+    assert wins.exit_code == 2 and "elsewhere" in wins.output
+
+
+def test_unknown_name_lists_the_shipped_ones(zoo: Path) -> None:
+    out = runner.invoke(app, ["predict", str(EXAMPLES / "ptbxl_00009.hea"), "-c", "ptbxl-nope"])
+    assert out.exit_code == 2
+    assert "ptbxl-nope" in out.output and NAME in out.output and ENCODER in out.output
+    assert "Traceback" not in out.output
+
+
+def test_an_encoder_name_is_not_a_classifier(zoo: Path) -> None:
+    out = runner.invoke(app, ["predict", str(EXAMPLES / "ptbxl_00009.hea"), "-c", ENCODER])
+    assert out.exit_code == 2 and f"--ssl-checkpoint {ENCODER}" in out.output
+
+
+@pytest.mark.parametrize("role", ["weights", "sidecar", "onnx"])
+def test_a_damaged_shipped_file_is_refused(zoo: Path, role: str, tmp_path: Path) -> None:
+    path = pretrained.get(NAME).path(role)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    runtime = "onnx" if role == "onnx" else "torch"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = runner.invoke(app, ["predict", str(EXAMPLES / "ptbxl_00009.hea"), "-c", NAME, "--runtime", runtime])
+    assert out.exit_code == 2
+    assert "damaged" in out.output and path.name in out.output
+    assert len(out.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_a_missing_card_is_one_line(zoo: Path) -> None:
+    pretrained.get(NAME).path("card").unlink()
+    out = runner.invoke(app, ["models", "--card", NAME])
+    assert out.exit_code == 2 and "missing" in out.output and "MODEL_CARD.md" in out.output
+
+
+def test_models_pretrained_lists_the_set(zoo: Path) -> None:
+    out = runner.invoke(app, ["models", "--pretrained", "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["default"] == NAME
+    rows = {m["name"]: m for m in doc["models"]}
+    clf = rows[NAME]
+    assert clf["kind"] == "classifier" and clf["task"] == "superdiagnostic" and len(clf["classes"]) == 5
+    lo, hi = clf["fold10"]["auroc_ci"]
+    assert lo <= clf["fold10"]["macro_auroc"] <= hi
+    assert clf["fold10"]["ece"] is not None and clf["size_bytes"] > 0
+    assert rows[ENCODER]["kind"] == "encoder"
+    table = runner.invoke(app, ["models", "--pretrained"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and f"{NAME} (default)" in table.output
+
+
+def test_card_tells_how_it_was_made(zoo: Path) -> None:
+    out = runner.invoke(app, ["models", "--card", NAME, "--json"])
+    assert out.exit_code == 0, out.output
+    card = json.loads(out.stdout)["card"]
+    fold10 = pretrained.get(NAME).fold10
+    for text in (
+        "ecg train supervised --tiny", "0000000", f"{fold10['macro_auroc']:.3f}", "not a medical device",
+        "CC BY 4.0", "Input contract", "temperature", "fold 9",
+    ):  # fmt: skip
+        assert text in card, text
+
+
+def test_check_reproduces_the_card_on_its_data(zoo: Path, synth_root: Path, tmp_path: Path) -> None:
+    out = runner.invoke(
+        app,
+        ["models", "--check", NAME, "--data-root", str(synth_root), "--json"],
+        env={"ECG_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["agrees"] is True
+    assert {r["key"] for r in doc["rows"]} >= {"macro_auroc", "macro_auprc", "fmax", "ece"}
+    assert abs(doc["yours"]["macro_auroc"] - pretrained.get(NAME).fold10["macro_auroc"]) < 5e-4
+
+
+def test_check_says_when_numbers_differ(zoo: Path, synth_root: Path, tmp_path: Path) -> None:
+    manifest = zoo / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc["models"][NAME]["fold10"]["macro_auroc"] = 0.999
+    manifest.write_text(json.dumps(doc))
+    pretrained._manifest.cache_clear()
+    try:
+        out = runner.invoke(
+            app,
+            ["models", "--check", NAME, "--data-root", str(synth_root)],
+            env={"ECG_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "200"},
+        )
+    finally:
+        pretrained._manifest.cache_clear()
+    assert out.exit_code == 1 and "differ" in out.output
+
+
+def test_user_path_wins_over_a_shipped_name(zoo: Path, tmp_path: Path) -> None:
+    """A folder in the working directory named like a shipped model is the user's, not ours."""
+    (tmp_path / NAME).mkdir()
+    out = runner.invoke(app, ["predict", str(EXAMPLES / "ptbxl_00009.hea"), "-c", NAME])
+    assert out.exit_code == 2 and "damaged" not in out.output
+
+
+# ---- the models this install ships --------------------------------------------------------
+
+SHIPPED = pretrained.shipped()
+
+
+def test_the_shipped_set_is_small_and_matches_its_manifest() -> None:
+    total = 0
+    for model in SHIPPED:
+        for role in model.files:
+            model.verified(role)  # raises on a checksum mismatch
+        total += model.size_bytes
+    assert total < 25e6
+    default = pretrained.default_classifier()
+    assert default is None or pretrained.get(default).kind == "classifier"
+
+
+@pytest.mark.parametrize("model", [m for m in SHIPPED if m.kind == "classifier"], ids=lambda m: m.name)
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_shipped_classifier_reproduces_its_build(model: pretrained.ShippedModel, runtime: str) -> None:
+    from ecgcli.inference.onnx_runtime import OnnxPredictor
+    from ecgcli.inference.predict import Predictor
+
+    ref = pretrained.reference(model.name)
+    stems = example_stems(EXAMPLES)
+    if runtime == "torch":
+        predictor = Predictor.from_checkpoint(pretrained.resolve(model.name), threads=1)
+    else:
+        predictor = OnnxPredictor.from_file(pretrained.resolve(model.name, runtime="onnx"))
+    for result in predictor.predict(stems):
+        got = [result.probabilities[c] for c in ref["class_names"]]  # type: ignore[union-attr]
+        expected = ref["records"][Path(result.record).name]
+        assert np.abs(np.subtract(got, expected)).max() <= 1e-5
+
+
+@pytest.mark.parametrize("model", [m for m in SHIPPED if m.kind == "encoder"], ids=lambda m: m.name)
+def test_shipped_encoder_reproduces_its_build(model: pretrained.ShippedModel) -> None:
+    from ecgcli.experiments.shipping import _encoder_reference
+
+    ref = pretrained.reference(model.name)
+    got = _encoder_reference(pretrained.resolve(model.name, kind="encoder"), example_stems(EXAMPLES))
+    for k, v in ref["records"].items():
+        assert np.abs(np.subtract(got["records"][k], v)).max() <= 1e-5
