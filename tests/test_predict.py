@@ -280,6 +280,7 @@ def test_cli_folder_json_csv_and_exit_codes(tmp_path: Path, ckpt: Path) -> None:
         *(f"{c}_positive" for c in SUPERCLASSES),
         "n_windows",
         "padded",
+        "warnings",
         "error",
     ]
     assert [r["record"] for r in rows][0] == str(broken) and "truncated" in rows[0]["error"]
@@ -434,25 +435,56 @@ def test_nan_checkpoint_is_refused_in_every_output_format(tmp_path: Path, ckpt: 
         (line,) = [ln for ln in result.stderr.splitlines() if ln.strip()]
         assert line.startswith(f"error: {bad}: tensor ") and "NaN or infinite" in line
         if fmt == ["--json"]:
-            assert json.loads(result.stdout)["predictions"] == []  # valid JSON, no NaN
+            doc = json.loads(result.stdout)  # valid JSON, no NaN
+            assert doc["predictions"] == [] and doc["error"] == line[7:] and doc["exit_code"] == 2
+            assert doc["errors"] == [{"record": record, "problem": line[7:]}]
         elif fmt == ["--csv"]:
-            assert list(csv.reader(io.StringIO(result.stdout))) == [["record", "error"], ["", line[7:]]]
+            rows = list(csv.reader(io.StringIO(result.stdout)))  # the columns the sidecar names
+            assert rows[0][:2] == ["record", "NORM"] and rows[0][-2:] == ["warnings", "error"]
+            assert rows[1][0] == record and rows[1][-1] == line[7:] and len(rows) == 2
         else:
             assert result.stdout == ""
 
 
-def test_json_and_csv_get_an_errors_only_document_when_nothing_runs(tmp_path: Path, ckpt: Path) -> None:
+def test_json_and_csv_keep_their_shape_when_a_record_is_missing_or_nothing_runs(
+    tmp_path: Path, ckpt: Path
+) -> None:
+    """A missing record is that record's failure (its path filled), in the same header as a
+    scored one; a command that fails as a whole still prints its document's shape."""
+    good = _write(tmp_path)
     missing = tmp_path / "missing.hea"
-    result = _cli(str(missing), "-c", str(ckpt), "--json")
+    result = _cli(str(missing), str(good), "-c", str(ckpt), "--json")
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert doc["checkpoint"] == str(ckpt) and doc["error"] is None and doc["exit_code"] == 1
+    assert [p["record"] for p in doc["predictions"]] == [str(good)]
+    ((error,),) = [doc["errors"]]
+    assert error["record"] == str(missing) and "no such record" in error["problem"]
+    assert f"error: {missing}: no such record" in result.stderr
+
+    scored = _cli(str(good), "-c", str(ckpt), "--csv")
+    result = _cli(str(missing), str(good), "-c", str(ckpt), "--csv")
+    assert result.exit_code == 1
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == next(csv.reader(io.StringIO(scored.stdout)))  # the same header
+    assert rows[1][0] == str(missing) and "no such record" in rows[1][-1] and rows[2][0] == str(good)
+
+    result = _cli(str(missing), "-c", str(ckpt), "--csv")  # the only record: exit 2, same header
+    assert result.exit_code == 2
+    assert list(csv.reader(io.StringIO(result.stdout)))[0] == rows[0]
+
+    result = _cli(str(good), "-c", str(tmp_path / "none.safetensors"), "--json")
     assert result.exit_code == 2
     doc = json.loads(result.stdout)
-    assert doc["predictions"] == [] and doc["checkpoint"] == str(ckpt)
-    ((error,),) = [doc["errors"]]
-    assert str(missing) in error["problem"] and error["problem"] in result.stderr
-    result = _cli(str(_write(tmp_path)), "-c", str(tmp_path / "none.safetensors"), "--csv")
+    assert "checkpoint not found" in doc["error"] and doc["exit_code"] == 2 and doc["predictions"] == []
+    assert doc["errors"] == [{"record": str(good), "problem": doc["error"]}]
+    result = _cli(str(good), "-c", str(tmp_path / "none.safetensors"), "--csv")
     assert result.exit_code == 2
     rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["record", "error"] and len(rows) == 2 and "checkpoint not found" in rows[1][1]
+    assert rows[0][0] == "record" and rows[0][-1] == "error" and len(rows) == 2
+    assert rows[1][0] == str(good) and "checkpoint not found" in rows[1][-1]
+    result = _cli(str(good), "-c", str(ckpt), "--json", "--csv")
+    assert result.exit_code == 2 and "cannot be used together" in json.loads(result.stdout)["error"]
 
 
 # --- edited sidecars: thresholds and temperatures must be what tuning could have produced -------
@@ -489,7 +521,73 @@ def test_edited_thresholds_and_temperatures_are_refused(
 def test_onnx_file_without_runtime_onnx_suggests_it(tmp_path: Path) -> None:
     fake = tmp_path / "model.onnx"
     fake.write_bytes(b"\x08\x07" + b"\x00" * 30)
-    result = _cli(str(_write(tmp_path)), "-c", str(fake))
+    result = _cli(str(_write(tmp_path)), "-c", str(fake), "--runtime", "torch")
     assert result.exit_code == 2, result.output
     (line,) = result.stderr.strip().splitlines()
     assert "--runtime onnx" in line and "sidecar" not in line
+
+
+# --- flat and very short records: a warning, or a per-record error, never a confident score ------
+
+
+def _write_digital(folder: Path, name: str, digital: np.ndarray, fs: int = 100) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_record(folder / name, digital.astype(np.int16), list(LEADS), fs)
+    return folder / name
+
+
+def test_flat_and_too_short_records_in_text_json_and_csv(tmp_path: Path, ckpt: Path) -> None:
+    folder = tmp_path / "recs"
+    good = _write(folder, "a_good")
+    partly = _write(folder, "b_partly_flat", seed=2)
+    raw = np.fromfile(partly.with_suffix(".dat"), dtype="<i2").reshape(-1, 12)
+    raw[:, [9, 10]] = 7  # V4 and V5 constant (a lead off)
+    raw.tofile(partly.with_suffix(".dat"))
+    flat = _write_digital(folder, "c_all_zero", np.zeros((1000, 12)))
+    one = _write_digital(folder, "d_one_sample", np.full((1, 12), 100))
+    short = _write(folder, "e_two_seconds", seconds=2)
+    ok_short = _write(folder, "f_three_seconds", seconds=3)
+
+    result = _cli(str(flat), "-c", str(ckpt))  # alone: one line, exit 2, no score
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {flat}: ") and "every lead is flat" in line
+    result = _cli(str(one), "-c", str(ckpt))
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {one}: ") and "too short" in line and "2.5 s" in line
+
+    result = _cli(str(folder), "-c", str(ckpt), "--json")
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    scored = {p["record"]: p for p in doc["predictions"]}
+    assert list(scored) == [str(good), str(partly), str(ok_short)]
+    assert scored[str(good)]["warnings"] == []
+    (warning,) = scored[str(partly)]["warnings"]
+    assert "flat" in warning and "V4, V5" in warning
+    assert f"warning: {warning}" in " ".join(result.stderr.split())
+    errors = {e["record"]: e["problem"] for e in doc["errors"]}
+    assert list(errors) == [str(flat), str(one), str(short)]
+    assert "every lead is flat" in errors[str(flat)] and "too short" in errors[str(one)]
+    assert "2 s long" in errors[str(short)]
+
+    result = _cli(str(folder), "-c", str(ckpt), "--csv")
+    assert result.exit_code == 1
+    rows = {r["record"]: r for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert "V4, V5" in rows[str(partly)]["warnings"] and rows[str(partly)]["error"] == ""
+    assert rows[str(flat)]["NORM"] == "" and "every lead is flat" in rows[str(flat)]["error"]
+    assert "too short" in rows[str(one)]["error"] and "too short" in rows[str(short)]["error"]
+
+    result = _cli(str(folder), "-c", str(ckpt))  # the table
+    assert result.exit_code == 1
+    assert "scored 3 of 6 records; 3 failed" in result.stderr
+    assert "every lead is flat" in result.stderr and "too short" in result.stderr
+
+
+def test_minimum_length_is_the_model_window_when_shorter_than_2_5_s(tmp_path: Path) -> None:
+    small = Predictor.from_checkpoint(
+        _make_checkpoint(tmp_path / "w2" / "model.safetensors", signal_length=200)
+    )
+    assert small.predict_one(_write(tmp_path, "r22", seconds=2.2)).n_windows == 2  # 2 s window: fine
+    (failure,) = small.predict([_write(tmp_path, "r15", seconds=1.5)])
+    assert isinstance(failure, Failure) and "at least 2 s" in failure.problem

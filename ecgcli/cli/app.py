@@ -79,23 +79,31 @@ class EcgGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: typer.Context) -> Any:
+        from ecgcli.cli.machine import emit_error
         from ecgcli.errors import EcgError
 
+        argv = [*getattr(ctx, "_protected_args", ()), *ctx.args]  # the command's, for --json/--csv
         try:
             return super().invoke(ctx)
         except EcgError as exc:
             from ecgcli.cli.render import error_line
 
+            if not exc.quiet:
+                emit_error(ctx, argv, str(exc), exc.exit_code)  # --json/--csv: a document on stdout
             error_line(str(exc))
             ctx.exit(exc.exit_code)
-        except (typer.Exit, typer.Abort, typer.TyperException):
-            raise  # typer's own control flow: usage errors, --help, explicit exit codes
+        except (typer.Exit, typer.Abort):
+            raise  # typer's own control flow: --help, explicit exit codes
+        except typer.TyperException as exc:  # usage errors: main prints the line
+            emit_error(ctx, argv, exc.format_message(), getattr(exc, "exit_code", 2))
+            raise
         except BrokenPipeError:  # output piped into `head` and the like
             sys.stderr.close()
             ctx.exit(0)
         except KeyboardInterrupt:
             from ecgcli.cli.render import error_line
 
+            emit_error(ctx, argv, "interrupted", 130)
             error_line("interrupted")
             ctx.exit(130)
         except Exception as exc:
@@ -103,7 +111,9 @@ class EcgGroup(TyperGroup):
                 raise
             from ecgcli.cli.render import error_line
 
-            error_line(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)")
+            message = f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)"
+            emit_error(ctx, argv, message, 70)
+            error_line(message)
             ctx.exit(70)
 
 

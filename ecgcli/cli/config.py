@@ -23,8 +23,11 @@ def config(
 
     Example: ecg --env-file prod.env config
     """
+    from ecgcli.cli import machine
     from ecgcli.cli.render import warn_line
     from ecgcli.settings import ENV_PREFIX, Settings, Sourced, describe_settings
+
+    machine.declare(ctx, "json" if as_json else None)
 
     overrides = {
         "data_root": data_root,
@@ -45,7 +48,7 @@ def config(
             }
             for r in rows
         }
-        typer.echo(json.dumps(payload, indent=2))
+        machine.write(ctx, json.dumps(payload, indent=2))  # an invalid setting raises after it: no 2nd doc
     else:
         from rich.markup import escape
         from rich.table import Table

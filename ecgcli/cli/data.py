@@ -39,11 +39,13 @@ def verify(
 
     Example: ecg data verify --data-root data/PTB-XL --task rhythm --json > report.json
     """
+    from ecgcli.cli import machine
     from ecgcli.cli.render import progress_events
     from ecgcli.data.tasks import check_task
     from ecgcli.data.verify import verify_folder
     from ecgcli.errors import DataError
 
+    machine.declare(ctx, "json" if as_json else None, _verify_error_document)
     check_task(task)
     s = settings_from(
         ctx,
@@ -56,14 +58,21 @@ def verify(
         with progress_events() as callback:
             report = verify_folder(s.data_root, s.sampling_rate, s.resolved_workers(), callback, task)
     except DataError as exc:
-        if as_json:
-            typer.echo(json.dumps({"status": "not_ptbxl", "error": str(exc)}))
         raise DataError(f"not a usable PTB-XL folder: {exc}", exit_code=2) from None
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        machine.write(ctx, json.dumps(report.to_dict(), indent=2))
     else:
         print_verify_report(report, show)
     raise typer.Exit(report.exit_code)
+
+
+def _verify_error_document(message: str, exit_code: int) -> str:
+    """verify's JSON when it could not check the folder: the report's ``status`` key (clean or
+    problems on success) says ``not_ptbxl`` for a folder that is not PTB-XL, ``error`` else."""
+    from ecgcli.cli.machine import json_text
+
+    status = "not_ptbxl" if message.startswith("not a usable PTB-XL folder") else "error"
+    return json_text({"status": status, "error": message, "exit_code": exit_code})
 
 
 #: Up to this many classes the table has one column per class; beyond, one row per class.
@@ -159,10 +168,12 @@ def cache(
 
     Example: ecg data cache --data-root data/PTB-XL --workers 2
     """
+    from ecgcli.cli import machine
     from ecgcli.cli.render import out, progress_events
     from ecgcli.data.cache import ensure_cache
     from ecgcli.data.ptbxl import load_ptbxl
 
+    machine.declare(ctx, "json" if as_json else None)
     s = settings_from(
         ctx,
         ("data_root", "sampling_rate", "workers", "cache_dir"),
@@ -177,7 +188,7 @@ def cache(
     m = store.manifest
     size_mb = store.signals.nbytes / 1e6
     if as_json:
-        typer.echo(json.dumps({"path": str(store.path), "size_mb": round(size_mb, 1), **m}, indent=2))
+        machine.write(ctx, json.dumps({"path": str(store.path), "size_mb": round(size_mb, 1), **m}, indent=2))
         return
     out.print(
         f"[green]cache ready[/] {store.path}\n"

@@ -67,8 +67,10 @@ def explain(
     Example: ecg explain data/synth/records100/00000/00001_lr -c runs/supervised --out fig.png
     """
     from ecgcli import pretrained
+    from ecgcli.cli import machine
     from ecgcli.errors import ConfigError
 
+    machine.declare(ctx, "json" if json_out else None)  # an error is a JSON document too
     if out is None and not json_out:
         raise ConfigError("nothing to do: pass --out FIG.png, --json, or both")
     settings = settings_from(ctx, checkpoint=checkpoint, device=device)
@@ -103,10 +105,9 @@ def explain(
         draw_explanation(expl, out)
     if json_out:
         import json
-        import sys
 
         doc = {"checkpoint": str(predictor.checkpoint), "figure": str(out) if out else None, **expl.to_dict()}
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        machine.write(ctx, json.dumps(doc, indent=2))
         return
     _print_summary(expl, out)
 

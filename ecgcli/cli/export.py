@@ -61,8 +61,11 @@ def export(
     Example: ecg export runs/supervised --format onnx --out model.onnx
     """
     from ecgcli import pretrained
+    from ecgcli.cli import machine
     from ecgcli.errors import ConfigError
     from ecgcli.inference.export import export_model
+
+    machine.declare(ctx, "json" if json_out else None)  # an error is a JSON document too
 
     if checkpoint is not None and model is not None:
         raise ConfigError("give the checkpoint once: as the argument or as -c/--model, not both")
@@ -78,7 +81,6 @@ def export(
     report = export_model(path, fmt.value, out, n_check=check_records, force=force)
     if json_out:
         import json
-        import sys
 
         doc = {
             "path": str(report.path),
@@ -87,7 +89,7 @@ def export(
             "max_abs_delta_probability": report.max_delta,
             "bytes": report.size_bytes,
         }
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        machine.write(ctx, json.dumps(doc, indent=2))
         return
     from rich.markup import escape
 

@@ -320,25 +320,47 @@ def resolve_records(paths: list[Path] | tuple[Path, ...] | list[str]) -> list[Pa
     ``ecg predict dir dir/rec`` predicts ``rec`` once. Anything else raises
     :class:`RecordError` before any record is read, so a typo fails fast.
     """
-    stems: list[Path] = []
+    found = resolve_record_args(paths)
+    for item in found:
+        if isinstance(item, RecordError):
+            raise item
+    return found  # type: ignore[return-value]
+
+
+def resolve_record_args(paths: list[Path] | tuple[Path, ...] | list[str]) -> list[Path | RecordError]:
+    """:func:`resolve_records`, except that an argument naming no record becomes its
+    :class:`RecordError` in its place instead of stopping the others: ``ecg predict`` reports
+    it as that record's failure (its path in the record column) and scores the rest."""
+    stems: list[Path | RecordError] = []
     for arg in paths:
         path = Path(arg)
         if path.is_dir():
             found = sorted(p.with_suffix("") for p in path.rglob("*.hea") if p.is_file())
             if not found:
-                raise RecordError(str(path), "folder has no WFDB records (no .hea files under it)")
+                stems.append(RecordError(str(path), "folder has no WFDB records (no .hea files under it)"))
             stems.extend(found)
         elif path.suffix == ".hea" and path.is_file():
             stems.append(path.with_suffix(""))
         elif path.suffix == ".dat" and path.is_file():
             if not path.with_suffix(".hea").is_file():
-                raise RecordError(str(path), f"no header {path.with_suffix('.hea').name} beside it")
-            stems.append(path.with_suffix(""))
+                stems.append(RecordError(str(path), f"no header {path.with_suffix('.hea').name} beside it"))
+            else:
+                stems.append(path.with_suffix(""))
         elif Path(f"{path}.hea").is_file():  # a record name; it may itself contain dots
             stems.append(path)
         else:
-            raise RecordError(str(path), "no such record (expected .hea, .dat, a record name or a folder)")
-    return list(dict.fromkeys(stems))
+            stems.append(
+                RecordError(str(path), "no such record (expected .hea, .dat, a record name or a folder)")
+            )
+    seen: set[Path] = set()
+    unique: list[Path | RecordError] = []
+    for item in stems:
+        if isinstance(item, Path):
+            if item in seen:
+                continue
+            seen.add(item)
+        unique.append(item)
+    return unique
 
 
 @dataclass(frozen=True, eq=False)
@@ -349,7 +371,9 @@ class PreparedRecord:
     ``windows`` is ``(n_windows, n_leads, window)`` float32 in mV. ``padded`` says the record
     was shorter than one window and was zero-padded at the end; ``n_samples_out`` is the length
     after resampling, before windowing or padding; ``warnings`` name channels used for a lead
-    they only stand in for (modified Holter leads).
+    they only stand in for (modified Holter leads). ``flat_leads`` are the leads whose every
+    sample is the same value (a lead off, a zeroed channel): what a caller makes of them is
+    its policy (``ecg predict`` warns, or refuses a record with no other lead).
     """
 
     stem: Path
@@ -362,6 +386,7 @@ class PreparedRecord:
     n_samples_out: int
     warnings: tuple[str, ...] = ()
     stride: int | None = None
+    flat_leads: tuple[str, ...] = ()
 
     @property
     def starts(self) -> np.ndarray:
@@ -389,7 +414,12 @@ def window_starts(n_samples: int, window: int, stride: int | None = None) -> np.
 
 
 def prepare_record(
-    stem: Path | str, fs: int, window: int, leads: tuple[str, ...] = LEADS, stride: int | None = None
+    stem: Path | str,
+    fs: int,
+    window: int,
+    leads: tuple[str, ...] = LEADS,
+    stride: int | None = None,
+    min_seconds: float = 0.0,
 ) -> PreparedRecord:
     """Read a WFDB record from any database or device and cut it into model windows.
 
@@ -401,7 +431,8 @@ def prepare_record(
     missing (NaN) samples rather than guess values; resample to ``fs`` with a polyphase
     anti-aliasing filter (``scipy.signal.resample_poly``) at the exact rational ratio
     ``fs / fs_in`` (denominator at most 1000; rates such as 257 Hz are exact); then window
-    with :func:`window_starts`.
+    with :func:`window_starts`. A record shorter than ``min_seconds`` is refused before it
+    is resampled: padded to a window it would be scored as mostly zeros.
 
     ``resample_poly`` is run with ``padtype="line"``: the signal beyond the ends is taken
     to continue the line between the first and last sample, so a baseline offset does not
@@ -427,10 +458,18 @@ def prepare_record(
     n_in = x.shape[1]
     if n_in == 0:
         raise RecordError(record, "record has no samples")
+    if n_in / header.fs < min_seconds - 1e-9:
+        raise RecordError(
+            record,
+            f"too short: {n_in / header.fs:.3g} s long ({n_in} sample{'s' if n_in != 1 else ''} at "
+            f"{header.fs:g} Hz); the model needs at least {min_seconds:g} s (its window is "
+            f"{window / fs:g} s, and shorter records are zero-padded to it)",
+        )
     missing = np.isnan(x).sum(axis=1)
     if missing.any():
         where = ", ".join(f"{leads[i]}: {int(k)}" for i, k in enumerate(missing) if k)
         raise RecordError(record, f"{int(missing.sum())} missing (NaN) samples (lead {where})")
+    flat = x.max(axis=1) == x.min(axis=1)  # one pass per lead, before the filter smears it
     ratio = (Fraction(fs) / Fraction(header.fs)).limit_denominator(1000)
     if ratio != 1:
         from scipy.signal import resample_poly  # imported only when needed: it costs ~0.5 s
@@ -454,4 +493,5 @@ def prepare_record(
         n_samples_out=int(n_out),
         warnings=warnings,
         stride=stride,
+        flat_leads=tuple(lead for lead, f in zip(leads, flat, strict=True) if f),
     )

@@ -15,7 +15,7 @@ A record that cannot be read becomes a :class:`Failure` and the others are still
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,9 @@ CHUNK_WINDOWS = 256
 CHUNK_RECORDS = 256
 #: Windows per forward pass.
 BATCH_SIZE = 256
+#: Records shorter than this (or than the model's window, if shorter) are refused: zero-padded
+#: to a 10 s window, a 1 s record is 90% padding, and its score says little about the patient.
+MIN_SECONDS = 2.5
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Prediction:
     fs_in: float
     duration_s: float
     warnings: tuple[str, ...] = ()
+    flat_leads: tuple[str, ...] = ()
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -86,6 +90,7 @@ class Prediction:
             "fs_in": self.fs_in,
             "duration_s": self.duration_s,
             "warnings": list(self.warnings),
+            "flat_leads": list(self.flat_leads),
         }
 
 
@@ -163,16 +168,41 @@ class WindowScorer:
     def window_seconds(self) -> float:
         return self.window / self.fs
 
+    @property
+    def min_seconds(self) -> float:
+        """The shortest record scored: :data:`MIN_SECONDS`, or the window when it is shorter."""
+        return min(self.window_seconds, MIN_SECONDS)
+
+    def prepare(self, stem: Path | str) -> PreparedRecord:
+        """Read ``stem`` into this model's windows and apply the record rules every runtime
+        shares: refuse a record shorter than :attr:`min_seconds`, or one whose every lead is
+        flat (an all-zero file has no ECG to classify), with :class:`RecordError`; a record
+        with some flat leads is scored with a warning naming them."""
+        rec = prepare_record(stem, self.fs, self.window, self.leads, self.stride, self.min_seconds)
+        if not rec.flat_leads:
+            return rec
+        record = str(rec.stem)
+        if len(rec.flat_leads) == len(self.leads):
+            which = "every lead" if len(self.leads) > 1 else f"its one lead ({self.leads[0]})"
+            raise RecordError(record, f"{which} is flat (constant): no ECG signal to score")
+        note = (
+            f"{record}: flat (constant) lead(s) {', '.join(rec.flat_leads)}: a lead off or zeroed "
+            "channel; the model sees no signal there, so these probabilities are less reliable"
+        )
+        return replace(rec, warnings=(*rec.warnings, note))
+
     def predict(
         self,
-        stems: Sequence[Path | str],
+        stems: Sequence[Path | str | RecordError],
         aggregate: str | None = None,
         callback: Callback = ignore,
         batch_size: int = BATCH_SIZE,
         chunk_windows: int = CHUNK_WINDOWS,
     ) -> Iterator[Prediction | Failure]:
         """Score each record in ``stems``: a lazy iterator of one :class:`Prediction` or
-        :class:`Failure` per record, in order (options are checked at the call).
+        :class:`Failure` per record, in order (options are checked at the call). A
+        :class:`RecordError` among ``stems`` (from :func:`~ecgcli.data.records.resolve_record_args`)
+        is that argument's failure, in its place.
 
         Records are read one by one (I/O and resampling), but scored in chunks of about
         ``chunk_windows`` windows, ``batch_size`` windows per forward pass. Progress goes to
@@ -187,13 +217,20 @@ class WindowScorer:
         return self._predict(list(stems), aggregate, callback, batch_size, chunk_windows)
 
     def _predict(
-        self, stems: list[Path | str], aggregate: str, callback: Callback, batch_size: int, chunk_windows: int
+        self,
+        stems: list[Path | str | RecordError],
+        aggregate: str,
+        callback: Callback,
+        batch_size: int,
+        chunk_windows: int,
     ) -> Iterator[Prediction | Failure]:
         callback(TaskStarted("predict", total=len(stems), description="predicting"))
         chunk = _Chunk()
         for stem in stems:
             try:
-                chunk.add(prepare_record(stem, self.fs, self.window, self.leads, self.stride))
+                if isinstance(stem, RecordError):  # an argument that named no record
+                    raise stem
+                chunk.add(self.prepare(stem))
             except RecordError as exc:
                 chunk.add(Failure(exc.record, exc.problem))
             if chunk.n_windows >= chunk_windows or len(chunk.items) >= CHUNK_RECORDS:
@@ -255,6 +292,7 @@ class WindowScorer:
             fs_in=rec.fs_in,
             duration_s=duration,
             warnings=warnings,
+            flat_leads=rec.flat_leads,
         )
 
 
