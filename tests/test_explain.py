@@ -228,3 +228,47 @@ def test_without_matplotlib_one_line_says_what_to_install(
     result = runner.invoke(app, ["explain", str(stem), "-c", str(trained), "--out", str(tmp_path / "f.png")])
     _one_error_line(result, 'pip install "ecgcli[plots]"')
     assert not (tmp_path / "f.png").exists()
+
+
+def _untrained(path: Path) -> Path:
+    """A small untrained classifier checkpoint: attributions need a model, not a good one."""
+    from ecgcli import SUPERCLASSES
+    from ecgcli.models import ECGClassifier
+    from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
+
+    torch.manual_seed(0)
+    model = ECGClassifier.build("cnn1d", n_classes=5, width=8).eval()
+    norm = {"mean": [0.0] * 12, "std": [1.0] * 12}
+    meta = checkpoint_meta(
+        "classifier",
+        architecture=model.architecture(),
+        class_names=list(SUPERCLASSES),
+        leads=list(LEADS),
+        sampling_rate=100,
+        signal_length=1000,
+        thresholds=[0.5] * 5,
+        normalisation=norm,
+    )
+    return save_checkpoint(path, model, meta)
+
+
+def test_flat_leads_are_named_and_an_all_flat_record_is_refused(tmp_path: Path) -> None:
+    """The same record rules as predict: an all-zero record has nothing to explain; a record
+    with a lead off is explained with a warning naming it."""
+    ckpt = _untrained(tmp_path / "ck" / "model.safetensors")
+    pred = Predictor.from_checkpoint(ckpt)
+    zero = tmp_path / "zero"
+    write_record(zero, np.zeros((1000, 12), dtype=np.int16), list(LEADS), 100)
+    with pytest.raises(RecordError, match="every lead is flat"):
+        explain_record(pred, zero, method="gradxinput")
+    result = runner.invoke(app, ["explain", str(zero), "-c", str(ckpt), "--json"])
+    assert result.exit_code == 2 and "every lead is flat" in json.loads(result.stdout)["error"]
+
+    t = np.arange(1000) / 100
+    digital = np.round(1000 * np.sin(2 * np.pi * 1.2 * t)[:, None] * np.linspace(0.5, 1.5, 12)).astype(
+        np.int16
+    )
+    digital[:, LEADS.index("V4")] = 0
+    write_record(tmp_path / "v4off", digital, list(LEADS), 100)
+    expl = explain_record(pred, tmp_path / "v4off", method="gradxinput")
+    assert any("flat" in w and "V4" in w for w in expl.warnings), expl.warnings

@@ -35,6 +35,7 @@ import numpy as np
 from ecgcli import LEADS
 from ecgcli.data.records import prepare_record
 from ecgcli.errors import ConfigError, RecordError
+from ecgcli.inference.predict import check_flat_leads
 
 if TYPE_CHECKING:
     import torch
@@ -137,7 +138,8 @@ def explain_record(
     threshold, or the top class when none is) with ``method``.
 
     A record shorter than one model window is refused (:class:`RecordError`): predict
-    zero-pads it, but an explanation of padding would be drawn over nothing.
+    zero-pads it, but an explanation of padding would be drawn over nothing. So is a record
+    whose every lead is flat, as in predict; flat leads of a record are named in ``warnings``.
     """
     check_options(predictor, class_name, method, steps)
     rec = prepare_record(stem, predictor.fs, predictor.window, predictor.leads)
@@ -147,6 +149,7 @@ def explain_record(
             f"{rec.n_samples_in / rec.fs_in:.3g} s long, shorter than the model's "
             f"{predictor.window_seconds:g} s window: too short to explain",
         )
+    rec = check_flat_leads(rec, predictor.leads)  # predict's rule: warn, or refuse an all-flat record
     probs = predictor.score_windows(rec.windows.copy(), np.array([rec.n_windows]))[0]
     names = predictor.class_names
     if class_name is not None:

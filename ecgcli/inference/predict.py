@@ -174,22 +174,11 @@ class WindowScorer:
         return min(self.window_seconds, MIN_SECONDS)
 
     def prepare(self, stem: Path | str) -> PreparedRecord:
-        """Read ``stem`` into this model's windows and apply the record rules every runtime
-        shares: refuse a record shorter than :attr:`min_seconds`, or one whose every lead is
-        flat (an all-zero file has no ECG to classify), with :class:`RecordError`; a record
-        with some flat leads is scored with a warning naming them."""
+        """Read ``stem`` into this model's windows under the record rules every runtime
+        shares: a record shorter than :attr:`min_seconds` is refused, and so is one with only
+        flat leads (:func:`check_flat_leads`), with :class:`RecordError`."""
         rec = prepare_record(stem, self.fs, self.window, self.leads, self.stride, self.min_seconds)
-        if not rec.flat_leads:
-            return rec
-        record = str(rec.stem)
-        if len(rec.flat_leads) == len(self.leads):
-            which = "every lead" if len(self.leads) > 1 else f"its one lead ({self.leads[0]})"
-            raise RecordError(record, f"{which} is flat (constant): no ECG signal to score")
-        note = (
-            f"{record}: flat (constant) lead(s) {', '.join(rec.flat_leads)}: a lead off or zeroed "
-            "channel; the model sees no signal there, so these probabilities are less reliable"
-        )
-        return replace(rec, warnings=(*rec.warnings, note))
+        return check_flat_leads(rec, self.leads)
 
     def predict(
         self,
@@ -378,6 +367,23 @@ class Predictor(WindowScorer):
         return out.numpy()
 
 
+def check_flat_leads(rec: PreparedRecord, leads: Sequence[str]) -> PreparedRecord:
+    """``rec`` with a warning naming its flat (constant) leads, if any; a record whose every
+    lead is flat is refused (:class:`RecordError`): an all-zero file has no ECG to classify,
+    yet the model would still return confident-looking probabilities for it."""
+    if not rec.flat_leads:
+        return rec
+    record = str(rec.stem)
+    if len(rec.flat_leads) == len(leads):
+        which = "every lead" if len(leads) > 1 else f"its one lead ({leads[0]})"
+        raise RecordError(record, f"{which} is flat (constant): no ECG signal to score")
+    note = (
+        f"{record}: flat (constant) lead(s) {', '.join(rec.flat_leads)}: a lead off or zeroed "
+        "channel; the model sees no signal there, so these probabilities are less reliable"
+    )
+    return replace(rec, warnings=(*rec.warnings, note))
+
+
 def aggregate_windows(probs: np.ndarray, counts: np.ndarray, aggregate: str) -> np.ndarray:
     """Window probabilities ``(sum(counts), C)`` reduced per record (mean or max), by segment."""
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -503,6 +509,7 @@ __all__ = [
     "AGGREGATES",
     "WindowScorer",
     "aggregate_windows",
+    "check_flat_leads",
     "read_meta",
     "read_temperature",
     "Failure",
