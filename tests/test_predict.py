@@ -246,7 +246,7 @@ def test_cli_no_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("ECG_CHECKPOINT", raising=False)
     result = _cli(str(_write(tmp_path)))
     assert result.exit_code == 2
-    assert "pass --checkpoint PATH or set ECG_CHECKPOINT" in result.stderr
+    assert "no checkpoint: pass --checkpoint PATH" in result.stderr and "ECG_CHECKPOINT" in result.stderr
 
 
 def test_cli_folder_json_csv_and_exit_codes(tmp_path: Path, ckpt: Path) -> None:
