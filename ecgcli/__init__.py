@@ -5,7 +5,7 @@ metrics, statistics, checkpoints) that knows nothing about the terminal, and a t
 line layer in :mod:`ecgcli.cli`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: The five PTB-XL diagnostic superclasses, in the fixed order every label matrix, model
 #: output and checkpoint uses.
