@@ -413,17 +413,17 @@ def write(root: Path = ROOT) -> list[str]:
     return changed
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if any generated page is stale")
     args = parser.parse_args(argv)
     try:
         if args.check:
-            stale = stale_pages()
+            stale = stale_pages(root)
             for name in stale:
                 print(f"stale: {name} (run: python scripts/docs_tables.py)", file=sys.stderr)
             return 1 if stale else 0
-        for name in write():
+        for name in write(root):
             print(f"wrote {name}")
     except DocsError as exc:
         print(f"docs_tables: {exc}", file=sys.stderr)

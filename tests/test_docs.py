@@ -1,0 +1,239 @@
+"""The documentation is checked like code.
+
+Why: a README that grows into a lab notebook, a results table typed by hand, or a CLI
+reference that misses a new option are all bugs a user meets before any other. These tests
+are fast (no mkdocs needed; CI builds the site separately with ``mkdocs build --strict``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Development history that belongs in CHANGELOG.md, not in a user's documents: "Round 3",
+#: "issue 14", "issues #31", "#14" (but not "#!/bin/bash", a "# Heading", an HTML entity such
+#: as "&#39;" or a URL fragment), and machine load averages.
+HISTORY = re.compile(
+    r"\b[Rr]ound \d"
+    r"|\b[Ii]ssues? #?\d+"
+    r"|(?<![\w&#/])#\d+\b"
+    r"|\bload average"
+)
+
+
+def _load_generator() -> ModuleType:
+    """scripts/ is not a package: load docs_tables.py by path, once."""
+    name = "docs_tables"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "docs_tables.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def user_documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def test_readme_is_at_most_200_lines() -> None:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 200, f"README.md has {len(lines)} lines; move detail into docs/"
+
+
+def test_readme_keeps_the_test_command_ci_relies_on() -> None:
+    assert "python -m pytest -q" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Round 3 on real PTB-XL", True),
+        ("as in round 4", True),
+        ("the goal of issue 14", True),
+        ("its issues #31 and #38", True),
+        ("see #14", True),
+        ("(#7)", True),
+        ("load average 5-9", True),
+        ("#!/bin/bash", False),
+        ("# Heading", False),
+        ("## 2. Steps", False),
+        ("the benchmark&#39;s recipe", False),
+        ("round(fraction x n)", False),
+        ("a page#1 fragment", False),
+        ("colour #fff", False),
+    ],
+)
+def test_the_history_pattern(text: str, found: bool) -> None:
+    assert bool(HISTORY.search(text)) is found
+
+
+def test_no_development_history_in_user_documents() -> None:
+    hits = []
+    for path in user_documents():
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if m := HISTORY.search(line):
+                hits.append(f"{path.relative_to(ROOT)}:{n}: {m.group(0)!r} in {line.strip()[:80]!r}")
+    assert not hits, "development history belongs in CHANGELOG.md:\n" + "\n".join(hits)
+
+
+def test_generated_pages_are_current() -> None:
+    """What CI's `python scripts/docs_tables.py --check` checks: results tables, the README's
+    headline table, the CLI reference and the model cards match their sources."""
+    stale = _load_generator().stale_pages(ROOT)
+    assert not stale, f"stale: {stale}; run python scripts/docs_tables.py"
+
+
+@pytest.fixture
+def copy_of_docs(tmp_path: Path) -> Path:
+    """The documents and results in a scratch tree, to tamper with."""
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    shutil.copytree(ROOT / "docs", tmp_path / "docs", ignore=shutil.ignore_patterns("*.png"))
+    shutil.copytree(ROOT / "results", tmp_path / "results")
+    return tmp_path
+
+
+def test_a_hand_edited_table_is_named(copy_of_docs: Path) -> None:
+    gen = _load_generator()
+    assert gen.stale_pages(copy_of_docs, with_cli=False) == []
+    page = copy_of_docs / "docs" / "results" / "how-much-do-fewer-leads-cost.md"
+    text = page.read_text(encoding="utf-8")
+    assert "0.807 ± 0.006" in text
+    page.write_text(text.replace("0.807 ± 0.006", "0.817 ± 0.006"), encoding="utf-8")
+    assert gen.stale_pages(copy_of_docs, with_cli=False) == ["docs/results/how-much-do-fewer-leads-cost.md"]
+
+
+def test_a_changed_study_makes_its_pages_stale(copy_of_docs: Path) -> None:
+    gen = _load_generator()
+    path = copy_of_docs / "results" / "reduced_leads.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["tables"]["auroc"]["rows"][4][1]["mean"] = 0.808
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    stale = gen.stale_pages(copy_of_docs, with_cli=False)
+    # the results page and the headline tables that quote the same cell
+    assert {"README.md", "docs/index.md", "docs/results/how-much-do-fewer-leads-cost.md"} <= set(stale)
+
+
+def test_check_exits_1_and_names_the_page(copy_of_docs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gen = _load_generator()
+    assert gen.main(["--check"], root=copy_of_docs) == 0
+    page = copy_of_docs / "docs" / "results" / "how-fast-is-it.md"
+    page.write_text(page.read_text(encoding="utf-8").replace("| onnx |", "| ONNX |"), encoding="utf-8")
+    assert gen.main(["--check"], root=copy_of_docs) == 1
+    assert "stale: docs/results/how-fast-is-it.md" in capsys.readouterr().err
+    assert gen.main([], root=copy_of_docs) == 0  # rewriting repairs it
+    assert gen.main(["--check"], root=copy_of_docs) == 0
+
+
+def test_an_unknown_table_is_an_error(copy_of_docs: Path) -> None:
+    gen = _load_generator()
+    page = copy_of_docs / "docs" / "results" / "how-fast-is-it.md"
+    page.write_text(page.read_text(encoding="utf-8") + "\n<!-- results:speed_pipeline/nope -->\n"
+                    "<!-- /results:speed_pipeline/nope -->\n", encoding="utf-8")
+    with pytest.raises(gen.DocsError, match="no table 'nope'"):
+        gen.stale_pages(copy_of_docs, with_cli=False)
+
+
+def test_model_cards_follow_the_manifest(copy_of_docs: Path) -> None:
+    """Today no model ships; once the manifest lists one, its card becomes a page, and a card
+    of a model that no longer ships is stale."""
+    gen = _load_generator()
+    zoo = copy_of_docs / "ecgcli" / "pretrained"
+    (zoo / "ptbxl-demo").mkdir(parents=True)
+    (zoo / "ptbxl-demo" / "MODEL_CARD.md").write_text("# ptbxl-demo\n\nA card.\n", encoding="utf-8")
+    manifest = {"format": "ecgcli-pretrained", "version": 1, "default": "ptbxl-demo", "models": {
+        "ptbxl-demo": {"kind": "classifier", "task": "superdiagnostic", "summary": "a demo",
+                       "files": {"card": {"path": "ptbxl-demo/MODEL_CARD.md", "sha256": "", "bytes": 1}}}}}
+    (zoo / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert "docs/models/ptbxl-demo.md" in gen.stale_pages(copy_of_docs, with_cli=False)
+    p = gen.plan(copy_of_docs, with_cli=False)
+    card = p.files[Path("docs/models/ptbxl-demo.md")]
+    assert card.endswith("# ptbxl-demo\n\nA card.\n")
+    assert "[ptbxl-demo](../models/ptbxl-demo.md)" in p.files[Path("docs/reference/models.md")]
+    (zoo / "manifest.json").write_text(json.dumps({**manifest, "models": {}}), encoding="utf-8")
+    (copy_of_docs / "docs" / "models").mkdir()
+    (copy_of_docs / "docs" / "models" / "ptbxl-demo.md").write_text(card, encoding="utf-8")
+    stale = gen.stale_pages(copy_of_docs, with_cli=False)
+    assert "docs/models/ptbxl-demo.md (no such shipped model)" in stale
+
+
+def _commands() -> list[tuple[str, list[str]]]:
+    """Every command of the Typer app as 'ecg data verify', with its option flags."""
+    import typer
+
+    from ecgcli.cli.app import app
+
+    out: list[tuple[str, list[str]]] = []
+
+    def walk(command: object, path: str) -> None:
+        flags = [o for p in getattr(command, "params", []) for o in getattr(p, "opts", [])
+                 if o.startswith("-")]
+        out.append((path, flags))
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(app), "ecg")
+    return out
+
+
+def test_the_cli_reference_lists_every_command_and_option() -> None:
+    reference = (ROOT / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
+    commands = _commands()
+    assert len(commands) > 15
+    missing = [path for path, _ in commands if f"`{path}`" not in reference]
+    assert not missing, f"commands missing from docs/reference/cli.md: {missing}"
+    missing_flags = [f"{path} {flag}" for path, flags in commands for flag in flags
+                     if f"`{flag}" not in reference and f" {flag}" not in reference]
+    assert not missing_flags, f"options missing from docs/reference/cli.md: {missing_flags}"
+
+
+def test_studies_are_archived_data_with_their_commands() -> None:
+    gen = _load_generator()
+    studies = gen.load_studies(ROOT)
+    assert len(studies) >= 10
+    for name, doc in studies.items():
+        if doc.get("kind") == "summary":
+            continue
+        assert doc["archived"] is True and doc["commands"], name
+        assert "commit" in doc, name
+        assert doc["data"]["version"] == "1.0.1", name
+    pages = "\n".join(p.read_text(encoding="utf-8") for p in user_documents())
+    unused = [f"{s}/{t}" for s, doc in studies.items() for t in doc.get("tables", {})
+              if f"<!-- results:{s}/{t} -->" not in pages]
+    assert not unused, f"tables no page shows: {unused}"
+
+
+@pytest.mark.parametrize(
+    ("cell", "text"),
+    [
+        (0.88, "0.880"),
+        (0.8934, "0.8934"),
+        ({"mean": 0.873, "sd": 0.005, "ci": [0.867, 0.88]}, "0.873 ± 0.005 [0.867, 0.880]"),
+        ({"delta": 0.0073, "ci": [0.0042, 0.0104], "p": 0.003}, "+0.0073 [+0.0042, +0.0104], p = 0.003"),
+        ({"delta": -0.061, "ci": [-0.068, -0.055], "p": 1e-5}, "-0.061 [-0.068, -0.055], p = 1e-5"),
+        ({"factor": 1.82, "ci": [0.93, 3.7]}, "1.82× [0.93, 3.70]"),
+        ({"factor": 1.0, "bound": "lower", "note": "beats it at 1%"}, ">1.00× (beats it at 1%)"),
+        ({"value": 0.926, "ci": [0.918, 0.932], "bold": True}, "**0.926 [0.918, 0.932]**"),
+    ],
+)
+def test_cells_read_as_the_study_states_them(cell: object, text: str) -> None:
+    assert _load_generator().fmt_cell(cell) == text
+
+
+def test_the_site_builds_offline() -> None:
+    """Material fetches Google Fonts unless told not to; no plugin may need the network."""
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert re.search(r"^\s+font: false", config, re.M)
+    plugins = re.search(r"^plugins:\n((?:\s+- .*\n)+)", config, re.M)
+    assert plugins and [p.split("#")[0].strip() for p in plugins.group(1).splitlines()] == ["- search"]
