@@ -323,7 +323,8 @@ class Predictor(WindowScorer):
             torch.set_num_threads(threads)
         if Path(path).suffix.lower() == ".onnx":  # else: "its sidecar model.json is missing"
             raise CheckpointError(
-                f"{path}: an ONNX model, not a safetensors checkpoint; score it with --runtime onnx"
+                f"{path}: an ONNX model, not a safetensors checkpoint; `ecg predict --runtime onnx` "
+                "scores it (explain and --runtime torch need the safetensors checkpoint)"
             )
         resolved = pick_device(device)
         model, meta = load_classifier(Path(path))
