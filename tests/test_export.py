@@ -256,6 +256,9 @@ def test_export_refuses_to_replace_a_file_it_did_not_write(ckpt: Path, tmp_path:
     # an earlier export at that path is replaced without --force
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    # and an export is not a checkpoint to export from
+    result = runner.invoke(app, ["export", str(precious), "--out", str(tmp_path / "again.onnx")])
+    _one_error_line(result, "already an `ecg export` model", "safetensors checkpoint")
 
 
 def test_runtime_onnx_given_a_safetensors_checkpoint_suggests_torch(ckpt: Path, records: list[Path]) -> None:

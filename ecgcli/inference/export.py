@@ -178,6 +178,12 @@ def export_model(
     refuse_replacing(out, is_export, force, "an earlier `ecg export` model")
     remove_stale_temporaries(out.parent, out.name)
     checkpoint = Path(checkpoint)
+    # an export given back to export: say so, not "its sidecar model.json is missing"
+    if checkpoint.suffix.lower() != ".safetensors" and checkpoint.is_file() and is_export(checkpoint):
+        raise CheckpointError(
+            f"{checkpoint}: already an `ecg export` model; export reads the safetensors checkpoint "
+            "it came from"
+        )
     model, meta = load_classifier(checkpoint)
     names, _, norm, fs, window, leads = read_meta(meta, checkpoint, model.head.out_features)
     temperature = read_temperature(meta, checkpoint, len(names))
