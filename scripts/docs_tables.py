@@ -27,6 +27,7 @@ rerunning this script, or a CLI option added without regenerating the reference 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import re
@@ -322,6 +323,22 @@ def model_pages(root: Path = ROOT) -> dict[Path, str]:
 # --------------------------------------------------------------------------- CLI reference
 
 
+def _examples_as_code(text: str) -> str:
+    """Help texts give examples as plain lines ("Example: ecg ...", or indented lines under
+    "[bold]Examples[/]"); on a page they read better, and copy better, as code blocks."""
+
+    def one(m: re.Match[str]) -> str:
+        command = html.unescape(" ".join(m.group(1).split()))
+        return f"Example:\n\n```bash\n{command}\n```"
+
+    def block(m: re.Match[str]) -> str:
+        lines = [html.unescape(line.strip()) for line in m.group(2).splitlines() if line.strip()]
+        return m.group(1) + "\n\n```bash\n" + "\n".join(lines) + "\n```\n\n"
+
+    text = re.sub(r"^Example: (.+?)(?=\n\n|\Z)", one, text, flags=re.M | re.S)
+    return re.sub(r"(\[bold\]Examples\[/\])\n\n((?:  ecg .*\n\n?)+)", block, text)
+
+
 def cli_reference() -> str:
     """The whole command tree as Markdown, from the Typer app (typer's own generator; rich
     markup such as ``[bold]...[/]`` becomes Markdown). Headings move one level down under the
@@ -336,6 +353,7 @@ def cli_reference() -> str:
     ctx = typer.Context(command, info_name="ecg")
     ctx.obj = {typer.core.MARKUP_MODE_KEY: app.rich_markup_mode}
     text = typer.cli.get_docs_for_click(obj=command, ctx=ctx, name="ecg")
+    text = _examples_as_code(text)
     text = re.sub(r"\[bold\](.*?)\[/(?:bold)?\]", r"**\1**", text)
     text = re.sub(r"\[/?(?:bold|dim|italic|red|green|yellow|cyan|magenta|blue)\]|\[/\]", "", text)
     text = re.sub(r"^(#+) ", r"#\1 ", text, flags=re.M)
