@@ -231,6 +231,8 @@ def render_source(studies: dict[str, dict[str, Any]], study: str) -> str:
     if doc.get("notes"):
         lines += [doc["notes"], ""]
     lines += ["```bash", *doc.get("commands", []), "```"]
+    if doc.get("commands_note"):
+        lines += ["", doc["commands_note"]]
     return "\n".join(lines)
 
 
