@@ -251,3 +251,39 @@ def test_shipped_encoder_reproduces_its_build(model: pretrained.ShippedModel) ->
     got = _encoder_reference(pretrained.resolve(model.name, kind="encoder"), example_stems(EXAMPLES))
     for k, v in ref["records"].items():
         assert np.abs(np.subtract(got["records"][k], v)).max() <= 1e-5
+
+
+# ---- the example records -------------------------------------------------------------------
+
+
+def test_example_records_carry_their_labels_and_attribution() -> None:
+    from ecgcli.data.records import read_header
+
+    stems = example_stems(EXAMPLES)
+    assert len(stems) == 10
+    labels = {s.name: read_header(s.with_suffix(".hea")).labels for s in stems}
+    assert labels["ptbxl_00009"] == ("NORM",) and labels["ptbxl_07221"] == ()
+    assert {c for v in labels.values() for c in v} == {"NORM", "MI", "STTC", "HYP", "CD"}
+    assert "CC BY 4.0" in (EXAMPLES / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("comment", "expected"),
+    [("# Labels: MI, CD", ("MI", "CD")), ("#labels:none", ()), ("# Statements: IMI(100)", None)],
+)
+def test_header_labels_comment(comment: str, expected: tuple | None) -> None:
+    from ecgcli.data.records import header_labels
+
+    assert header_labels(["# Source: PTB-XL", comment]) == expected
+
+
+def test_predict_prints_the_records_labels_beside_its_call(zoo: Path) -> None:
+    records = [str(s) + ".hea" for s in example_stems(EXAMPLES)]
+    table = runner.invoke(app, ["predict", *records], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "record's labels" in table.output and "MI, STTC, HYP, CD" in table.output
+    doc = json.loads(runner.invoke(app, ["predict", records[0], "--json"]).stdout)
+    assert doc["predictions"][0]["labels"] == ["NORM"]
+    csv = runner.invoke(app, ["predict", *records[:2], "--csv"]).stdout.splitlines()
+    header = csv[0].split(",")
+    assert header[-2:] == ["labels", "error"] and csv[1].split(",")[-2] == "NORM"

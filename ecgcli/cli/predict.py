@@ -254,6 +254,13 @@ def print_prediction(predictor: Predictor | OnnxPredictor, pred: Prediction, agg
     out.print(table)
     colour = "bold green" if pred.positive else "bold"
     out.print(f"[{colour}]{_escape(pred.verdict())}[/]", soft_wrap=True)
+    if pred.labels is not None:
+        labels = _escape(_labels_text(pred.labels))
+        out.print(f"the record's own labels (its header): {labels}", soft_wrap=True)
+
+
+def _labels_text(labels: tuple[str, ...]) -> str:
+    return ", ".join(labels) if labels else "none"
 
 
 def _print_many(predictor: Predictor | OnnxPredictor, results: list) -> None:
@@ -276,15 +283,22 @@ def _print_many(predictor: Predictor | OnnxPredictor, results: list) -> None:
         + ")",
         caption_justify="left",
     )
-    table.add_column("record", overflow="fold")
+    table.add_column("record", no_wrap=True)
     table.add_column("top", no_wrap=True)
     for name in names:
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("positive classes")
+    with_labels = any(getattr(r, "labels", None) is not None for r in results)
+    if with_labels:
+        table.add_column("record's labels", style="cyan")
     for r in results:
         if isinstance(r, Failure):
             table.add_row(
-                _short(r.record, base), "", *([""] * len(names)), f"[red]error: {_escape(r.problem)}[/]"
+                _short(r.record, base),
+                "",
+                *([""] * len(names)),
+                f"[red]error: {_escape(r.problem)}[/]",
+                *([""] if with_labels else []),
             )
             continue
         cells = [
@@ -299,6 +313,7 @@ def _print_many(predictor: Predictor | OnnxPredictor, results: list) -> None:
             positive
             + (" [yellow](padded)[/]" if r.padded else "")
             + (f" [yellow](flat {', '.join(r.flat_leads)})[/]" if r.flat_leads else ""),
+            *([_escape(_labels_text(r.labels)) if r.labels is not None else ""] if with_labels else []),
         )
     out.print(table)
 
@@ -366,15 +381,19 @@ def _json_document(
 
 def _csv_header(names: tuple[str, ...] | list[str]) -> list[str]:
     """``record``, a probability and a positive flag per class, then ``n_windows``,
-    ``padded``, ``warnings`` and ``error``: the same columns for a scored and a failed record."""
-    return ["record", *names, *(f"{c}_positive" for c in names), "n_windows", "padded", "warnings", "error"]
+    ``padded``, ``warnings``, ``labels`` (the record's own, from its header) and ``error``: the
+    same columns for a scored and a failed record."""
+    return [
+        "record", *names, *(f"{c}_positive" for c in names),
+        "n_windows", "padded", "warnings", "labels", "error",
+    ]  # fmt: skip
 
 
 def _csv_row(names: tuple[str, ...] | list[str], r: Prediction | Failure) -> list:
     from ecgcli.inference.predict import Failure
 
     if isinstance(r, Failure):
-        return [r.record, *([""] * (2 * len(names))), "", "", "", r.problem]
+        return [r.record, *([""] * (2 * len(names))), "", "", "", "", r.problem]
     return [
         r.record,
         *(f"{r.probabilities[c]:.6f}" for c in names),
@@ -382,6 +401,7 @@ def _csv_row(names: tuple[str, ...] | list[str], r: Prediction | Failure) -> lis
         r.n_windows,
         int(r.padded),
         "; ".join(r.warnings),
+        "" if r.labels is None else ";".join(r.labels) or "none",
         "",
     ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -92,6 +93,9 @@ class Header:
     formats: tuple[str, ...]
     files: tuple[str, ...]
     multi_segment: bool = False
+    #: the record's own labels, from a ``# Labels: A,B`` comment line (as the example records
+    #: carry them), or None when the header has none
+    labels: tuple[str, ...] | None = None
 
     @property
     def n_sig(self) -> int:
@@ -135,6 +139,7 @@ def read_header(path: Path) -> Header:
     except OSError as exc:
         raise RecordError(record, f"header unreadable ({exc.strerror})") from None
     lines = [ln.strip() for ln in text.splitlines()]
+    labels = header_labels(ln for ln in lines if ln.startswith("#"))
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if not lines:
         raise RecordError(record, "header is empty")
@@ -183,7 +188,19 @@ def read_header(path: Path) -> Header:
         np.asarray(baselines, dtype=np.float64),
         tuple(formats),
         tuple(files),
+        labels=labels,
     )
+
+
+def header_labels(comments: Iterable[str]) -> tuple[str, ...] | None:
+    """The classes a ``# Labels: NORM,MI`` comment line names (``none`` for none), or None
+    when no comment says: what ``ecg predict`` prints beside its own call."""
+    for line in comments:
+        key, sep, value = line.lstrip("#").strip().partition(":")
+        if sep and key.strip().lower() == "labels":
+            names = tuple(v.strip() for v in value.split(",") if v.strip())
+            return () if names in ((), ("none",)) else names
+    return None
 
 
 def read_adc(stem: Path, header: Header | None = None) -> tuple[np.ndarray, Header]:
@@ -387,6 +404,7 @@ class PreparedRecord:
     warnings: tuple[str, ...] = ()
     stride: int | None = None
     flat_leads: tuple[str, ...] = ()
+    labels: tuple[str, ...] | None = None  # the header's own (``# Labels:``), if it has any
 
     @property
     def starts(self) -> np.ndarray:
@@ -494,4 +512,5 @@ def prepare_record(
         warnings=warnings,
         stride=stride,
         flat_leads=tuple(lead for lead, f in zip(leads, flat, strict=True) if f),
+        labels=header.labels,
     )

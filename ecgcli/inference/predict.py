@@ -57,6 +57,7 @@ class Prediction:
     duration_s: float
     warnings: tuple[str, ...] = ()
     flat_leads: tuple[str, ...] = ()
+    labels: tuple[str, ...] | None = None  # the record's own, from its header (``# Labels:``)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -91,6 +92,7 @@ class Prediction:
             "duration_s": self.duration_s,
             "warnings": list(self.warnings),
             "flat_leads": list(self.flat_leads),
+            "labels": None if self.labels is None else list(self.labels),
         }
 
 
@@ -282,6 +284,7 @@ class WindowScorer:
             duration_s=duration,
             warnings=warnings,
             flat_leads=rec.flat_leads,
+            labels=rec.labels,
         )
 
 
