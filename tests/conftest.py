@@ -74,6 +74,18 @@ def train_kwargs(synth_root: Path, session_cache: Path, tmp_path: Path) -> dict:
     }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def fp32_by_default():
+    """`--precision auto` trains in bf16 on a CPU with native bf16; the tests compare numbers to
+    tight tolerances, so in-process they keep auto at fp32 (tests/test_precision.py checks the
+    bf16 default itself, and subprocess tests that compare processes pass --precision fp32)."""
+    from ecgcli.train import precision
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(precision, "CPU_AUTO_BF16", False)
+        yield
+
+
 @pytest.fixture()
 def one_torch_thread():
     """Real training in these tests is tiny: one torch thread is as fast on an idle machine and

@@ -168,7 +168,12 @@ def _ecg(args: list[str], env: dict[str, str], launcher: list[str] | None = None
     return out, time.perf_counter() - t
 
 
-SUPERVISED = ["--epochs", "1", "--batch-size", "32", "--label-fraction", "1", "--signal-length", "250"]
+# fp32 spelled out: on a CPU with native bf16, `--precision auto` would train in bf16, and these
+# tests compare processes and nodes to a relative 1e-6
+SUPERVISED = [
+    "--epochs", "1", "--batch-size", "32", "--label-fraction", "1", "--signal-length", "250",
+    "--precision", "fp32",
+]  # fmt: skip
 SMALL_HEAD = ["--hidden-dim", "64", "--projection-dim", "32"]
 
 
@@ -208,6 +213,7 @@ def test_simclr_under_torchrun_then_a_2_process_probe(
 
     runs = tmp_path / "runs"
     args = ["train", "ssl", "--method", "simclr", "--data-root", str(synth_root), "--epochs", "1"]
+    args += ["--precision", "fp32"]
     args += ["--batch-size", "32", "--signal-length", "250", "--hidden-dim", "64", "--projection-dim", "32"]
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     out, _ = _ecg([*args, "--name", "simclr"], _env(session_cache, runs), launcher)

@@ -35,8 +35,11 @@ def test_cpu_precisions_follow_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv(precision.EMULATED_ENV)
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512f", "avx512_bf16", "amx_fp16"})
     assert autocast_dtype("bf16", CPU) == torch.bfloat16 and autocast_dtype("fp16", CPU) == torch.float16
-    # auto stays fp32 until bf16 has been shown to keep accuracy and win on such a CPU
-    assert autocast_dtype("auto", CPU) == (torch.bfloat16 if precision.CPU_AUTO_BF16 else None)
+    # auto is bf16 on a CPU that computes it natively, fp32 on one that would emulate it
+    monkeypatch.setattr(precision, "CPU_AUTO_BF16", True)
+    assert autocast_dtype("auto", CPU) == torch.bfloat16
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "fma"})
+    assert autocast_dtype("auto", CPU) is None
 
 
 def test_other_devices_train_in_fp32_only() -> None:
