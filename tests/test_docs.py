@@ -237,3 +237,14 @@ def test_the_site_builds_offline() -> None:
     assert re.search(r"^\s+font: false", config, re.M)
     plugins = re.search(r"^plugins:\n((?:\s+- .*\n)+)", config, re.M)
     assert plugins and [p.split("#")[0].strip() for p in plugins.group(1).splitlines()] == ["- search"]
+
+
+def test_every_page_is_in_the_navigation() -> None:
+    """mkdocs only mentions a page left out of `nav`; a page nobody can click to is a bug.
+    Model cards (docs/models/) are generated and linked from the model-cards page instead."""
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    in_nav = set(re.findall(r":\s+(\S+\.md)\s*$", config, re.M))
+    pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    missing = sorted(p for p in pages - in_nav if not p.startswith("models/"))
+    assert not missing, f"pages missing from mkdocs.yml nav: {missing}"
+    assert not in_nav - pages, f"nav entries without a page: {sorted(in_nav - pages)}"
