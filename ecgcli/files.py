@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,31 +81,79 @@ def remove_stale_temporaries(folder: Path, stem: str | None = None) -> list[Path
     return removed
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler such as Slurm stopping the job) as :func:`stop_like_ctrl_c` raises
+    it: a :class:`KeyboardInterrupt`, so every place that handles Ctrl-C (finish the write, keep
+    the saved epoch, say how to resume) handles it too; the CLI then exits 143, not 130."""
+
+
+#: A second signal this soon after the first is held, not raised: the first one's way out
+#: (a write finishing, the resume hint) is not cut short by an impatient second Ctrl-C.
+STOP_GRACE_S = 5.0
+_STOPPING: dict[str, Any] = {"at": None, "signal": None}
+
+
+def stop_like_ctrl_c() -> None:
+    """Make SIGINT and SIGTERM raise (:class:`KeyboardInterrupt`, :class:`Terminated`) in the
+    main thread; a further signal within :data:`STOP_GRACE_S` of the first is ignored. The CLI
+    calls this once at start; library callers keep Python's own handlers."""
+
+    def handler(signum: int, frame: Any) -> None:
+        now = time.monotonic()
+        if _STOPPING["at"] is not None and now - _STOPPING["at"] < STOP_GRACE_S:
+            return
+        _STOPPING["at"], _STOPPING["signal"] = now, signum
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def stopped_by() -> int | None:
+    """The signal (``signal.SIGINT`` or ``signal.SIGTERM``) that :func:`stop_like_ctrl_c`'s
+    handler raised for, None when none came."""
+    return _STOPPING["signal"]
+
+
+_HELD = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextmanager
 def ctrl_c_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block is done, then
-    raise :class:`KeyboardInterrupt`: a write that was started is finished (or, on an error,
-    cleaned up) first, so Ctrl-C never leaves a temporary or half a file. A second Ctrl-C is
-    held too; SIGKILL cannot be, which is what the temporaries' process ids are for. Outside
-    the main thread (where handlers cannot be set) the block runs unprotected."""
+    """Hold a Ctrl-C (SIGINT) or SIGTERM that arrives inside the block until the block is done,
+    then raise it as its handler would (:class:`KeyboardInterrupt`, or :class:`Terminated` under
+    the CLI): a write that was started is finished (or, on an error, cleaned up) first, so a
+    signal never leaves a temporary or half a file. A second one is held too; SIGKILL cannot
+    be, which is what the temporaries' process ids are for. Outside the main thread (where
+    handlers cannot be set) the block runs unprotected."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
+    previous: dict[int, Any] = {}
     try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+        for signum in _HELD:
+            previous[signum] = signal.signal(signum, lambda signum, frame: caught.append(signum))
     except ValueError:  # pragma: no cover - an embedded interpreter without signal support
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught and previous is not signal.SIG_IGN:
-        if callable(previous):
-            previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
-        else:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    for signum in dict.fromkeys(caught):  # the first one that is not ignored, as it would have
+        handler = previous[signum]
+        if handler is signal.SIG_IGN or handler is None:
+            continue
+        if callable(handler):
+            handler(signum, None)  # Python's default SIGINT handler raises KeyboardInterrupt
+        elif signum == signal.SIGINT:
             raise KeyboardInterrupt
+        else:
+            signal.raise_signal(signum)  # SIGTERM's default: the process ends, as it would have
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

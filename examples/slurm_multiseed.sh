@@ -14,6 +14,15 @@
 #
 #   sbatch --dependency=afterany:<jobid> --wrap "bash examples/slurm_multiseed.sh --collect"
 #
+# Stopping: Slurm sends SIGTERM before it kills a job (at the time limit, on scancel or a
+# preemption), then SIGKILL KillWait seconds later (30 s by default). ecgcli treats SIGTERM like
+# Ctrl-C: the file being written is finished, the last completed epoch stays saved, the resume
+# hint is printed, and it exits 143. Ask for the warning earlier so the current epoch's save has
+# time: `--signal=B:TERM@120` sends SIGTERM to this script's process 120 s before the time limit
+# (`B:` because `exec` below makes ecg that process; without `B:` only `srun` steps get it).
+# Resume by rerunning the same job (or with --requeue, automatically): each unfinished run
+# continues from its saved epoch. A single run is resumed with `ecg train supervised --resume RUN`.
+#
 # Every task must use the same grid (configurations, seeds, label fractions, options): edit
 # GRID below, never per task. A task given a different grid for an existing OUT stops with one
 # line ("was made by a different grid").
@@ -24,6 +33,7 @@
 #SBATCH --mem=16G
 #SBATCH --time=24:00:00
 #SBATCH --requeue
+#SBATCH --signal=B:TERM@120
 #SBATCH --output=ecg-multiseed-%A_%a.log
 ## one GPU per task (then --device auto picks it):
 ##SBATCH --gres=gpu:1

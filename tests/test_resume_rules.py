@@ -211,3 +211,35 @@ def test_a_taken_name_is_left_alone_and_the_new_one_is_said(
     said += " (it holds files ecgcli did not write)"
     assert said in result.output.replace("\n", " ")
     assert (taken.parent / "exp1-2" / "metrics.json").is_file()
+
+
+# --- the epoch line printed twice on Ctrl-C ---------------------------------------------------
+
+
+def test_ctrl_c_while_an_epoch_line_is_written_prints_it_once() -> None:
+    """A Ctrl-C that lands after rich wrote a line but before it emptied its buffer printed
+    that line again with the next one (the error). The signal is sent from inside the write."""
+    import io
+    import os
+    import signal
+
+    from rich.console import Console
+
+    from ecgcli.cli.render import TrainingView
+    from ecgcli.events import EpochDone
+
+    class SignalOnFlush(io.StringIO):
+        armed = True
+
+        def flush(self) -> None:
+            if self.armed:
+                self.armed = False
+                os.kill(os.getpid(), signal.SIGINT)
+
+    out = SignalOnFlush()
+    console = Console(file=out, force_terminal=False, width=200)
+    view = TrainingView("t", console)
+    with pytest.raises(KeyboardInterrupt), view:
+        view(EpochDone(1, 3, 0.5, {"auroc": 0.7}, True, 1.0, 1e-3, 100.0))
+    console.print("error: interrupted")
+    assert [line[:9] for line in out.getvalue().splitlines()] == ["epoch 1/3", "error: in"]

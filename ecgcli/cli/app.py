@@ -58,6 +58,27 @@ def reflow_help(command: Any) -> None:
         reflow_help(sub)
 
 
+#: Exit codes of a command stopped by Ctrl-C (SIGINT) and by SIGTERM (128 + the signal
+#: number, as a shell reports it): a scheduler's job script can tell the two apart.
+SIGINT_EXIT, SIGTERM_EXIT = 130, 143
+
+
+def _stop_code() -> int:
+    """130 for Ctrl-C, 143 when SIGTERM stopped the command (see ``stop_like_ctrl_c``)."""
+    import signal
+
+    from ecgcli.files import stopped_by
+
+    return SIGTERM_EXIT if stopped_by() == signal.SIGTERM else SIGINT_EXIT
+
+
+def _by_sigterm(message: str) -> str:
+    """The core says "interrupted ..." for either signal; under SIGTERM the line says which."""
+    if message.startswith("interrupted"):
+        return "stopped by SIGTERM" + message[len("interrupted") :]
+    return message
+
+
 class EcgGroup(TyperGroup):
     """Root group: every error a user can cause becomes one red line and an exit code."""
 
@@ -75,7 +96,7 @@ class EcgGroup(TyperGroup):
             error_line(f"{exc.format_message()}{where}")
             sys.exit(getattr(exc, "exit_code", 2))
         except typer.Abort:
-            sys.exit(130)
+            sys.exit(_stop_code())
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: typer.Context) -> Any:
@@ -87,11 +108,15 @@ class EcgGroup(TyperGroup):
             return super().invoke(ctx)
         except EcgError as exc:
             from ecgcli.cli.render import error_line
+            from ecgcli.errors import Interrupted
 
+            message, code = str(exc), exc.exit_code
+            if isinstance(exc, Interrupted) and _stop_code() == SIGTERM_EXIT:
+                message, code = _by_sigterm(message), SIGTERM_EXIT
             if not exc.quiet:
-                emit_error(ctx, argv, str(exc), exc.exit_code)  # --json/--csv: a document on stdout
-            error_line(str(exc))
-            ctx.exit(exc.exit_code)
+                emit_error(ctx, argv, message, code)  # --json/--csv: a document on stdout
+            error_line(message)
+            ctx.exit(code)
         except (typer.Exit, typer.Abort):
             raise  # typer's own control flow: --help, explicit exit codes
         except typer.TyperException as exc:  # usage errors: main prints the line
@@ -103,9 +128,11 @@ class EcgGroup(TyperGroup):
         except KeyboardInterrupt:
             from ecgcli.cli.render import error_line
 
-            emit_error(ctx, argv, "interrupted", 130)
-            error_line("interrupted")
-            ctx.exit(130)
+            code = _stop_code()
+            message = "stopped by SIGTERM" if code == SIGTERM_EXIT else "interrupted"
+            emit_error(ctx, argv, message, code)
+            error_line(message)
+            ctx.exit(code)
         except Exception as exc:
             if (ctx.obj or {}).get("debug"):
                 raise
@@ -181,7 +208,12 @@ app.command("quickstart")(quickstart.quickstart)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM (Slurm's warning before it kills a job, `kill`) is
+    handled like Ctrl-C: the current write finishes, the saved epoch is kept, the resume hint
+    is printed, and the exit code is 143."""
+    from ecgcli.files import stop_like_ctrl_c
+
+    stop_like_ctrl_c()
     app(prog_name="ecg")
 
 

@@ -184,17 +184,24 @@ class TrainingView:
                 self.live.update(self._render())
             else:
                 m = "  ".join(f"{_METRIC_LABELS.get(k, k)} {v:.4f}" for k, v in event.metrics.items())
-                self.console.print(
+                self._line(
                     f"epoch {event.epoch}/{event.epochs}  loss {event.train_loss:.4f}  {m}  "
-                    f"{event.seconds:.1f}s{'  * best' if event.best else ''}",
-                    soft_wrap=True,
+                    f"{event.seconds:.1f}s{'  * best' if event.best else ''}"
                 )
         elif isinstance(event, Message):
-            self.console.print(message_markup(event), soft_wrap=True)
+            self._line(message_markup(event))
         else:  # cache building before training, evaluation steps: ordinary progress bars
             self.setup(event)
             if self.live is not None and isinstance(event, TaskStarted):
                 self.live.update(self._render())
+
+    def _line(self, markup: str) -> None:
+        """Print one line whole: rich clears its buffer only after writing it, so a Ctrl-C
+        between the two printed the line again with the error (issue 31); it waits instead."""
+        from ecgcli.files import ctrl_c_deferred
+
+        with ctrl_c_deferred():
+            self.console.print(markup, soft_wrap=True)
 
 
 def print_evaluation(evaluation, run_dir, checkpoint, extra_paths: tuple = ()) -> None:

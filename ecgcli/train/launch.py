@@ -174,7 +174,8 @@ def launch(
         if exc.sigval == signal.SIGINT:
             return 130  # Ctrl-C reached the workers too: rank 0 printed where to resume
         raise Interrupted(
-            f"stopped by {exc.sigval.name}; a run with a completed epoch continues with --resume RUN_DIR"
+            f"stopped by {exc.sigval.name}; a run with a completed epoch continues with --resume RUN_DIR",
+            exit_code=128 + int(exc.sigval),  # 143 for SIGTERM, as a single process exits
         ) from None
     except Exception as exc:  # the rendezvous: a node that never came, an unreachable endpoint
         if type(exc).__name__.startswith("Rendezvous"):

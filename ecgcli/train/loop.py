@@ -174,15 +174,16 @@ def fit(
     t_run = time.perf_counter() - state.seconds
     dist.barrier()  # rank 0 may have worked alone until now (cache, probe); the long-timeout group
 
-    for epoch in range(state.epoch, cfg.epochs):
-        if state.stopped_early:
-            break
-        torch.manual_seed(epoch_seed(cfg.seed, epoch, dist.stream(0)))
-        t0 = time.perf_counter()
-        module.train()
-        n_batches = objective.n_batches(epoch)
-        loss_sum, seen = 0.0, 0
-        try:
+    epoch = state.epoch
+    try:  # one guard for the whole loop: between two epochs too (issue 31 J)
+        for epoch in range(state.epoch, cfg.epochs):
+            if state.stopped_early:
+                break
+            torch.manual_seed(epoch_seed(cfg.seed, epoch, dist.stream(0)))
+            t0 = time.perf_counter()
+            module.train()
+            n_batches = objective.n_batches(epoch)
+            loss_sum, seen = 0.0, 0
             callback(EpochStarted(epoch + 1, cfg.epochs, n_batches))
             for b, batch in enumerate(objective.batches(epoch)):
                 step = epoch * steps_per_epoch + b
@@ -217,59 +218,54 @@ def fit(
             dist.sync_buffers(module)
             module.eval()
             metrics = objective.validate(epoch)
-        except KeyboardInterrupt:
-            raise all_ranks(
-                Interrupted(
-                    f"interrupted in epoch {epoch + 1}; "
-                    + (f"epoch {state.epoch} is saved. " if state.epoch else "no epoch was completed. ")
-                    + resume_hint
-                )
-            ) from None
-        train_loss = loss_sum / max(seen, 1)
-        best = False
-        if cfg.select_metric is None:
-            best = True
-            state.best_value = None
-        elif cfg.select_metric in metrics:
-            value = float(metrics[cfg.select_metric])
-            if _better(value, state.best_value):
-                best, state.best_value = True, value
-        if best:
-            state.best_epoch, state.bad_epochs = epoch + 1, 0
-            state.best_state = snapshot(module)
-        elif cfg.select_metric in metrics:
-            state.bad_epochs += 1
-        seconds = time.perf_counter() - t0
-        lr = optimizer.param_groups[-1]["lr"]
-        rate = seen / max(train_seconds, 1e-9)
-        shown_best = best and cfg.select_metric is not None  # "keep the last" marks no epoch
-        state.history.append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                **metrics,
-                "best": shown_best,
-                "seconds": round(seconds, 3),
-                "lr": lr,
-                "samples_per_s": round(rate, 1),
-            }
-        )
-        state.epoch = epoch + 1
-        state.seconds = time.perf_counter() - t_run
-        if cfg.patience is not None and state.bad_epochs >= cfg.patience:
-            state.stopped_early = True
-        try:
-            if state_path is not None and dist.is_main:
+            train_loss = loss_sum / max(seen, 1)
+            best = False
+            if cfg.select_metric is None:
+                best = True
+                state.best_value = None
+            elif cfg.select_metric in metrics:
+                value = float(metrics[cfg.select_metric])
+                if _better(value, state.best_value):
+                    best, state.best_value = True, value
+            if best:
+                state.best_epoch, state.bad_epochs = epoch + 1, 0
+                state.best_state = snapshot(module)
+            elif cfg.select_metric in metrics:
+                state.bad_epochs += 1
+            seconds = time.perf_counter() - t0
+            lr = optimizer.param_groups[-1]["lr"]
+            rate = seen / max(train_seconds, 1e-9)
+            shown_best = best and cfg.select_metric is not None  # "keep the last" marks no epoch
+            state.history.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": train_loss,
+                    **metrics,
+                    "best": shown_best,
+                    "seconds": round(seconds, 3),
+                    "lr": lr,
+                    "samples_per_s": round(rate, 1),
+                }
+            )
+            state.epoch = epoch + 1
+            state.seconds = time.perf_counter() - t_run
+            if cfg.patience is not None and state.bad_epochs >= cfg.patience:
+                state.stopped_early = True
+            if state_path is not None and dist.is_main:  # never cut: Ctrl-C waits for its rename
                 save_resume_state(state_path, module, optimizer, state, run_config or {}, scaler)
             callback(EpochDone(epoch + 1, cfg.epochs, train_loss, metrics, shown_best, seconds, lr, rate))
-        except KeyboardInterrupt:  # the save itself is never cut: Ctrl-C waits for its rename
-            done = saved_epoch(state_path)
-            raise all_ranks(
-                Interrupted(
-                    f"interrupted after epoch {epoch + 1}; "
-                    + (f"epoch {done} is saved. " if done else "no epoch was completed. ")
-                    + resume_hint
-                )
-            ) from None
-    callback(RunDone(state.best_epoch, state.best_value, state.epoch, state.seconds, state.stopped_early))
+        callback(RunDone(state.best_epoch, state.best_value, state.epoch, state.seconds, state.stopped_early))
+    except KeyboardInterrupt:
+        done = saved_epoch(state_path) if dist.is_main else state.epoch
+        at = min(epoch + 1, cfg.epochs)  # all done: a Ctrl-C after the last epoch
+        raise all_ranks(Interrupted(interrupted_message(at, done, resume_hint))) from None
     return state
+
+
+def interrupted_message(epoch: int, done: int | None, hint: str) -> str:
+    """What Ctrl-C in ``epoch`` (1-based) says, when epoch ``done`` is the last one saved."""
+    if done and done >= epoch:
+        return f"interrupted after epoch {done} was saved. {hint}"
+    if done:
+        return f"interrupted in epoch {epoch}; epoch {done} is saved. {hint}"
+    return f"interrupted in epoch {epoch}; no epoch was saved yet, so the same command starts it again"

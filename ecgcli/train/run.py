@@ -7,7 +7,8 @@ back on ``--resume``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ def data_summary(data: TrainingData) -> dict[str, Any]:
         "cache_id": store.cache_id,
         "data_root": str(ds.root),
         "sampling_rate": ds.sampling_rate,
+        "dropped_classes": list(ds.dropped_classes),  # the task's classes no record has
     }
 
 
@@ -89,6 +91,27 @@ def interrupted_writing(run: RunDir, epochs: int, hint: str) -> Interrupted:
     if run.finished:
         return Interrupted(f"interrupted after the results were written: {run.path} is complete")
     return Interrupted(f"interrupted while writing the results; all {epochs} epochs are saved. {hint}")
+
+
+@contextmanager
+def says_what_is_saved(run: RunDir, hint: str) -> Iterator[None]:
+    """Ctrl-C anywhere in a run outside the loop's own guard (a resumed run loading its data,
+    evaluating, writing) still says which epoch is saved and how to resume (issue 31 J)."""
+    from ecgcli.train.distributed import all_ranks
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        if run.finished:
+            raise all_ranks(
+                Interrupted(f"interrupted after the results were written: {run.path} is complete")
+            ) from None
+        done = saved_epoch(run.state)
+        if done:
+            raise all_ranks(Interrupted(f"interrupted; epoch {done} is saved. {hint}")) from None
+        raise all_ranks(
+            Interrupted("interrupted before the first epoch was saved, so the same command starts it again")
+        ) from None
 
 
 def load_data(cfg: RunConfig, label_fraction: float, dist: Distributed, callback: Callback) -> TrainingData:

@@ -50,7 +50,14 @@ from ecgcli.train.config import SSLConfig, encoder_width
 from ecgcli.train.data import TrainingData, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import LoopConfig, fit, optimizer_class
-from ecgcli.train.run import RunResult, interrupted_writing, load_data, open_run, resumable_config
+from ecgcli.train.run import (
+    RunResult,
+    interrupted_writing,
+    load_data,
+    open_run,
+    resumable_config,
+    says_what_is_saved,
+)
 from ecgcli.train.seeds import epoch_seed
 
 
@@ -192,115 +199,117 @@ def train_ssl(
     data = data or load_data(cfg, cfg.probe_fraction, dist, callback)
     extra = added_records(cfg, data, dist, callback)  # refused (leakage) before a run directory exists
     run = open_run(cfg, dist, placement, resume, callback)
-    ds, split, store = data.dataset, data.split, data.store
-    norm = fit_lead_norm(store, split.pretrain)
-    x = signals_tensor(store, split.pretrain, LeadNorm.identity(len(LEADS)))  # mV: augment, then normalise
-    if len(extra):
-        x = torch.cat([x, torch.from_numpy(extra.millivolts())])
-    if device.type == "cuda":
-        x = x.to(device)
-    added = f" + {len(extra)} added by --pretrain-data" if cfg.pretrain_data else ""
-    callback(
-        Message(
-            f"pretraining {cfg.method} on {len(split.pretrain)} records of folds 1-8 "
-            f"({int((~ds.labelled[split.pretrain]).sum())} without a superclass){added}; probe: "
-            f"{len(split.train)} labelled -> {len(split.val)} fold-9 records"
-        )
-    )
-    probe = None
-    if cfg.probe_every and dist.is_main:
-        window = slice(0, cfg.signal_length)
-        probe = LinearProbe(
-            signals_tensor(store, split.train, norm)[..., window],
-            ds.labels[split.train],
-            signals_tensor(store, split.val, norm)[..., window],
-            ds.labels[split.val],
-        )
-    torch.manual_seed(cfg.seed)
-    encoder = build_encoder(cfg.encoder, in_ch=len(LEADS), **encoder_width(cfg))
-    module = build_ssl_module(cfg, encoder).to(device)
-    policy = build_policy(cfg.sampling_rate, disabled=cfg.no_aug)
-    objective = SSLObjective(module, x, cfg, policy, device, probe, norm, dist)
-    params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = optimizer_class(cfg.optimizer)(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loop_cfg = LoopConfig(
-        epochs=cfg.epochs,
-        device=device,
-        seed=cfg.seed,
-        select_metric=None,
-        grad_clip=cfg.grad_clip,
-        schedule=cfg.schedule,
-        warmup_epochs=cfg.warmup_epochs,
-        precision=cfg.precision,
-        dist=dist,
-    )
-    if probe is not None and resume is None:
-        # the same probe on the randomly initialised encoder: the bar pretraining must clear
-        init_probe = probe.score(module.encoder, device)
-        run.write_json("probe_at_init.json", init_probe)
+    hint = f"Resume with: ecg train ssl --resume {run.path}"
+    with says_what_is_saved(run, hint):
+        ds, split, store = data.dataset, data.split, data.store
+        norm = fit_lead_norm(store, split.pretrain)
+        x = signals_tensor(
+            store, split.pretrain, LeadNorm.identity(len(LEADS))
+        )  # mV: augment, then normalise
+        if len(extra):
+            x = torch.cat([x, torch.from_numpy(extra.millivolts())])
+        if device.type == "cuda":
+            x = x.to(device)
+        added = f" + {len(extra)} added by --pretrain-data" if cfg.pretrain_data else ""
         callback(
             Message(
-                f"linear probe of the untrained encoder (fold 9): AUROC {init_probe['probe_auroc']:.4f} "
-                f"F1 {init_probe['probe_f1']:.4f}"
+                f"pretraining {cfg.method} on {len(split.pretrain)} records of folds 1-8 "
+                f"({int((~ds.labelled[split.pretrain]).sum())} without a superclass){added}; probe: "
+                f"{len(split.train)} labelled -> {len(split.val)} fold-9 records"
             )
         )
-    state = fit(
-        objective,
-        optimizer,
-        loop_cfg,
-        state_path=run.state,
-        resume=resume is not None,
-        run_config=cfg.to_dict(),
-        resume_hint=f"Resume with: ecg train ssl --resume {run.path}",
-        callback=callback,
-    )
-    probes = [h for h in state.history if "probe_auroc" in h]
-    metrics = {
-        "kind": "ssl",
-        "method": cfg.method,
-        "epochs_run": state.epoch,
-        "history": state.history,
-        "final_probe": probes[-1] if probes else None,
-        "probe_at_init": run.read_json("probe_at_init.json"),
-        "augmentations": list(policy.enabled) if objective.views == 2 else [],  # one view: none used
-        "data": {
-            "n_pretrain": int(len(split.pretrain)) + len(extra),
-            "n_pretrain_folds": int(len(split.pretrain)),
-            "pretrain_data": extra.sources,
-            "n_probe_train": int(len(split.train)),
-            "n_probe_val": int(len(split.val)),
-            "cache_id": store.cache_id,
-            "data_root": str(ds.root),
-        },
-        "timing": {
-            "train_seconds": round(state.seconds, 2),
-            "total_seconds": round(time.perf_counter() - t_start, 2),
-            "samples_per_s": [h["samples_per_s"] for h in state.history],
-            "augment_share": [round(h["augment_share"], 4) for h in state.history],
-            "device": str(device),
-            "threads": torch.get_num_threads(),
-        },
-        "distributed": placement,
-    }
-    if not dist.is_main:
-        return RunResult(run.path, run.model, None, metrics)  # rank 0 writes
-    meta = encoder_meta(cfg, module.encoder, norm, policy, metrics, store.cache_id, str(ds.root))
-    module.cpu()
-    try:
-        save_checkpoint(run.model, module.encoder, meta)
-        if cfg.out:
-            save_checkpoint(Path(cfg.out), module.encoder, meta)
-        run.write_metrics(metrics)
-    except KeyboardInterrupt:
-        raise interrupted_writing(
-            run, state.epoch, f"Resume with: ecg train ssl --resume {run.path}"
-        ) from None
-    last = probes[-1] if probes else {}
-    run.log(
-        f"{cfg.method} done: final loss {state.history[-1]['train_loss']:.4f} probe AUROC "
-        f"{last.get('probe_auroc', float('nan')):.4f} F1 {last.get('probe_f1', float('nan')):.4f}"
-    )
-    return RunResult(run.path, run.model, None, metrics)
+        probe = None
+        if cfg.probe_every and dist.is_main:
+            window = slice(0, cfg.signal_length)
+            probe = LinearProbe(
+                signals_tensor(store, split.train, norm)[..., window],
+                ds.labels[split.train],
+                signals_tensor(store, split.val, norm)[..., window],
+                ds.labels[split.val],
+            )
+        torch.manual_seed(cfg.seed)
+        encoder = build_encoder(cfg.encoder, in_ch=len(LEADS), **encoder_width(cfg))
+        module = build_ssl_module(cfg, encoder).to(device)
+        policy = build_policy(cfg.sampling_rate, disabled=cfg.no_aug)
+        objective = SSLObjective(module, x, cfg, policy, device, probe, norm, dist)
+        params = [p for p in module.parameters() if p.requires_grad]
+        optimizer = optimizer_class(cfg.optimizer)(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        loop_cfg = LoopConfig(
+            epochs=cfg.epochs,
+            device=device,
+            seed=cfg.seed,
+            select_metric=None,
+            grad_clip=cfg.grad_clip,
+            schedule=cfg.schedule,
+            warmup_epochs=cfg.warmup_epochs,
+            precision=cfg.precision,
+            dist=dist,
+        )
+        if probe is not None and resume is None:
+            # the same probe on the randomly initialised encoder: the bar pretraining must clear
+            init_probe = probe.score(module.encoder, device)
+            run.write_json("probe_at_init.json", init_probe)
+            callback(
+                Message(
+                    f"linear probe of the untrained encoder (fold 9): AUROC {init_probe['probe_auroc']:.4f} "
+                    f"F1 {init_probe['probe_f1']:.4f}"
+                )
+            )
+        state = fit(
+            objective,
+            optimizer,
+            loop_cfg,
+            state_path=run.state,
+            resume=resume is not None,
+            run_config=cfg.to_dict(),
+            resume_hint=hint,
+            callback=callback,
+        )
+        probes = [h for h in state.history if "probe_auroc" in h]
+        metrics = {
+            "kind": "ssl",
+            "method": cfg.method,
+            "epochs_run": state.epoch,
+            "history": state.history,
+            "final_probe": probes[-1] if probes else None,
+            "probe_at_init": run.read_json("probe_at_init.json"),
+            "augmentations": list(policy.enabled) if objective.views == 2 else [],  # one view: none used
+            "data": {
+                "n_pretrain": int(len(split.pretrain)) + len(extra),
+                "n_pretrain_folds": int(len(split.pretrain)),
+                "pretrain_data": extra.sources,
+                "n_probe_train": int(len(split.train)),
+                "n_probe_val": int(len(split.val)),
+                "cache_id": store.cache_id,
+                "data_root": str(ds.root),
+            },
+            "timing": {
+                "train_seconds": round(state.seconds, 2),
+                "total_seconds": round(time.perf_counter() - t_start, 2),
+                "samples_per_s": [h["samples_per_s"] for h in state.history],
+                "augment_share": [round(h["augment_share"], 4) for h in state.history],
+                "device": str(device),
+                "threads": torch.get_num_threads(),
+            },
+            "distributed": placement,
+        }
+        if not dist.is_main:
+            return RunResult(run.path, run.model, None, metrics)  # rank 0 writes
+        meta = encoder_meta(cfg, module.encoder, norm, policy, metrics, store.cache_id, str(ds.root))
+        module.cpu()
+        try:
+            save_checkpoint(run.model, module.encoder, meta)
+            if cfg.out:
+                save_checkpoint(Path(cfg.out), module.encoder, meta)
+            run.write_metrics(metrics)
+        except KeyboardInterrupt:
+            raise interrupted_writing(run, state.epoch, hint) from None
+        last = probes[-1] if probes else {}
+        run.log(
+            f"{cfg.method} done: final loss {state.history[-1]['train_loss']:.4f} probe AUROC "
+            f"{last.get('probe_auroc', float('nan')):.4f} F1 {last.get('probe_f1', float('nan')):.4f}"
+        )
+        return RunResult(run.path, run.model, None, metrics)
 
 
 def encoder_meta(

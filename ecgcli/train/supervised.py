@@ -47,6 +47,7 @@ from ecgcli.train.run import (
     load_data,
     open_run,
     resumable_config,
+    says_what_is_saved,
 )
 from ecgcli.train.seeds import epoch_seed
 
@@ -239,150 +240,151 @@ def train_classifier(
     run = open_run(cfg, dist, placement, resume, callback)
     command = "finetune" if cfg.kind == "finetune" else "train supervised"
     hint = f"Resume with: ecg {command} --resume {run.path}"
-    leads = parse_leads(cfg.leads)
-    rows = lead_indices(leads)
-    norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train).subset(rows)
-    y_train = ds.labels[split.train]
-    x_train = signals_tensor(store, split.train, norm, rows).to(device)
-    x_val = signals_tensor(store, split.val, norm, rows)
-    x_test = signals_tensor(store, split.test, norm, rows)
-    model.to(device)
-    if cfg.freeze_encoder and init_encoder is None and resume is None:
-        refit_batchnorm(model.encoder, x_train, cfg.signal_length)  # a random probe's features
-    sampler = EpochSampler(y_train, cfg.balance_strategy, cfg.seed)
-    before, after = sampler.frequencies()
-    freq = ", ".join(
-        f"{c} {b:.0%}→{a:.0%}" for c, b, a in list(zip(ds.class_names, before, after, strict=True))[:8]
-    ) + (f" (+{len(ds.class_names) - 8} more classes)" if len(ds.class_names) > 8 else "")
-    callback(
-        Message(
-            f"{len(split.train)} training records ({cfg.label_fraction:g} of folds 1-8), "
-            f"{len(split.val)} validation, {len(split.test)} test; class frequency "
-            f"({cfg.balance_strategy}): {freq}"
-        )
-    )
-    loss_fn = build_loss(cfg.loss, y_train, cfg.focal_alpha, cfg.focal_gamma).to(device)
-    score = scorer(cfg.signal_length, store.length, device, cfg.window_stride, cfg.aggregate)
-    objective = ClassifierObjective(
-        model,
-        x_train,
-        labels_tensor(y_train).to(device),
-        sampler,
-        local_batch,
-        loss_fn,
-        x_val,
-        ds.labels[split.val],
-        cfg.signal_length,
-        cfg.seed,
-        device,
-        cfg.freeze_encoder,
-        dist,
-        score,
-        ds.class_names,
-    )
-    optimizer = _optimizer(model, cfg)
-    loop_cfg = LoopConfig(
-        epochs=cfg.epochs,
-        device=device,
-        seed=cfg.seed,
-        select_metric=cfg.select_metric,
-        patience=cfg.patience,
-        grad_clip=cfg.grad_clip,
-        schedule=cfg.schedule,
-        warmup_epochs=cfg.warmup_epochs,
-        precision=cfg.precision,
-        dist=dist,
-    )
-    state = fit(
-        objective,
-        optimizer,
-        loop_cfg,
-        state_path=run.state,
-        resume=resume is not None,
-        run_config=cfg.to_dict(),
-        resume_hint=hint,
-        callback=_logging(callback, run) if dist.is_main else ignore,
-    )
-    train_seconds = state.seconds
-    warning = selection_warning(state.history, state.best_epoch, cfg.select_metric)
-    if warning and dist.is_main:
-        run.log(f"warning: {warning}")
-        callback(Message(warning, level="warning"))
-
-    t_eval = time.perf_counter()
-    if state.best_state is not None:
-        model.load_state_dict(state.best_state)
-    y_val, y_test = ds.labels[split.val], ds.labels[split.test]
-    names = list(ds.class_names)
-    temperature = None
-    if cfg.calibrate is None:
-        p_val = dist.predict_rows(lambda x: score(model, x), x_val)
-        p_test = dist.predict_rows(lambda x: score(model, x), x_test)
-        calibration = {"method": None, "test": calibration_report(y_test, p_test, names)}
-    else:
-        window = cfg.signal_length if cfg.signal_length < store.length else None
-
-        def logits(x: torch.Tensor) -> np.ndarray:
-            return predict_window_logits(model, x, device, window, stride=cfg.window_stride)
-
-        z_val, z_test = dist.predict_rows(logits, x_val), dist.predict_rows(logits, x_test)
-        temperature = fit_temperature(z_val, y_val, aggregate=cfg.aggregate)
-        p_val = apply_temperature(z_val, temperature, cfg.aggregate)
-        p_test = apply_temperature(z_test, temperature, cfg.aggregate)
-        calibration = {
-            "method": cfg.calibrate,
-            "temperature": dict(zip(names, temperature.tolist(), strict=True)),
-            "fitted_on": "val (fold 9)",
-            "test_uncalibrated": calibration_report(
-                y_test, apply_temperature(z_test, 1.0, cfg.aggregate), names
-            ),
-            "test": calibration_report(y_test, p_test, names),
-        }
-    evaluation = dist.on_main(
-        lambda: evaluate_split_pair(y_val, p_val, y_test, p_test, class_names=ds.class_names)
-    )
-    eval_seconds = time.perf_counter() - t_eval
-
-    metrics = {
-        "kind": cfg.kind,
-        "task": cfg.task,
-        "class_names": list(ds.class_names),
-        "select_metric": cfg.select_metric,
-        "best_epoch": state.best_epoch,
-        "epochs_run": state.epoch,
-        "stopped_early": state.stopped_early,
-        "history": state.history,
-        **evaluation.to_dict(),
-        "bootstrap": dist.on_main(
-            lambda: test_bootstraps(ds.labels[split.test], p_test, evaluation.test_tuned.sample_threshold)
-        ),
-        "calibration": calibration,
-        "class_frequencies": {"train": before.tolist(), "sampled": after.tolist()},
-        "data": data_summary(data),
-        "timing": {
-            "train_seconds": round(train_seconds, 2),
-            "eval_seconds": round(eval_seconds, 2),
-            "total_seconds": round(time.perf_counter() - t_start, 2),
-            "device": str(device),
-            "threads": torch.get_num_threads(),
-        },
-        "distributed": placement,
-    }
-    result = RunResult(run.path, run.model, evaluation, metrics)
-    if not dist.is_main:
-        return result  # rank 0 writes
-    try:
-        _write_results(
-            run, cfg, model, result, state, norm, encoder_info, data, (p_val, p_test), leads, temperature
-        )
-    except KeyboardInterrupt:
-        raise interrupted_writing(run, state.epoch, hint) from None
-    if temperature is not None:
-        before, after = calibration["test_uncalibrated"]["macro_ece"], calibration["test"]["macro_ece"]
+    with says_what_is_saved(run, hint):
+        leads = parse_leads(cfg.leads)
+        rows = lead_indices(leads)
+        norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train).subset(rows)
+        y_train = ds.labels[split.train]
+        x_train = signals_tensor(store, split.train, norm, rows).to(device)
+        x_val = signals_tensor(store, split.val, norm, rows)
+        x_test = signals_tensor(store, split.test, norm, rows)
+        model.to(device)
+        if cfg.freeze_encoder and init_encoder is None and resume is None:
+            refit_batchnorm(model.encoder, x_train, cfg.signal_length)  # a random probe's features
+        sampler = EpochSampler(y_train, cfg.balance_strategy, cfg.seed)
+        before, after = sampler.frequencies()
+        freq = ", ".join(
+            f"{c} {b:.0%}→{a:.0%}" for c, b, a in list(zip(ds.class_names, before, after, strict=True))[:8]
+        ) + (f" (+{len(ds.class_names) - 8} more classes)" if len(ds.class_names) > 8 else "")
         callback(
-            Message(f"temperature scaling: test macro ECE {before:.4f} -> {after:.4f} (15 bins, fold 10)")
+            Message(
+                f"{len(split.train)} training records ({cfg.label_fraction:g} of folds 1-8), "
+                f"{len(split.val)} validation, {len(split.test)} test; class frequency "
+                f"({cfg.balance_strategy}): {freq}"
+            )
         )
-    return result
+        loss_fn = build_loss(cfg.loss, y_train, cfg.focal_alpha, cfg.focal_gamma).to(device)
+        score = scorer(cfg.signal_length, store.length, device, cfg.window_stride, cfg.aggregate)
+        objective = ClassifierObjective(
+            model,
+            x_train,
+            labels_tensor(y_train).to(device),
+            sampler,
+            local_batch,
+            loss_fn,
+            x_val,
+            ds.labels[split.val],
+            cfg.signal_length,
+            cfg.seed,
+            device,
+            cfg.freeze_encoder,
+            dist,
+            score,
+            ds.class_names,
+        )
+        optimizer = _optimizer(model, cfg)
+        loop_cfg = LoopConfig(
+            epochs=cfg.epochs,
+            device=device,
+            seed=cfg.seed,
+            select_metric=cfg.select_metric,
+            patience=cfg.patience,
+            grad_clip=cfg.grad_clip,
+            schedule=cfg.schedule,
+            warmup_epochs=cfg.warmup_epochs,
+            precision=cfg.precision,
+            dist=dist,
+        )
+        state = fit(
+            objective,
+            optimizer,
+            loop_cfg,
+            state_path=run.state,
+            resume=resume is not None,
+            run_config=cfg.to_dict(),
+            resume_hint=hint,
+            callback=_logging(callback, run) if dist.is_main else ignore,
+        )
+        train_seconds = state.seconds
+        warning = selection_warning(state.history, state.best_epoch, cfg.select_metric)
+        if warning and dist.is_main:
+            run.log(f"warning: {warning}")
+            callback(Message(warning, level="warning"))
+
+        t_eval = time.perf_counter()
+        if state.best_state is not None:
+            model.load_state_dict(state.best_state)
+        y_val, y_test = ds.labels[split.val], ds.labels[split.test]
+        names = list(ds.class_names)
+        temperature = None
+        if cfg.calibrate is None:
+            p_val = dist.predict_rows(lambda x: score(model, x), x_val)
+            p_test = dist.predict_rows(lambda x: score(model, x), x_test)
+            calibration = {"method": None, "test": calibration_report(y_test, p_test, names)}
+        else:
+            window = cfg.signal_length if cfg.signal_length < store.length else None
+
+            def logits(x: torch.Tensor) -> np.ndarray:
+                return predict_window_logits(model, x, device, window, stride=cfg.window_stride)
+
+            z_val, z_test = dist.predict_rows(logits, x_val), dist.predict_rows(logits, x_test)
+            temperature = fit_temperature(z_val, y_val, aggregate=cfg.aggregate)
+            p_val = apply_temperature(z_val, temperature, cfg.aggregate)
+            p_test = apply_temperature(z_test, temperature, cfg.aggregate)
+            calibration = {
+                "method": cfg.calibrate,
+                "temperature": dict(zip(names, temperature.tolist(), strict=True)),
+                "fitted_on": "val (fold 9)",
+                "test_uncalibrated": calibration_report(
+                    y_test, apply_temperature(z_test, 1.0, cfg.aggregate), names
+                ),
+                "test": calibration_report(y_test, p_test, names),
+            }
+        evaluation = dist.on_main(
+            lambda: evaluate_split_pair(y_val, p_val, y_test, p_test, class_names=ds.class_names)
+        )
+        eval_seconds = time.perf_counter() - t_eval
+
+        metrics = {
+            "kind": cfg.kind,
+            "task": cfg.task,
+            "class_names": list(ds.class_names),
+            "select_metric": cfg.select_metric,
+            "best_epoch": state.best_epoch,
+            "epochs_run": state.epoch,
+            "stopped_early": state.stopped_early,
+            "history": state.history,
+            **evaluation.to_dict(),
+            "bootstrap": dist.on_main(
+                lambda: test_bootstraps(ds.labels[split.test], p_test, evaluation.test_tuned.sample_threshold)
+            ),
+            "calibration": calibration,
+            "class_frequencies": {"train": before.tolist(), "sampled": after.tolist()},
+            "data": data_summary(data),
+            "timing": {
+                "train_seconds": round(train_seconds, 2),
+                "eval_seconds": round(eval_seconds, 2),
+                "total_seconds": round(time.perf_counter() - t_start, 2),
+                "device": str(device),
+                "threads": torch.get_num_threads(),
+            },
+            "distributed": placement,
+        }
+        result = RunResult(run.path, run.model, evaluation, metrics)
+        if not dist.is_main:
+            return result  # rank 0 writes
+        try:
+            _write_results(
+                run, cfg, model, result, state, norm, encoder_info, data, (p_val, p_test), leads, temperature
+            )
+        except KeyboardInterrupt:
+            raise interrupted_writing(run, state.epoch, hint) from None
+        if temperature is not None:
+            before, after = calibration["test_uncalibrated"]["macro_ece"], calibration["test"]["macro_ece"]
+            callback(
+                Message(f"temperature scaling: test macro ECE {before:.4f} -> {after:.4f} (15 bins, fold 10)")
+            )
+        return result
 
 
 def _write_results(

@@ -36,9 +36,13 @@ SLOW_WRITES = (
 )
 
 
-def ecg(*args: str) -> list[str]:
-    """The command line of ``ecg ARGS`` with slow writes (see :data:`SLOW_WRITES`)."""
-    return [sys.executable, "-c", SLOW_WRITES, *args]
+def ecg(*args: str, patch: str = "") -> list[str]:
+    """The command line of ``ecg ARGS`` with slow writes (see :data:`SLOW_WRITES`); ``patch``
+    is Python run before the CLI starts (e.g. to widen a window between two steps)."""
+    prelude = SLOW_WRITES.replace(
+        "from ecgcli.cli.app import main\n", patch + "from ecgcli.cli.app import main\n"
+    )
+    return [sys.executable, "-c", prelude, *args]
 
 
 @dataclass
@@ -60,9 +64,11 @@ def run(
     after: str | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 600,
+    again_after: float | None = None,
 ) -> Outcome:
     """Run ``cmd``; once a line matching ``after`` was printed (at once without it), send
-    ``sig`` as soon as a path matching the glob ``watch`` exists. Without ``watch``, just run."""
+    ``sig`` as soon as a path matching the glob ``watch`` exists (and once more
+    ``again_after`` seconds later: an impatient second Ctrl-C). Without ``watch``, just run."""
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -90,6 +96,10 @@ def run(
                 if hits:
                     proc.send_signal(sig)
                     fired.append(hits[0])
+                    if again_after is not None:
+                        time.sleep(again_after)
+                        if proc.poll() is None:
+                            proc.send_signal(sig)
                     return
             time.sleep(0.0005)
 
@@ -118,5 +128,6 @@ def temporaries(*folders: Path) -> list[str]:
 
 
 def killed(outcome: Outcome, sig: signal.Signals) -> bool:
-    """Whether the process ended because of ``sig`` (SIGKILL: -9; SIGINT: our exit 130)."""
-    return outcome.returncode == (-sig if sig == signal.SIGKILL else 130)
+    """Whether the process ended because of ``sig`` (SIGKILL: -9; SIGINT: our exit 130;
+    SIGTERM: our exit 143)."""
+    return outcome.returncode == {signal.SIGKILL: -9, signal.SIGTERM: 143}.get(sig, 130)
