@@ -441,7 +441,7 @@ def test_nan_checkpoint_is_refused_in_every_output_format(tmp_path: Path, ckpt: 
             assert doc["errors"] == [{"record": record, "problem": line[7:]}]
         elif fmt == ["--csv"]:
             rows = list(csv.reader(io.StringIO(result.stdout)))  # the columns the sidecar names
-            assert rows[0][:2] == ["record", "NORM"] and rows[0][-3:] == ["warnings", "labels", "error"]
+            assert rows[0][:2] == ["record", "NORM"] and rows[0][-1] == "error" and "warnings" in rows[0]
             assert rows[1][0] == record and rows[1][-1] == line[7:] and len(rows) == 2
         else:
             assert result.stdout == ""
