@@ -4,12 +4,15 @@ FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one forward
 record: torch counts 2 FLOPs per multiply-add of convolutions and matrix products. It does not
 see into the LSTM's fused CPU kernel, so we count its gate products the same way; attention
 layers are counted on their unfused path (the fused one does the same products, unseen) and
-their CPU attention kernel like the GPU's. Nothing is counted for BatchNorm, activations and
-pooling, which are cheap beside them.
+their CPU attention kernel like the GPU's. The counter has no formula for FFTs (the S4 encoder
+convolves by FFT), so a real FFT of n points is counted analytically as 2.5 n log2 n (half a
+complex radix-2 FFT's 5 n log2 n); the complex products between the FFTs are not counted.
+Nothing is counted for BatchNorm, activations and pooling, which are cheap beside them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,7 +23,8 @@ from ecgcli.models.encoders import encoder_names
 
 FLOPS_NOTE = (
     "counted by torch.utils.flop_counter.FlopCounterMode: 2 FLOPs per multiply-add of convolutions, "
-    "matrix products, attention and LSTM gates; normalisation, activations and pooling not counted"
+    "matrix products, attention and LSTM gates; real FFTs (s4) as 2.5 n log2 n each; normalisation, "
+    "activations and pooling not counted"
 )
 
 
@@ -56,6 +60,31 @@ def _cpu_attention_flops(q_shape: Any, k_shape: Any, v_shape: Any, *args: Any, *
     return 2 * b * h * lq * s * d + 2 * b * h * lq * s * dv
 
 
+def _real_fft_flops(n: int, transforms: int) -> int:
+    """``transforms`` real FFTs of ``n`` points: 2.5 n log2 n each (half of a complex FFT)."""
+    return int(2.5 * n * math.log2(max(n, 2)) * transforms)
+
+
+def _fft_r2c_flops(input_shape: Any, dim: Any, *args: Any, **kwargs: Any) -> int:
+    n = 1
+    for d in dim:
+        n *= input_shape[d]
+    total = 1
+    for size in input_shape:
+        total *= size
+    return _real_fft_flops(n, total // max(n, 1))
+
+
+def _fft_c2r_flops(
+    input_shape: Any, dim: Any, normalization: Any, last_dim_size: int, *args: Any, **kwargs: Any
+) -> int:
+    transforms = 1
+    for i, size in enumerate(input_shape):
+        if i not in {d % len(input_shape) for d in dim}:
+            transforms *= size
+    return _real_fft_flops(int(last_dim_size), transforms)
+
+
 def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     """FLOPs of ``model(x)`` as torch counts them (no gradient, eval mode)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -65,6 +94,8 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     custom = {
         torch.ops.aten.mkldnn_rnn_layer: _rnn_layer_flops,
         torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops,
+        torch.ops.aten._fft_r2c: _fft_r2c_flops,
+        torch.ops.aten._fft_c2r: _fft_c2r_flops,
     }
     counter = FlopCounterMode(display=False, custom_mapping=custom)
     # the fused inference kernel of attention layers hides their products from the counter
