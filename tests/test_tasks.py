@@ -224,3 +224,32 @@ def test_real_superdiagnostic_splits_unchanged(real: PTBXL) -> None:
     for (fraction, seed), (n, digest) in SUPERDIAGNOSTIC_SPLITS.items():
         train = real.split(fraction, seed).train.astype(np.int64)
         assert (len(train), hashlib.sha256(train.tobytes()).hexdigest()[:16]) == (n, digest)
+
+
+def test_classes_no_record_has_are_named_and_recorded(
+    synth_root: Path, session_cache: Path, tmp_path: Path
+) -> None:
+    """The synthetic set has 5 of the 12 rhythm classes: training says which 7 it leaves out."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from ecgcli.cli.app import app
+
+    dropped = ["AFLT", "BIGU", "PACE", "PSVT", "SVARR", "SVTAC", "TRIGU"]
+    assert load_ptbxl(synth_root, task="rhythm").dropped_classes == tuple(dropped)
+    assert load_ptbxl(synth_root).dropped_classes == ()
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        app,
+        ["train", "supervised", "--task", "rhythm", "--data-root", str(synth_root), "--device", "cpu",
+         "--workers", "1", "--epochs", "1", "--width", "8", "--label-fraction", "1", "--run-dir", str(run)],
+        env={"ECG_CACHE_DIR": str(session_cache)},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if "left out" in line]
+    assert notes == [
+        f"warning: task rhythm: 7 of its 12 classes have no record in {synth_root} and are left out, "
+        f"so the model has 5: {', '.join(dropped)}"
+    ]
+    assert json.loads((run / "metrics.json").read_text())["data"]["dropped_classes"] == dropped

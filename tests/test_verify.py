@@ -119,3 +119,46 @@ def test_unknown_task_is_one_line_exit_2(synth_root: Path) -> None:
         in (result.output)
     )
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_record_files_linked_outside_the_root_are_problems(synth_copy: Path, tmp_path: Path) -> None:
+    """``../`` in the table is refused; a symlink must not be a way around that."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    folder = synth_copy / "records100" / "00000"
+    dat = folder / "00001_lr.dat"
+    moved = outside / dat.name
+    dat.rename(moved)
+    dat.symlink_to(moved)  # one record's signal file lies outside
+    inside = folder / "00002_lr.hea"
+    kept = synth_copy / "00002_lr.hea"
+    inside.rename(kept)
+    inside.symlink_to(kept)  # a link that stays inside the root is fine
+    result = _run("--data-root", str(synth_copy), "--json")
+    assert result.exit_code == 1, result.output
+    problems = [f for f in json.loads(result.stdout)["findings"] if f["severity"] == "problem"]
+    assert [(f["ecg_id"], f["message"]) for f in problems] == [
+        (1, f"00001_lr.dat links outside the data root (to {moved})")
+    ]
+
+    # the folder of the records, linked out whole
+    away = outside / "00000"
+    folder.rename(away)
+    folder.symlink_to(away, target_is_directory=True)
+    report = verify_folder(synth_copy)
+    assert len(report.problems) == 300 and all("outside the data root" in f.message for f in report.problems)
+
+
+def test_the_cache_refuses_a_record_linked_outside_the_root(synth_copy: Path, tmp_path: Path) -> None:
+    import pytest
+
+    from ecgcli.data.cache import ensure_cache
+    from ecgcli.data.ptbxl import load_ptbxl
+    from ecgcli.errors import DataError
+
+    dat = synth_copy / "records100" / "00000" / "00003_lr.dat"
+    moved = tmp_path / dat.name
+    dat.rename(moved)
+    dat.symlink_to(moved)
+    with pytest.raises(DataError, match="00003_lr.dat links outside the data root"):
+        ensure_cache(load_ptbxl(synth_copy), tmp_path / "cache")

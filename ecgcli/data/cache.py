@@ -32,9 +32,9 @@ import numpy as np
 
 from ecgcli import LEADS, __version__
 from ecgcli.data.parallel import map_chunks
-from ecgcli.data.ptbxl import PTBXL
+from ecgcli.data.ptbxl import PTBXL, RootGuard
 from ecgcli.data.records import INVALID_INT16, file_stamp, read_standard_record
-from ecgcli.errors import DataError
+from ecgcli.errors import DataError, RecordError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.files import ctrl_c_deferred, remove_stale_temporaries, temp_path
 
@@ -132,14 +132,18 @@ def open_cache(path: Path, fingerprint: str | None = None) -> SignalStore:
 
 
 def _read_chunk(
-    start: int, stems: list[str], signals_path: str, sampling_rate: int, length: int
+    start: int, stems: list[str], signals_path: str, sampling_rate: int, length: int, root: str
 ) -> tuple[int, np.ndarray, np.ndarray, list[tuple[int, int]]]:
     """Worker: read ``stems`` into rows ``start...`` of the memmap; return gains and baselines."""
     out = np.load(signals_path, mmap_mode="r+")
     gains = np.empty((len(stems), len(LEADS)), dtype=np.float32)
     baselines = np.empty_like(gains)
     invalid: list[tuple[int, int]] = []
+    guard = RootGuard(root)
     for k, stem in enumerate(stems):
+        escape = guard.problem(stem)  # a symlink out of the data root is not read
+        if escape is not None:
+            raise RecordError(stem, f"{escape}; `ecg data verify` lists every such record")
         adc, gain, baseline, _ = read_standard_record(Path(stem), sampling_rate, length)
         bad = adc == INVALID_INT16
         if bad.any():
@@ -183,6 +187,7 @@ def build_cache(
             signals_path,
             dataset.sampling_rate,
             length,
+            str(dataset.root),
             workers=workers,
             task="cache",
             description=f"caching {n} records",

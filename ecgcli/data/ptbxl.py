@@ -87,6 +87,43 @@ def safe_record_path(root: Path, relative: str, ecg_id: int) -> Path:
     return Path(joined)
 
 
+class RootGuard:
+    """Whether a record's files really lie under the data root, symbolic links resolved.
+
+    :func:`safe_record_path` refuses ``../`` and absolute paths in the table, but a record
+    file, or a whole folder of them, may be a symlink to anywhere; whatever reads records
+    listed in the table (``data verify``, the cache build) asks this first. Fast enough for
+    every record: each folder is resolved once, and a file only when it is itself a link.
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = os.path.realpath(root)
+        self._folders: dict[str, str] = {}
+
+    def _inside(self, real: str) -> bool:
+        return real == self.root or real.startswith(self.root.rstrip(os.sep) + os.sep)
+
+    def outside(self, path: Path | str) -> str | None:
+        """Where ``path`` really is when that is outside the root, else None (an absent file
+        is None too: reading it reports it missing)."""
+        folder, name = os.path.split(os.path.abspath(path))
+        real_folder = self._folders.get(folder)
+        if real_folder is None:
+            real_folder = self._folders[folder] = os.path.realpath(folder)
+        real = os.path.join(real_folder, name)
+        if os.path.islink(real):
+            real = os.path.realpath(real)
+        return None if self._inside(real) else real
+
+    def problem(self, stem: Path | str) -> str | None:
+        """A record's ``.hea`` or ``.dat`` that lies outside the root, as a message, or None."""
+        for suffix in (".hea", ".dat"):
+            where = self.outside(f"{stem}{suffix}")
+            if where is not None:
+                return f"{Path(str(stem)).name}{suffix} links outside the data root (to {where})"
+        return None
+
+
 @dataclass(frozen=True)
 class Split:
     """Row positions (into :class:`PTBXL` arrays) of each part of the standard protocol.
@@ -123,6 +160,27 @@ class PTBXL:
     statements: pd.DataFrame | None = field(default=None, repr=False)
     min_likelihood: float = 0.0
     code_table: CodeTable | None = field(default=None, repr=False)  # scp_codes flattened once
+
+    @property
+    def dropped_classes(self) -> tuple[str, ...]:
+        """Classes the statements table defines for the task that no record has (at the
+        likelihood threshold): they get no output, so a model of this folder has fewer classes
+        than the task names; trainers say so and record them in metrics.json."""
+        if self.statements is None or self.task == "superdiagnostic":  # a fixed five, checked apart
+            return ()
+        defined = set(statement_classes(self.statements, self.task).astype(str))
+        return tuple(sorted(defined - set(self.class_names)))
+
+    def dropped_note(self) -> str | None:
+        """One line naming :attr:`dropped_classes`, or None when there are none."""
+        dropped = self.dropped_classes
+        if not dropped:
+            return None
+        total = len(dropped) + len(self.class_names)
+        return (
+            f"task {self.task}: {len(dropped)} of its {total} classes have no record in {self.root} "
+            f"and are left out, so the model has {len(self.class_names)}: {', '.join(dropped)}"
+        )
 
     @property
     def labelled(self) -> np.ndarray:

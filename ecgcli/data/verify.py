@@ -17,7 +17,7 @@ import numpy as np
 
 from ecgcli import DEFAULT_TASK, LEADS
 from ecgcli.data.parallel import map_chunks
-from ecgcli.data.ptbxl import PTBXL, load_ptbxl, read_statements
+from ecgcli.data.ptbxl import PTBXL, RootGuard, load_ptbxl, read_statements
 from ecgcli.data.records import INVALID_INT16, read_standard_record
 from ecgcli.data.tasks import check_task
 from ecgcli.errors import RecordError
@@ -71,11 +71,18 @@ class VerifyReport:
         return d
 
 
-def _check_chunk(start: int, stems: list[str], sampling_rate: int, length: int) -> list[tuple[int, str, str]]:
+def _check_chunk(
+    start: int, stems: list[str], sampling_rate: int, length: int, root: str
+) -> list[tuple[int, str, str]]:
     """Worker: (row, severity, message) for every finding in a chunk of records."""
     found: list[tuple[int, str, str]] = []
+    guard = RootGuard(root)
     for k, stem in enumerate(stems):
         row = start + k
+        escape = guard.problem(stem)  # before reading: a file outside the root is not read
+        if escape is not None:
+            found.append((row, "problem", escape))
+            continue
         try:
             adc, _, _, header = read_standard_record(Path(stem), sampling_rate, length)
         except RecordError as exc:
@@ -135,6 +142,9 @@ def verify_folder(
         folds=_fold_summary(ds),
         task=task,
     )
+    note = ds.dropped_note()
+    if note is not None:
+        report.findings.append(Finding("warning", note))
     known = set(read_statements(root).index)
     unknown = Counter(code for codes in ds.scp_codes for code in codes if code not in known)
     if unknown:
@@ -160,6 +170,7 @@ def verify_folder(
         stems,
         sampling_rate,
         ds.record_length,
+        str(root),
         workers=workers,
         task="verify",
         description=f"checking {len(ds)} records",

@@ -17,7 +17,7 @@ import torch
 from ecgcli.data.cache import SignalStore, check_invalid_samples, ensure_cache
 from ecgcli.data.normalize import LeadNorm
 from ecgcli.data.ptbxl import PTBXL, Split, load_ptbxl
-from ecgcli.events import Callback, ignore
+from ecgcli.events import Callback, Message, ignore
 
 _CHUNK = 1024
 
@@ -42,9 +42,13 @@ def load_training_data(
 ) -> TrainingData:
     """Tables labelled for ``task``, the standard split for ``seed`` and the signal cache
     (built on first use); records with missing samples are named, and refused above the limit
-    unless ``allow_invalid`` (see :func:`~ecgcli.data.cache.check_invalid_samples`)."""
+    unless ``allow_invalid`` (see :func:`~ecgcli.data.cache.check_invalid_samples`); classes
+    of the task that no record has are named in a warning (see ``PTBXL.dropped_classes``)."""
     ds = load_ptbxl(Path(data_root), sampling_rate, task=task)
     split_data(ds, None, label_fraction, seed)  # a task that cannot train fails before the cache
+    note = ds.dropped_note()
+    if note is not None:  # fewer outputs than the task names: never silently
+        callback(Message(note, "warning"))
     store = ensure_cache(ds, Path(cache_dir), workers, callback)
     check_invalid_samples(store, allow_invalid, callback)
     return split_data(ds, store, label_fraction, seed)
