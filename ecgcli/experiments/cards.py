@@ -80,6 +80,32 @@ def _input_contract(sidecar: dict[str, Any]) -> list[str]:
     ]
 
 
+def _probe_section(name: str, metrics: dict[str, Any]) -> list[str]:
+    """An encoder's linear-probe curve during pretraining (fold 9), from its run's metrics."""
+    probes = [h for h in metrics.get("history") or [] if "probe_auroc" in h]
+    init = metrics.get("probe_at_init") or {}
+    data = metrics.get("data") or {}
+    rows = ["| after epoch | probe macro AUROC (fold 9) | probe macro F1 (fold 9) |", "|---:|---:|---:|"]
+    if init:
+        rows.append(f"| 0 (untrained) | {_f(init.get('probe_auroc'))} | {_f(init.get('probe_f1'))} |")
+    rows += [f"| {h['epoch']} | {_f(h['probe_auroc'])} | {_f(h.get('probe_f1'))} |" for h in probes]
+    return [
+        "## What it learned: the live linear probe",
+        "",
+        "During pretraining, a logistic regression on the frozen encoder's pooled features was fitted "
+        f"on {data.get('n_probe_train', 'a labelled fraction of')} labelled superdiagnostic records of "
+        f"folds 1-8 and scored on fold 9 ({data.get('n_probe_val', 'n/a')} records). Fold 10 was not "
+        "used: an encoder has no test score of its own; what it buys is measured by fine-tuning it "
+        "against a model trained from scratch on the same seeds (the results pages).",
+        "",
+        *rows,
+        "",
+        f"Fine-tune it: `ecg finetune --ssl-checkpoint {name} --label-fraction 0.1 --recipe benchmark "
+        "--epochs 15 --encoder-lr 0.001` (the fine-tuning recipe of the results pages).",
+        "",
+    ]
+
+
 def render_card(
     name: str,
     sidecar: dict[str, Any],
@@ -182,6 +208,8 @@ def render_card(
             f"`ecg models --check {name} --data-root PTB-XL`.",
             "",
         ]
+    if kind == "encoder":
+        lines += _probe_section(name, metrics)
     lines += [
         "## Input contract",
         "",
