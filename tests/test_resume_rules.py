@@ -243,3 +243,22 @@ def test_ctrl_c_while_an_epoch_line_is_written_prints_it_once() -> None:
         view(EpochDone(1, 3, 0.5, {"auroc": 0.7}, True, 1.0, 1e-3, 100.0))
     console.print("error: interrupted")
     assert [line[:9] for line in out.getvalue().splitlines()] == ["epoch 1/3", "error: in"]
+
+
+def test_ctrl_c_while_a_resumed_run_loads_its_data_says_how_to_resume(
+    saved_runs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 31 J: the hint whenever an epoch is saved, also before the loop has begun."""
+    from ecgcli.train import supervised
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(supervised, "load_data", ctrl_c)
+    run = _copy(saved_runs, "sup", tmp_path)
+    with pytest.raises(Interrupted) as stopped:
+        supervised.resume_classifier(run)
+    assert (
+        str(stopped.value)
+        == f"interrupted; epoch 2 is saved. Resume with: ecg train supervised --resume {run}"
+    )

@@ -135,7 +135,9 @@ class RunDir:
         checked first, then only ecgcli's own files by name and the ``state/`` folder once
         empty. A folder without the marker, or with anything else in it, is refused whole."""
         if not self.marked:
-            names = sorted(p.name for p in self.path.iterdir() if not is_stale_temporary(p))
+            names = sorted(
+                p.name + ("/" if p.is_dir() else "") for p in self.path.iterdir() if not is_stale_temporary(p)
+            )
             shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
             raise ConfigError(
                 f"{self.path} holds files ecgcli did not write ({shown}); nothing was deleted: "

@@ -190,7 +190,13 @@ def resumable_config(run: RunDir, kinds: tuple[str, ...], epochs: int | None = N
     done = saved_epoch(run.state) or 0
     if epochs < done:
         raise ConfigError(
-            f"--epochs {epochs} is fewer than the {done} epochs {run.path} has already trained; "
-            f"give {done} or more"
+            f"--epochs {epochs} is fewer than the {done} epoch{'s' if done != 1 else ''} {run.path} has "
+            f"already trained; give {done} or more"
         )
     return {**config, "epochs": epochs}
+
+
+def resume_hint(run: RunDir) -> str:
+    """How to resume ``run``: its own kind's command."""
+    command = RESUMED_BY.get(run_kind(run.read_config()), ("", "ecg train supervised"))[1]
+    return f"Resume with: {command} --resume {run.path}"

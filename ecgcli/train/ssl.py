@@ -56,6 +56,7 @@ from ecgcli.train.run import (
     load_data,
     open_run,
     resumable_config,
+    resume_hint,
     says_what_is_saved,
 )
 from ecgcli.train.seeds import epoch_seed
@@ -391,4 +392,5 @@ def resume_ssl(
     if dist is not None:
         dist.share_files(RunDir(Path(run_dir)).resume_files())  # a node that lacks the run directory gets it
     run, cfg = dist.main_first(load) if dist is not None else load()
-    return train_ssl(cfg, callback, resume=run, dist=dist)
+    with says_what_is_saved(run, resume_hint(run)):  # also while the data load, before the loop
+        return train_ssl(cfg, callback, resume=run, dist=dist)

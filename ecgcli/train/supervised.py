@@ -47,6 +47,7 @@ from ecgcli.train.run import (
     load_data,
     open_run,
     resumable_config,
+    resume_hint,
     says_what_is_saved,
 )
 from ecgcli.train.seeds import epoch_seed
@@ -497,4 +498,5 @@ def resume_classifier(
     if dist is not None:
         dist.share_files(RunDir(Path(run_dir)).resume_files())  # a node that lacks the run directory gets it
     run, cfg = dist.main_first(load) if dist is not None else load()
-    return train_classifier(cfg, callback, resume=run, **kwargs)
+    with says_what_is_saved(run, resume_hint(run)):  # also while the data load, before the loop
+        return train_classifier(cfg, callback, resume=run, **kwargs)
