@@ -1,17 +1,28 @@
-"""Settings read from command-line flags, the environment and env files.
+"""Settings read from command-line flags, the environment and env files, on pydantic-settings.
 
 Precedence, highest first: a CLI flag, an ``ECG_*`` environment variable, ``--env-file PATH``,
 ``.env`` in the working directory, the default below. ``ecg config`` shows the effective value
 of each setting and which of these it came from.
 
-Sourcing is done here rather than by pydantic-settings so that every value keeps its origin:
-a bad value is reported under the name the user wrote (``--device``, ``ECG_DEVICE`` in the
-environment, ``ECG_DEVICE`` at ``.env`` line 3); an empty value (``ECG_CHECKPOINT=``) means
-unset, not the current folder; a malformed env-file line is one error naming file and line;
-an unknown ``ECG_*`` key in an env file or the environment is warned about with the nearest
-valid name. pydantic
-still validates the values. A command validates only the settings it uses (``uses``), so a
-bad ``ECG_DEVICE`` does not stop ``ecg data verify``.
+:class:`Settings` is a pydantic-settings ``BaseSettings`` (prefix ``ECG_``). Its sources are
+custom (:meth:`Settings.settings_customise_sources`: the built-in init source for flags, then
+:class:`EnvironSource` and one :class:`EnvFileSource` per env file) instead of the built-in
+``EnvSettingsSource`` and ``DotEnvSettingsSource``, because those do not say where a value came
+from, and every value here keeps its origin (a :class:`Sourced`):
+
+- a bad value is reported under the name the user wrote (``--device``, ``ECG_DEVICE in the
+  environment``, ``ECG_DEVICE at .env line 3``);
+- an empty value (``ECG_CHECKPOINT=``) means unset (the default, whatever a lower source says),
+  not the current folder;
+- a malformed env-file line, or one that is not UTF-8, is one error naming file and line
+  (python-dotenv skips the first silently and fails on the second without a line); a UTF-8
+  BOM is accepted;
+- an unknown ``ECG_*`` key in an env file or the environment is warned about with the nearest
+  valid name.
+
+pydantic validates the merged values as usual. A command validates only the settings it uses
+(``uses``): a bad value of another setting falls back to its default, so a bad ``ECG_DEVICE``
+does not stop ``ecg data verify``.
 """
 
 from __future__ import annotations
@@ -19,16 +30,22 @@ from __future__ import annotations
 import codecs
 import difflib
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ecgcli.errors import ConfigError
 
 ENV_PREFIX = "ECG_"
+DOTENV = Path(".env")
+#: The source label of a setting that is not set (or set empty): its default applies.
+DEFAULT = "default"
 
 #: ``ECG_*`` variables that are not settings but are read directly by one module, so an
 #: unknown-variable warning must not name them: ``ECG_BF16_EMULATED`` (train/precision.py)
@@ -36,8 +53,45 @@ ENV_PREFIX = "ECG_"
 OTHER_ENV = frozenset({"ECG_BF16_EMULATED", "ECG_TEST_FAIL"})
 
 
-class Settings(BaseModel):
+@dataclass(frozen=True)
+class Sourced:
+    """A raw setting value and where it came from: ``cli``, ``env``, ``PATH line N``, ``default``."""
+
+    value: Any
+    source: str
+
+    def name(self, setting: str) -> str:
+        """How the user wrote this setting: the flag, or the variable and where it is set."""
+        if self.source == "cli":
+            return f"--{setting.replace('_', '-')}"
+        var = env_key(setting)
+        return f"{var} in the environment" if self.source == "env" else f"{var} at {self.source}"
+
+
+def env_key(name: str) -> str:
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+@dataclass
+class _Plan:
+    """What one :func:`_construct` asks of the sources, and the sources it got back (highest
+    precedence first): the env files (lowest first), and the settings to leave at default."""
+
+    env_files: tuple[Path, ...] = (DOTENV,)
+    skip: frozenset[str] = frozenset()
+    sources: tuple[OriginSource, ...] = field(default=())
+
+
+#: The plan of the construction in progress. ``settings_customise_sources`` is a classmethod
+#: that pydantic-settings calls with no arguments of ours, so the env files of this call and
+#: the place to leave the sources (for their origins and warnings) travel in a context variable.
+_PLAN: ContextVar[_Plan | None] = ContextVar("ecgcli_settings_plan", default=None)
+
+
+class Settings(BaseSettings):
     """Where data, caches and runs live, and which hardware to use."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
     data_root: Path = Field(
         Path("data/PTB-XL"),
@@ -61,6 +115,25 @@ class Settings(BaseModel):
         """Number of reader processes to start (``workers``, or the CPU count when 0)."""
         return self.workers or usable_cores()
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (keyword arguments), then the environment, then the env files, later files
+        first; pydantic-settings merges them in this order. Secrets directories are not used."""
+        plan = _PLAN.get() or _Plan()
+        sources: tuple[OriginSource, ...] = (
+            EnvironSource(settings_cls, plan.skip),
+            *(EnvFileSource(settings_cls, path, plan.skip) for path in reversed(plan.env_files)),
+        )
+        plan.sources = sources
+        return (init_settings, *sources)
+
 
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask; the CPU count where there is none)."""
@@ -70,23 +143,107 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-@dataclass(frozen=True)
-class Sourced:
-    """A raw setting value and where it came from: ``cli``, ``env``, ``PATH line N``."""
-
-    value: Any
-    source: str
-
-    def name(self, setting: str) -> str:
-        """How the user wrote this setting: the flag, or the variable and where it is set."""
-        if self.source == "cli":
-            return f"--{setting.replace('_', '-')}"
-        var = f"{ENV_PREFIX}{setting.upper()}"
-        return f"{var} in the environment" if self.source == "env" else f"{var} at {self.source}"
+def _hint(key: str, known: Iterable[str]) -> str:
+    """`` (did you mean ECG_WORKERS?)`` for a near miss, else the list of valid names."""
+    names = list(known)
+    near = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    return f" (did you mean {near[0]}?)" if near else f" (known: {', '.join(names)})"
 
 
-def env_key(name: str) -> str:
-    return f"{ENV_PREFIX}{name.upper()}"
+def _typed(name: str, value: Any) -> Any:
+    """Text from a file or the environment as the int a ``Literal[100, 500]`` field expects
+    (pydantic's lax mode converts text to ``int`` fields but not to int literals)."""
+    args = get_args(Settings.model_fields[name].annotation)
+    if isinstance(value, str) and args and all(isinstance(a, int) for a in args):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
+class OriginSource(PydanticBaseSettingsSource):
+    """A pydantic-settings source of ``ECG_*`` text values that remembers where each was written.
+
+    A subclass yields ``(KEY, value, where)`` from :meth:`entries`, later entries over earlier
+    ones. After construction, :attr:`origins` maps each setting this source sets to a
+    :class:`Sourced` (an empty value to ``Sourced(None, "default")``: this source resets it) and
+    :attr:`warnings` holds one line per unknown ``ECG_*`` key. Settings in ``skip`` are left out.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], skip: Iterable[str] = ()) -> None:
+        super().__init__(settings_cls)
+        self.skip = frozenset(skip)
+        prefix = str(self.config.get("env_prefix") or "").upper()
+        self.known = {f"{prefix}{name.upper()}": name for name in settings_cls.model_fields}
+        self.origins: dict[str, Sourced] = {}
+        self.warnings: list[str] = []
+        for key, value, where in self.entries():
+            name = self.known.get(key)
+            if name is not None:
+                self.origins[name] = Sourced(value, where) if value != "" else Sourced(None, DEFAULT)
+            elif key.startswith(prefix):
+                self.warnings.append(self.unknown(key, where) + _hint(key, self.known))
+
+    def entries(self) -> Iterator[tuple[str, str, str]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def unknown(self, key: str, where: str) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """The raw value of one setting, its variable name, and False (never JSON)."""
+        sourced = self.origins.get(field_name)
+        return (None if sourced is None else sourced.value), env_key(field_name), False
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        return _typed(field_name, value)
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, field_info in self.settings_cls.model_fields.items():
+            sourced = self.origins.get(name)
+            if sourced is None or name in self.skip:
+                continue
+            if sourced.source == DEFAULT:  # set empty here: the default, over any lower source
+                out[name] = field_info.get_default(call_default_factory=True)
+            else:
+                value, _, complex_ = self.get_field_value(field_info, name)
+                out[name] = self.prepare_field_value(name, field_info, value, complex_)
+        return out
+
+
+class EnvironSource(OriginSource):
+    """``ECG_*`` variables of the process environment (source ``env``). Variables in
+    :data:`OTHER_ENV` belong to other modules and are not warned about."""
+
+    def entries(self) -> Iterator[tuple[str, str, str]]:
+        environ = {k.upper(): v for k, v in os.environ.items()}
+        for key in sorted(environ):
+            if key not in OTHER_ENV:
+                yield key, environ[key], "env"
+
+    def unknown(self, key: str, where: str) -> str:
+        return f"unknown setting {key} in the environment ignored"
+
+
+class EnvFileSource(OriginSource):
+    """The ``KEY=VALUE`` lines of one env file (source ``PATH line N``); a missing file sets
+    nothing (``load_settings`` refuses a missing ``--env-file`` before this runs)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path, skip: Iterable[str] = ()) -> None:
+        self.path = Path(path)
+        super().__init__(settings_cls, skip)
+
+    def entries(self) -> Iterator[tuple[str, str, str]]:
+        if self.path.is_file():
+            for key, (value, line) in read_env_file(self.path).items():
+                yield key, value, f"{self.path} line {line}"
+
+    def unknown(self, key: str, where: str) -> str:
+        return f"{where}: unknown setting {key} ignored"
 
 
 def _decode_line(path: Path, number: int, raw: bytes) -> str:
@@ -133,79 +290,58 @@ def read_env_file(path: Path) -> dict[str, tuple[str, int]]:
 
 
 def _env_files(env_file: Path | None) -> tuple[Path, ...]:
-    files = [Path(".env")]
-    if env_file is not None:
-        if not Path(env_file).is_file():
-            raise ConfigError(f"env file not found: {env_file}")
-        files.append(Path(env_file))
-    return tuple(files)
+    if env_file is None:
+        return (DOTENV,)
+    if not Path(env_file).is_file():
+        raise ConfigError(f"env file not found: {env_file}")
+    return (DOTENV, Path(env_file))
 
 
-def _hint(key: str, known: Iterable[str]) -> str:
-    """`` (did you mean ECG_WORKERS?)`` for a near miss, else the list of valid names."""
-    names = list(known)
-    near = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-    return f" (did you mean {near[0]}?)" if near else f" (known: {', '.join(names)})"
+@dataclass
+class _Outcome:
+    """One construction of :class:`Settings`: the settings (None when a value did not
+    validate), each set setting's origin, the warnings (lowest source first), the problems."""
+
+    settings: Settings | None
+    origins: dict[str, Sourced]
+    warnings: list[str]
+    problems: dict[str, str]
 
 
-def gather(
-    env_file: Path | None = None, warn: Callable[[str], None] | None = None, **overrides: Any
-) -> dict[str, Sourced]:
-    """The raw value of every setting that is set, with its source, by precedence. Empty
-    values count as unset; unknown ``ECG_*`` keys in env files are passed to ``warn``."""
-    found: dict[str, Sourced] = {}
-    known = {env_key(n): n for n in Settings.model_fields}
-    for path in _env_files(env_file):  # .env first, so --env-file overrides it
-        if not path.is_file():
-            continue
-        for key, (value, line) in read_env_file(path).items():
-            if key in known:
-                if value != "":
-                    found[known[key]] = Sourced(value, f"{path} line {line}")
-                else:
-                    found.pop(known[key], None)
-            elif key.startswith(ENV_PREFIX) and warn is not None:
-                warn(f"{path} line {line}: unknown setting {key} ignored{_hint(key, known)}")
-    environ = {k.upper(): v for k, v in os.environ.items()}
-    if warn is not None:
-        for key in sorted(environ):
-            if key.startswith(ENV_PREFIX) and key not in known and key not in OTHER_ENV:
-                warn(f"unknown setting {key} in the environment ignored{_hint(key, known)}")
-    for key, name in known.items():
-        if key in environ:
-            if environ[key] != "":
-                found[name] = Sourced(environ[key], "env")
-            else:
-                found.pop(name, None)
-    for name, value in overrides.items():
-        if value is not None:
-            found[name] = Sourced(value, "cli")
-    return found
-
-
-def _typed(name: str, value: Any) -> Any:
-    """Text from a file or the environment as the int a ``Literal[100, 500]`` field expects
-    (pydantic's lax mode converts text to ``int`` fields but not to int literals)."""
-    args = get_args(Settings.model_fields[name].annotation)
-    if isinstance(value, str) and args and all(isinstance(a, int) for a in args):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return value
-    return value
-
-
-def _build(values: dict[str, Sourced], skip: Iterable[str] = ()) -> Settings:
-    return Settings(**{n: _typed(n, s.value) for n, s in values.items() if n not in skip})
-
-
-def _problems(values: dict[str, Sourced]) -> dict[str, str]:
-    """Setting name -> pydantic's message, for each value that does not validate."""
+def _construct(env_file: Path | None, overrides: dict[str, Any], skip: Iterable[str] = ()) -> _Outcome:
+    """Build :class:`Settings` through its sources, with the flags in ``overrides`` (``None``
+    means not given) and the settings in ``skip`` left at their defaults."""
+    plan = _Plan(_env_files(env_file), frozenset(skip))
+    flags = {n: v for n, v in overrides.items() if v is not None}
+    token = _PLAN.set(plan)
     try:
-        _build(values)
+        settings: Settings | None = Settings(**{n: v for n, v in flags.items() if n not in plan.skip})
+        problems: dict[str, str] = {}
     except ValidationError as exc:
-        return {str(e["loc"][0]): e["msg"] for e in exc.errors() if e["loc"]}
-    return {}
+        settings = None
+        problems = {str(e["loc"][0]): e["msg"] for e in exc.errors() if e["loc"]}
+    finally:
+        _PLAN.reset(token)
+    origins = {n: Sourced(v, "cli") for n, v in flags.items()}
+    for source in plan.sources:  # highest precedence first
+        for name, sourced in source.origins.items():
+            origins.setdefault(name, sourced)
+    warnings = [w for source in reversed(plan.sources) for w in source.warnings]
+    return _Outcome(settings, origins, warnings, problems)
+
+
+def _valid(env_file: Path | None, outcome: _Outcome, overrides: dict[str, Any]) -> Settings:
+    """The outcome's settings, or the settings with its invalid values at their defaults."""
+    if outcome.settings is not None:
+        return outcome.settings
+    again = _construct(env_file, overrides, outcome.problems)
+    if again.settings is None:  # pragma: no cover - defaults always validate
+        raise ConfigError(f"invalid settings: {again.problems}")
+    return again.settings
+
+
+def _origin(outcome: _Outcome, name: str) -> Sourced:
+    return outcome.origins.get(name) or Sourced(None, DEFAULT)
 
 
 def load_settings(
@@ -218,16 +354,17 @@ def load_settings(
 
     A bad value of a setting in ``uses`` (all settings when None) is a one-line
     :class:`ConfigError` naming where it was written; a bad value of a setting the command
-    does not use falls back to its default.
+    does not use falls back to its default. Unknown ``ECG_*`` keys are passed to ``warn``.
     """
-    values = gather(env_file, warn, **overrides)
+    outcome = _construct(env_file, overrides)
+    for line in outcome.warnings if warn is not None else ():
+        warn(line)
     needed = set(Settings.model_fields if uses is None else uses)
-    problems = _problems(values)
-    for name, msg in problems.items():
+    for name, msg in outcome.problems.items():
         if name in needed:
-            src = values[name]
+            src = _origin(outcome, name)
             raise ConfigError(f"invalid {src.name(name)}: {msg} (got {src.value!r})")
-    return _build(values, problems)
+    return _valid(env_file, outcome, overrides)
 
 
 @dataclass(frozen=True)
@@ -245,16 +382,17 @@ def describe_settings(
 ) -> list[SettingRow]:
     """Every setting's effective value and source, never refusing: an invalid value is shown
     as written, with its error, so ``ecg config`` can point at the line to fix."""
-    values = gather(env_file, warn, **overrides)
-    problems = _problems(values)
-    valid = _build(values, problems)
+    outcome = _construct(env_file, overrides)
+    for line in outcome.warnings if warn is not None else ():
+        warn(line)
+    valid = _valid(env_file, outcome, overrides)
     rows = []
     for name in Settings.model_fields:
-        src = values.get(name)
-        if name in problems:
-            rows.append(SettingRow(name, src.value, src.source, problems[name]))
+        src = _origin(outcome, name)
+        if name in outcome.problems:
+            rows.append(SettingRow(name, src.value, src.source, outcome.problems[name]))
         else:
-            rows.append(SettingRow(name, getattr(valid, name), src.source if src else "default", None))
+            rows.append(SettingRow(name, getattr(valid, name), src.source, None))
     return rows
 
 
