@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -210,3 +211,24 @@ def test_a_second_build_waits_for_the_first_and_reuses_it(
     first.release()
     second.join(30)
     assert result and result[0].cache_id == built.cache_id and len(_messages(events)) == 1
+
+
+def test_a_record_rewritten_with_its_old_mtime_restored_is_noticed(synth_copy: Path, cache_dir: Path) -> None:
+    """Size and mtime alone miss an in-place rewrite that puts the old mtime back; the change
+    time (ctime), which no program can set back, does not."""
+    ds = load_ptbxl(synth_copy)
+    ensure_cache(ds, cache_dir)
+    dat = ds.record_paths[7].with_suffix(".dat")
+    before = dat.stat()
+    raw = np.fromfile(dat, dtype="<i2")
+    raw[:12] = 4321
+    time.sleep(0.01)  # a change time that differs even on coarse-clock filesystems
+    raw.tofile(dat)
+    os.utime(dat, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size, same mtime
+    events: list = []
+    rebuilt = ensure_cache(ds, cache_dir, callback=events.append)
+    assert any("stale" in m and "rewritten" in m for m in _messages(events)), _messages(events)
+    assert (rebuilt.signals[7, :, 0] == 4321).all()
+    events.clear()
+    ensure_cache(ds, cache_dir, callback=events.append)
+    assert _messages(events) == []  # and reused after that
