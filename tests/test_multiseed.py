@@ -524,3 +524,29 @@ def test_parallel_jobs_with_one_thread_each(train_kwargs: dict, tmp_path: Path) 
         assert metrics["timing"]["threads"] == max(1, usable_cores() // 2)
         assert metrics["epochs_run"] == 2
     assert all(math.isfinite(r["runs"][0]["test"]["auroc"]) for r in doc["results"])
+
+
+def test_collect_rebuilds_the_grid_from_the_folder_alone(
+    train_kwargs: dict, tmp_path: Path, canned: list[str]
+) -> None:
+    """Bare ``--collect`` (no other flag) reads the grid from OUT, with or without
+    multiseed.json, trains nothing and never records the default grid."""
+    out = tmp_path / "ms"
+    grid = grid_for(train_kwargs, out, configs=("bce+standard", "focal+oversample[lr=0.002]"))
+    first = run_multiseed(grid)
+    canned.clear()
+
+    def shown(doc: dict) -> tuple:
+        return doc["grid"], [(r["config"], r["n"], [x["test"] for x in r["runs"]]) for r in doc["results"]]
+
+    for deleted in (False, True):
+        if deleted:
+            results_path(out).unlink()
+        result = runner.invoke(app, ["multiseed", "--collect", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "4 runs, 4 already finished" in result.stderr and "holds a larger grid" not in result.output
+        assert shown(load_results(out)) == shown(first) and canned == []
+    again = run_multiseed(grid)  # the original command is still accepted, and trains nothing
+    assert canned == [] and shown(again) == shown(first)
+    empty = runner.invoke(app, ["multiseed", "--collect", "--out", str(tmp_path / "none")])
+    assert empty.exit_code == 2 and "nothing to collect" in empty.stderr

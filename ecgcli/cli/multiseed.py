@@ -304,7 +304,9 @@ def multiseed(
     collect: Annotated[
         bool,
         typer.Option(
-            "--collect", help="Train nothing: rebuild multiseed.json from the runs finished so far."
+            "--collect",
+            help="Train nothing: rebuild multiseed.json from the runs finished so far in --out (the "
+            "grid is read from there; no other flag is needed).",
         ),
     ] = False,
     sets: Annotated[
@@ -352,9 +354,14 @@ def multiseed(
         **options,
     }
     out_dir = out if out is not None else Path(common["runs_dir"]) / "multiseed"
-    grid = build_grid(
-        config, seed_list, fractions, common, sets or [], out_dir, baseline, given=options.given
-    )
+    if collect:  # the grid that trained the runs in out_dir, whatever the flags say now
+        from ecgcli.experiments.collect import grid_on_disk
+
+        grid = grid_on_disk(out_dir)
+    else:
+        grid = build_grid(
+            config, seed_list, fractions, common, sets or [], out_dir, baseline, given=options.given
+        )
     n_jobs = resolve_jobs(jobs, common["device"])
     with MultiseedView() as view:
         doc = run_multiseed(grid, view, n_jobs, share, train=not collect)

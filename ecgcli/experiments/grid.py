@@ -69,6 +69,9 @@ class Grid:
     baseline: str
     out: Path
     given: frozenset[str] = frozenset()  # common options the user set (a recipe leaves them)
+    #: configuration name -> its complete run options, read back from OUT (``--collect``):
+    #: used as they are, so the grid is the one that trained the runs, whatever the flags now
+    fixed: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def cells(self) -> list[Cell]:
         """Seed-major order, so that paired comparisons exist as early as possible."""
@@ -82,6 +85,8 @@ class Grid:
     def config_kwargs(self, spec: ConfigSpec) -> dict[str, Any]:
         """SupervisedConfig (FeaturesConfig for ``features:``) arguments of ``spec``, without seed
         and label fraction."""
+        if spec.name in self.fixed:
+            return {k: v for k, v in self.fixed[spec.name].items() if k not in _CELL_FIELDS}
         if spec.kind == "features":
             return self._features_kwargs(spec)
         kw = dict(self.common)

@@ -27,6 +27,7 @@ from typing import Any
 
 from ecgcli.errors import ConfigError, EcgError, Interrupted
 from ecgcli.events import BatchDone, Callback, Event, Message, ignore
+from ecgcli.experiments.collect import write_configurations
 from ecgcli.experiments.grid import Cell, Grid, check_cell_config, check_compatible
 from ecgcli.experiments.results import load_results, read_cell, results_path, write_results
 from ecgcli.experiments.shards import Shard, claim, results_lock, shard_cells
@@ -200,6 +201,8 @@ def run_multiseed(
                 check_cell_config(grid, c)
         _collect(grid, records, previous)
         write_results(grid, records)
+        if train:  # what a later --collect rebuilds the grid from, should multiseed.json go
+            write_configurations(grid)
     mine = shard_cells(grid, shard)
     total = len(cells)
     callback(GridStarted(total, len(records), str(out), jobs, str(shard) if shard else "", len(mine)))
