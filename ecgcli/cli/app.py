@@ -20,6 +20,7 @@ from ecgcli.cli import (
     compare,
     config,
     data,
+    ensemble,
     explain,
     export,
     finetune,
@@ -199,6 +200,7 @@ app.command("multiseed")(multiseed.multiseed)
 app.command("benchmark")(benchmark.benchmark)
 app.add_typer(ablate.app, name="ablate", rich_help_panel="Commands")
 app.command("compare")(compare.compare)
+app.command("ensemble")(ensemble.ensemble)
 app.command("predict")(predict.predict)
 app.command("models")(models.models)
 app.command("explain")(explain.explain)

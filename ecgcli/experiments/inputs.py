@@ -81,7 +81,9 @@ def _read_json(path: Path, what: str) -> Any:
 def method_name(config: dict[str, Any]) -> tuple[str, str]:
     """A single run's method name and kind, from its config.json."""
     ckpt = config.get("ssl_checkpoint")
-    if config.get("classifier") and "loss" not in config:  # a handcrafted-feature baseline
+    if config.get("kind") == "ensemble":  # `ecg ensemble`: its members' encoders
+        name, kind = "ensemble:" + "+".join(map(str, config.get("encoders") or ["?"])), "ensemble"
+    elif config.get("classifier") and "loss" not in config:  # a handcrafted-feature baseline
         name, kind = f"features:{config['classifier']}", "features"
     elif not ckpt and (config.get("freeze_encoder") or config.get("encoder_lr") is not None):
         kind = "probe" if config.get("freeze_encoder") else "finetune"

@@ -6,7 +6,9 @@ names and order, leads, sampling rate and window, per-class thresholds, normalis
 training configuration, metrics, the data cache id, and library versions.
 
 Kinds: ``classifier`` (encoder + head, ``linear`` or ``benchmark``; ``train supervised``, ``finetune``) and
-``encoder`` (an SSL-pretrained encoder; ``train ssl``).
+``encoder`` (an SSL-pretrained encoder; ``train ssl``), ``ensemble`` (``ecg ensemble``: members'
+tensors under ``member{i}.``, each member's sidecar in ``members``; loads as a classifier, see
+:mod:`ecgcli.models.ensemble`).
 
 The same two-file format stores a run's resume state (model, optimiser, best copy, history):
 nested state dicts are flattened into tensors plus a JSON skeleton.
@@ -29,7 +31,7 @@ from ecgcli.files import atomic_write_bytes, check_format_version, write_json_at
 
 FORMAT = "ecgcli-checkpoint"
 FORMAT_VERSION = 1
-KINDS = ("classifier", "encoder", "features")
+KINDS = ("classifier", "encoder", "features", "ensemble")
 BUNDLE_FORMAT = "ecgcli-bundle"
 
 
@@ -210,6 +212,8 @@ def load_classifier(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     from ecgcli.models import ECGClassifier
 
     tensors, meta = load_tensors(path)
+    if meta.get("kind") == "ensemble":
+        return _load_ensemble(tensors, meta, Path(path)), meta
     if meta.get("kind") != "classifier":
         raise CheckpointError(
             f"{path}: is {kind_phrase(meta.get('kind'))}, not a classifier "
@@ -230,6 +234,38 @@ def load_classifier(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
         raise CheckpointError(f"{path}: sidecar architecture does not build ({exc})") from None
     _load_state(model, tensors, path)
     return model.eval(), meta
+
+
+def _load_ensemble(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: Path) -> torch.nn.Module:
+    """An ``ensemble`` checkpoint: each member rebuilt from its own sidecar in ``members``."""
+    import numpy as np
+
+    from ecgcli.models import ECGClassifier
+    from ecgcli.models.ensemble import CalibratedMember, EnsembleClassifier
+
+    members = meta.get("members")
+    if not isinstance(members, list) or not members:
+        raise CheckpointError(f"{path}: ensemble sidecar has no members")
+    built = []
+    for i, side in enumerate(members):
+        try:
+            arch = side["architecture"]
+            model = ECGClassifier.build(
+                arch["encoder"],
+                n_classes=int(arch["n_classes"]),
+                head=arch.get("head", "linear"),
+                head_args=arch.get("head_args"),
+                **arch["encoder_args"],
+            )
+            norm, temp = side["normalisation"], side.get("temperature")
+            built.append(CalibratedMember(model, np.asarray(norm["mean"]), np.asarray(norm["std"]), temp))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: sidecar of member {i} is incomplete ({exc})") from None
+        except ConfigError as exc:
+            raise CheckpointError(f"{path}: member {i} does not build ({exc})") from None
+    model = EnsembleClassifier(built)
+    _load_state(model, tensors, path)
+    return model.eval()
 
 
 def load_encoder(
