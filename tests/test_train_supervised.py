@@ -195,6 +195,7 @@ def test_cli_runs_and_reports_val_and_test(train_kwargs: dict, tmp_path: Path, m
     assert result.exit_code == 0, result.output
     assert "val (fold 9)" in result.stdout and "TEST (fold 10)" in result.stdout
     assert "epoch 1/1" in result.output
+    assert "training records (100% of folds 1-8)" in result.output  # not "(1 of folds 1-8)"
     assert (run_dir / "model.safetensors").is_file()
     again = _cli("--data-root", train_kwargs["data_root"], "--run-dir", str(run_dir))
     assert again.exit_code == 2 and "not empty" in again.output and "--resume" in again.output

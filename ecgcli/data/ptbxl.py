@@ -207,7 +207,7 @@ class PTBXL:
         for rows, where in (
             (
                 split.train,
-                f"the labelled training fraction ({split.label_fraction:.0%} of folds 1-8, "
+                f"the labelled training fraction ({100 * split.label_fraction:g}% of folds 1-8, "
                 f"seed {split.seed})",
             ),
             (split.val, f"fold {VAL_FOLD} (validation)"),

@@ -151,7 +151,7 @@ def train_features(
     y_train, y_val, y_test = (ds.labels[r] for r in (split.train, split.val, split.test))
     callback(
         Message(
-            f"{len(split.train)} training records ({cfg.label_fraction:g} of folds 1-8), {len(names)} "
+            f"{len(split.train)} training records ({100 * cfg.label_fraction:g}% of folds 1-8), {len(names)} "
             f"features, {cfg.classifier}"
         )
     )

@@ -259,7 +259,7 @@ def train_classifier(
         ) + (f" (+{len(ds.class_names) - 8} more classes)" if len(ds.class_names) > 8 else "")
         callback(
             Message(
-                f"{len(split.train)} training records ({cfg.label_fraction:g} of folds 1-8), "
+                f"{len(split.train)} training records ({100 * cfg.label_fraction:g}% of folds 1-8), "
                 f"{len(split.val)} validation, {len(split.test)} test; class frequency "
                 f"({cfg.balance_strategy}): {freq}"
             )
