@@ -64,15 +64,26 @@ def grid_on_disk(out: Path) -> Grid:
             raise ConfigError(f"{path}: unreadable; rerun the original command to rewrite it") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ConfigError(f"{path}: not an ecgcli multiseed configuration file")
+        shapes = {"spec": str, "name": str, "seeds": list, "label_fractions": list, "kwargs": dict}
+        bad = [k for k, kind in shapes.items() if not isinstance(doc.get(k), kind)]
+        if bad:
+            raise ConfigError(f"{path}: missing or malformed {', '.join(bad)}; rerun the original command")
         found.append(doc)
     if not found:
         raise ConfigError(
             f"{out}: nothing to collect (no {results_path(out).name} and no configuration folders "
-            "written by `ecg multiseed`); run the grid's command without --collect"
+            "written by `ecg multiseed`); rerun the grid's own command without --collect: it reuses "
+            "every finished run and writes both"
         )
-    found.sort(key=lambda d: int(d.get("position", 0)))
-    seeds = sorted({int(s) for d in found for s in d["seeds"]})
-    fractions = sorted({float(f) for d in found for f in d["label_fractions"]})
+    try:
+        found.sort(key=lambda d: int(d.get("position", 0)))
+        seeds = sorted({int(s) for d in found for s in d["seeds"]})
+        fractions = sorted({float(f) for d in found for f in d["label_fractions"]})
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{out}: a {CONFIGURATION_FILE} holds a seed, fraction or position that is not a number; "
+            "rerun the original command"
+        ) from None
     names = {d["name"] for d in found}
     baseline = next((d["baseline"] for d in found if d.get("baseline") in names), found[0]["name"])
     return _grid(out, [(d["spec"], d["kwargs"]) for d in found], seeds, fractions, baseline)
