@@ -146,7 +146,7 @@ def test_models_lists_s4_with_fft_flops() -> None:
     enc = S4Encoder()
     # per layer: rfft of the input and of the kernel (width channels each), one irfft; n = 2T
     fft = enc.depth * 3 * enc.width * 2.5 * 200 * math.log2(200)
-    assert prof.flops > fft and prof.params == sum(p.numel() for p in enc.parameters()) + 128 * 5 + 5
+    assert prof.flops > fft and prof.params == sum(p.numel() for p in enc.parameters()) + enc.out_dim * 5 + 5
     assert "FFT" in FLOPS_NOTE  # `ecg models` prints the note (tests/test_encoders.py runs it)
 
 
@@ -181,3 +181,31 @@ def test_too_short_signal_length_is_one_line(synth_root: Path) -> None:
     result = CliRunner().invoke(app, [*args, "--device", "cpu"])
     assert result.exit_code == 2 and "--signal-length must be between" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_exports_agree_with_the_torch_model(fmt: str, tmp_path: Path) -> None:
+    """ONNX has no complex tensors: the export path convolves directly (``_direct_conv``)."""
+    if fmt == "onnx":
+        pytest.importorskip("onnx")
+        pytest.importorskip("onnxruntime")
+    from ecgcli import LEADS
+    from ecgcli.inference.export import TOLERANCE, export_model
+    from ecgcli.models import ECGClassifier
+    from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
+
+    torch.manual_seed(0)
+    model = ECGClassifier.build("s4", 5, width=8, depth=1, d_state=4, bidirectional=True).eval()
+    meta = checkpoint_meta(
+        "classifier",
+        architecture=model.architecture(),
+        class_names=["NORM", "MI", "STTC", "HYP", "CD"],
+        leads=list(LEADS),
+        sampling_rate=100,
+        signal_length=250,
+        thresholds=[0.5] * 5,
+        normalisation={"mean": [0.0] * 12, "std": [1.0] * 12},
+    )
+    ckpt = save_checkpoint(tmp_path / "model.safetensors", model, meta)
+    report = export_model(ckpt, fmt, tmp_path / f"m.{fmt}", n_check=100)
+    assert report.max_delta <= TOLERANCE

@@ -31,14 +31,32 @@ Length rule: the kernel is as long as the input, so any length computes, but few
 ``MIN_SAMPLES`` = 16 samples (0.16 s at 100 Hz, less than a QRS complex) is refused as
 a mistake with a :class:`ConfigError` (training already requires 64 samples or more).
 
-Sizes. The ECG foundation-model benchmark (AI4HealthUOL's ``clinical_ts``, used by
-ecg-fm-benchmarking: ``S4PredictorConfig``) uses model_dim 512, state_dim 64, 4 layers,
-dropout 0.2, post-norm LayerNorm, causal by default, and S4 (``s42``) layers rather than S4D.
-Measured on this project's CPU (``benchmarks/s4_speed.py``, one thread, batch 128 of 250
-samples, forward+backward+AdamW step; an epoch-equivalent is 17,111 records = 134 steps):
-see :data:`CPU_COST` and the table it documents. The default (width 128, depth 4, d_state 64)
-is the largest that trains a benchmark-recipe epoch in minutes on the shared 2-core CPU;
-``--width 512`` with ``depth=4`` is the published size.
+Sizes. The ECG foundation-model benchmark's S4 (AI4HealthUOL's ``clinical_ts``, the library of
+ecg-fm-benchmarking: ``S4PredictorConfig``) is model_dim 512, state_dim 64, 4 layers, dropout
+0.2, post-norm LayerNorm, causal by default, with S4 (``s42``) layers rather than S4D; here that
+is ``--width 512`` (depth 4, d_state 64 are the defaults). CPU cost (``benchmarks/s4_speed.py``:
+one thread, a batch of 128 windows of 12 x 250 samples, forward + backward + AdamW step of the
+benchmark-head classifier; an epoch-equivalent is PTB-XL folds 1-8, 17,111 records = 134 steps,
+data loading excluded), measured on the project's 2-core CPU while other jobs kept it loaded
+(load 4-7), so the figures are inflated and noisy; compare rows, not absolutes::
+
+    encoder         width depth  params   s/step  min/epoch
+    s4                 64     2    52 k     1.6       3.7
+    s4                 64     4    86 k     3.4       7.7
+    s4                 64     6   119 k     7.8      17.5
+    s4                128     2   136 k     5.4      12.1
+    s4                128     4   236 k    11.3      25.3
+    s4                128     6   336 k    11.8      26.4
+    s4                256     2   402 k     7.9      17.6
+    s4                256     4   733 k    24.0      53.6
+    s4                256     6  1.06 M    78.0     174.1
+    s4 (published)    512     4  2.51 M   122.1     272.7
+    resnet1d_wang     128     -   473 k     5.2      11.5
+
+A second, interleaved run: resnet1d_wang 2.2-3.0 s/step, s4 64x4 2.3, 128x2 3.0, 128x4 5.4.
+The default, width 64 x depth 4 (d_state 64), costs about what ``resnet1d_wang`` costs per step,
+so a 50-epoch benchmark-recipe run fits the 2-core CPU as the CNN baselines do, and keeps the
+published depth of 4 (``--width 512`` is the published size, ~25-50x slower: a GPU job).
 """
 
 from __future__ import annotations
@@ -55,20 +73,17 @@ from ecgcli.models.base import Encoder
 MIN_SAMPLES = 16
 NORMS = ("layer", "batch")
 
-#: Measured seconds per training step (batch 128 x 250 samples, one thread, forward +
-#: backward + AdamW) on the project's shared CPU; filled from ``benchmarks/s4_speed.py``.
-CPU_COST: dict[str, float] = {}
-
 
 def _direct_conv(u: torch.Tensor, k0: torch.Tensor, k1: torch.Tensor | None) -> torch.Tensor:
     """The same convolution as :func:`_fft_conv` as a depthwise ``conv1d`` (real ops only):
     used when exporting to ONNX, which has no complex tensors."""
     h, length = k0.shape
-    if k1 is None:
-        weight, pad = k0.flip(-1), (length - 1, 0)
-    else:  # lags L-1..0 from the forward kernel, then -1..-(L-1) from the backward one
-        weight, pad = torch.cat([k0.flip(-1), k1[:, : length - 1]], dim=-1), (length - 1, length - 1)
-    return F.conv1d(F.pad(u, pad), weight.unsqueeze(1), groups=h)
+    if k1 is None:  # lags L-1..0; padded L-1 both sides, the first L outputs are the causal ones
+        y = F.conv1d(u, k0.flip(-1).unsqueeze(1), padding=length - 1, groups=h)
+        return y[..., :length]
+    # lags L-1..0 from the forward kernel, then -1..-(L-1) from the backward one
+    weight = torch.cat([k0.flip(-1), k1[:, : length - 1]], dim=-1)
+    return F.conv1d(u, weight.unsqueeze(1), padding=length - 1, groups=h)
 
 
 def _fft_conv(u: torch.Tensor, k0: torch.Tensor, k1: torch.Tensor | None) -> torch.Tensor:
@@ -131,11 +146,14 @@ class S4DLayer(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         length = u.shape[-1]
-        k = self.kernel(length).to(u.dtype)
-        k1 = k[1] if self.bidirectional else None
         if torch.onnx.is_in_onnx_export():
-            y = _direct_conv(u, k[0], k1)
+            # the exported window is fixed: a constant length gives the kernel a known shape,
+            # which ONNX's convolution needs (an export takes the model's one window length)
+            k = self.kernel(int(length)).to(u.dtype)
+            y = _direct_conv(u, k[0], k[1] if self.bidirectional else None)
         else:
+            k = self.kernel(length).to(u.dtype)
+            k1 = k[1] if self.bidirectional else None
             # FFTs in float32 even under autocast (half-precision FFTs need power-of-2 lengths)
             y = _fft_conv(u.float(), k[0].float(), None if k1 is None else k1.float()).to(u.dtype)
         return y + u * self.d.to(u.dtype).unsqueeze(-1)
@@ -194,7 +212,7 @@ class S4Encoder(Encoder):
     def __init__(
         self,
         in_ch: int = 12,
-        width: int = 128,
+        width: int = 64,
         depth: int = 4,
         d_state: int = 64,
         bidirectional: bool = False,

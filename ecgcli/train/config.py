@@ -36,7 +36,7 @@ ENCODER_WIDTHS: dict[str, int] = {
     "lstm": 256,
     "lstm_bidir": 256,
     "transformer": 128,
-    "s4": 128,
+    "s4": 64,
 }
 SELECT_METRICS = ("f1", "auroc")
 CALIBRATIONS = ("temperature",)
