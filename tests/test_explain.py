@@ -167,7 +167,7 @@ def test_long_resampled_record_is_attributed_over_its_whole_length(
 ) -> None:
     """25 s at 500 Hz: resampled to 100 Hz, three windows (the last end-aligned, overlapping
     the second), an attribution for every sample, and the figure shows the first 10 s."""
-    from ecgcli.inference.ecgpaper import draw_explanation
+    from ecgcli.inference.ecgpaper import draw_explanation, figure_note
     from ecgcli.inference.export import ecg_like_windows
 
     x = ecg_like_windows(1, 500, 12_500, seed=3)[0]
@@ -180,6 +180,34 @@ def test_long_resampled_record_is_attributed_over_its_whole_length(
     )
     out = draw_explanation(expl, tmp_path / "long.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
+    assert figure_note(expl) == (
+        "long is 25 s long; the figure draws only its first 10 s (0-10 s); the probability in its "
+        "title and the lead totals are for the whole record, as ecg predict scores it"
+    )
+
+
+def test_cli_says_when_the_figure_shows_only_part_of_a_long_record(
+    trained: Path, synth_root: Path, tmp_path: Path, one_torch_thread
+) -> None:
+    from ecgcli.inference.export import ecg_like_windows
+
+    x = ecg_like_windows(1, 100, 2_500, seed=3)[0]
+    write_record(tmp_path / "long", np.round(x.T * 1000).astype(np.int16), list(LEADS), 100)
+    short = resolve_records([synth_root / "records100"])[0]
+    for stem in (tmp_path / "long", short):  # 25 s, and a 10 s record that fits the figure
+        args = ["explain", str(stem), "-c", str(trained), "--method", "gradxinput", "--json"]
+        result = runner.invoke(app, [*args, "--out", str(tmp_path / "fig.png")])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["figure_seconds"] == [0.0, 10.0]
+        warned = [ln for ln in result.stderr.splitlines() if "figure draws only" in ln]
+        if stem == short:
+            assert warned == []
+        else:
+            assert warned == [
+                "warning: long is 25 s long; the figure draws only its first 10 s (0-10 s); the "
+                "probability in its title and the lead totals are for the whole record, as ecg "
+                "predict scores it"
+            ]
 
 
 def _one_error_line(result, *expected: str) -> None:

@@ -99,14 +99,25 @@ def explain(
 
         for text in expl.warnings:
             warn_line(text)
+    figure: dict = {}
     if out is not None:
-        from ecgcli.inference.ecgpaper import draw_explanation
+        from ecgcli.cli.render import warn_line
+        from ecgcli.inference.ecgpaper import draw_explanation, figure_note, shown_seconds
 
         draw_explanation(expl, out)
+        figure = {"figure_seconds": [0.0, shown_seconds(expl)]}
+        note = figure_note(expl)
+        if note is not None:
+            warn_line(note)
     if json_out:
         import json
 
-        doc = {"checkpoint": str(predictor.checkpoint), "figure": str(out) if out else None, **expl.to_dict()}
+        doc = {
+            "checkpoint": str(predictor.checkpoint),
+            "figure": str(out) if out else None,
+            **figure,
+            **expl.to_dict(),
+        }
         machine.write(ctx, json.dumps(doc, indent=2))
         return
     _print_summary(expl, out)

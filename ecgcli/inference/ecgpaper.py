@@ -5,8 +5,9 @@ V6, each column showing the next 2.5 s of the same 10 s) and a 10 s lead II rhyt
 below (the model's first lead when it does not use II; leads a reduced-lead model does not
 use are left blank), on ECG paper at 25 mm/s and 10 mm/mV: a 1 mm (0.04 s, 0.1 mV) minor
 grid and a 5 mm (0.2 s, 0.5 mV) major grid. Everything is drawn in millimetres of paper, so
-the scale is true at any output size. The first 10 s of the record are shown; each lead is
-centred on its median over them (an electrocardiograph's baseline restoration).
+the scale is true at any output size. The first 10 s of the record are shown (for a longer
+record the title says so and :func:`figure_note` is a line for the user); each lead is centred
+on its median over them (an electrocardiograph's baseline restoration).
 
 The attribution of a class is shaded behind the trace, per lead and time: red where the
 signal raises the class's logit, blue where it lowers it, opacity in proportion to the
@@ -57,6 +58,25 @@ def pyplot() -> Any:
     return plt
 
 
+def shown_seconds(expl: Explanation) -> float:
+    """How many seconds of the record the figure draws (the first ``STRIP_S``, or all of a
+    shorter record)."""
+    return min(expl.signal.shape[1], round(STRIP_S * expl.fs)) / expl.fs
+
+
+def figure_note(expl: Explanation) -> str | None:
+    """One line for a record longer than the figure (None otherwise): which seconds are drawn,
+    and that the probabilities and lead totals are still the whole record's, as predict's."""
+    if expl.signal.shape[1] <= round(STRIP_S * expl.fs):
+        return None
+    shown, total = f"{shown_seconds(expl):g}", f"{round(expl.duration_s, 1):g}"
+    return (
+        f"{Path(expl.record).name} is {total} s long; the figure draws only its first {shown} s "
+        f"(0-{shown} s); the probability in its title and the lead totals are for the whole "
+        "record, as ecg predict scores it"
+    )
+
+
 def draw_explanation(expl: Explanation, path: Path | str, dpi: int = 110) -> Path:
     """Write the figure of ``expl`` to ``path`` (PNG, atomically); returns the path."""
     plt = pyplot()
@@ -66,8 +86,9 @@ def draw_explanation(expl: Explanation, path: Path | str, dpi: int = 110) -> Pat
     n = len(expl.classes)
     page_in = (height_mm + 14) / 25.4
     fig = plt.figure(figsize=((width_mm + 8) / 25.4, page_in * n))
-    shown = min(expl.signal.shape[1], round(STRIP_S * expl.fs))
+    shown = round(shown_seconds(expl) * expl.fs)
     signal = expl.signal[:, :shown]
+    part = f"  |  first {shown / expl.fs:g} s of {round(expl.duration_s, 1):g} s" if figure_note(expl) else ""
     signal = signal - np.median(signal, axis=1, keepdims=True)
     for page, name in enumerate(expl.classes):
         bottom = 1 - (page + 1) / n
@@ -96,7 +117,7 @@ def draw_explanation(expl: Explanation, path: Path | str, dpi: int = 110) -> Pat
         method = "integrated gradients" if expl.method == "ig" else "gradient x input"
         ax.set_title(
             f"{Path(expl.record).name}: {name} p = {p:.2f} ({verdict} threshold {t:.2f}); {method} "
-            f"of the {name} logit, red raises it, blue lowers it  |  25 mm/s, 10 mm/mV",
+            f"of the {name} logit, red raises it, blue lowers it  |  25 mm/s, 10 mm/mV{part}",
             fontsize=8,
             loc="left",
         )
