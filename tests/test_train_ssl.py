@@ -43,6 +43,7 @@ def simclr_checkpoint(synth_root: Path, session_cache: Path, tmp_path_factory) -
         projection_dim=32,
         probe_fraction=1.0,
         no_aug=["mixup"],
+        save_every=1,
     )
     run_dir = train_ssl(cfg).run_dir
     return run_dir / "model.safetensors"
@@ -61,6 +62,19 @@ def test_simclr_writes_an_encoder_checkpoint_with_its_recipe(simclr_checkpoint: 
     assert all(0.0 <= h["augment_share"] < 1.0 for h in hist)
     assert metrics["data"]["n_pretrain"] > metrics["data"]["n_probe_train"]  # unlabelled used too
     assert set(metrics["probe_at_init"]) == {"probe_auroc", "probe_f1"}  # the random-init bar
+
+
+def test_save_every_keeps_each_epochs_encoder(simclr_checkpoint: Path) -> None:
+    from safetensors.torch import load_file
+
+    kept = sorted((simclr_checkpoint.parent / "checkpoints").glob("*.safetensors"))
+    assert [p.name for p in kept] == ["epoch-001.safetensors", "epoch-002.safetensors"]
+    final = load_file(simclr_checkpoint)
+    last, first = load_file(kept[1]), load_file(kept[0])
+    assert all(torch.equal(final[k], last[k]) for k in final)  # the last kept one is the final encoder
+    assert not all(torch.equal(final[k], first[k]) for k in final)
+    _, meta = load_encoder(kept[0])
+    assert meta["ssl"]["epochs"] == 1 and meta["metrics"]["probe_auroc"] is not None
 
 
 def test_byol_pretrains(ssl_kwargs: dict) -> None:
@@ -96,6 +110,7 @@ def test_ssl_resume_matches_uninterrupted(ssl_kwargs: dict) -> None:
         ({"momentum_tau": 1.5}, r"--momentum-tau must be in \[0, 1\]"),
         ({"batch_size": 1}, "--batch-size must be at least 2"),
         ({"no_aug": ["rotate"]}, "unknown augmentation 'rotate'"),
+        ({"save_every": -1}, "--save-every must be 0"),
     ],
 )
 def test_bad_ssl_options(ssl_kwargs: dict, change: dict, message: str) -> None:

@@ -150,7 +150,7 @@ class RunConfig:
     precision: str = option(
         "auto",
         "Training arithmetic: auto, fp32, bf16 or fp16 (autocast). auto: bf16 on CUDA GPUs that have "
-        "it, else fp16 on CUDA; fp32 on the CPU.",
+        "it, else fp16 on CUDA; bf16 on CPUs with native bf16 (avx512_bf16, amx_bf16), else fp32.",
     )
     encoder: str = option("cnn1d", "Encoder architecture from the model registry.")
     width: int | None = option(
@@ -281,9 +281,7 @@ class SupervisedConfig(RunConfig):
     def default_name(self) -> str:
         if self.kind == "finetune":
             mode = "probe" if self.freeze_encoder else "ft"
-            return (
-                f"finetune-{_source_name(self.ssl_checkpoint)}-{mode}{self._lead_tag()}-s{self.seed}"
-            )
+            return f"finetune-{_source_name(self.ssl_checkpoint)}-{mode}{self._lead_tag()}-s{self.seed}"
         frozen = "-frozen" if self.freeze_encoder else ""  # a probe of a random encoder
         return f"supervised-{self.loss}-{self.balance_strategy}{frozen}{self._lead_tag()}-s{self.seed}"
 
@@ -363,6 +361,11 @@ class SSLConfig(RunConfig):
     mask_mode: str = option("time", "Masked: time (all leads of a span together) or lead (each lead apart).")
     probe_every: int = option(1, "Linear probe on fold 9 every k epochs (0 = never).")
     probe_fraction: float = option(0.1, "Labelled fraction of folds 1-8 the live probe trains on.")
+    save_every: int = option(
+        0,
+        "Also keep the encoder after every k epochs, as checkpoints/epoch-NNN.safetensors in the run "
+        "folder, to fine-tune from several points of one pretraining (0 = only the final encoder).",
+    )
     no_aug: list[str] = option(
         help="Switch an augmentation off (repeatable), for ablations.", flag="--no-aug", factory=list
     )
@@ -409,6 +412,8 @@ class SSLConfig(RunConfig):
             raise ConfigError(f"--probe-every must be 0 (never) or more, got {self.probe_every}")
         if not 0.0 < self.probe_fraction <= 1.0:
             raise ConfigError(f"--probe-fraction must be in (0, 1], got {self.probe_fraction}")
+        if self.save_every < 0:
+            raise ConfigError(f"--save-every must be 0 (final encoder only) or more, got {self.save_every}")
         build_policy(self.sampling_rate, disabled=self.no_aug)  # unknown names fail here
         for folder in self.pretrain_data:
             if not Path(folder).is_dir():

@@ -26,7 +26,7 @@ result is broadcast; only rank 0 writes (see :mod:`ecgcli.train.distributed`).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +106,14 @@ class SSLObjective:
         probe: LinearProbe | None,
         norm: LeadNorm,
         dist: Distributed | None = None,
+        keep: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
         from ecgcli.ssl import ssl_method
 
         self.module, self.x, self.cfg, self.policy, self.device = module, x, cfg, policy, device
         self.views = ssl_method(cfg.method).views
         self.probe = probe
+        self.keep = keep  # rank 0's: writes the encoder of a finished epoch (--save-every)
         self.dist = dist = dist or Distributed(device=device)
         if dist.active and hasattr(module, "gather"):
             module.gather = dist.gather  # e.g. SimCLR's negatives from every rank's views
@@ -170,6 +172,8 @@ class SSLObjective:
             out.update(
                 self.dist.on_main(lambda: probe.score(self.module.encoder, self.device) if probe else {})
             )
+        if self.keep is not None and self.cfg.save_every and (epoch + 1) % self.cfg.save_every == 0:
+            self.keep(epoch + 1, out)
         return out
 
 
@@ -232,7 +236,21 @@ def train_ssl(
         encoder = build_encoder(cfg.encoder, in_ch=len(LEADS), **encoder_width(cfg))
         module = build_ssl_module(cfg, encoder).to(device)
         policy = build_policy(cfg.sampling_rate, disabled=cfg.no_aug)
-        objective = SSLObjective(module, x, cfg, policy, device, probe, norm, dist)
+        def keep(epoch: int, scores: dict[str, float]) -> None:
+            """The encoder after ``epoch``, with a sidecar like the final one's (its probe, if it
+            ran this epoch): a checkpoint ``ecg finetune --ssl-checkpoint`` takes as it is."""
+            so_far = {
+                "epochs_run": epoch,
+                "final_probe": scores if "probe_auroc" in scores else None,
+                "augmentations": list(policy.enabled) if objective.views == 2 else [],
+                "data": {"n_pretrain": int(len(split.pretrain)) + len(extra), "pretrain_data": extra.sources},
+            }
+            meta = encoder_meta(cfg, module.encoder, norm, policy, so_far, store.cache_id, str(ds.root))
+            save_checkpoint(run.path / "checkpoints" / f"epoch-{epoch:03d}.safetensors", module.encoder, meta)
+
+        objective = SSLObjective(
+            module, x, cfg, policy, device, probe, norm, dist, keep=keep if dist.is_main else None
+        )
         params = [p for p in module.parameters() if p.requires_grad]
         optimizer = optimizer_class(cfg.optimizer)(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         loop_cfg = LoopConfig(
