@@ -29,6 +29,7 @@ SMALL = {
     "lstm_bidir": {"width": 8},
     "transformer": {"width": 16, "depth": 1, "heads": 2},
     "s4": {"width": 8, "depth": 1, "d_state": 4},
+    "s4_bidir": {"width": 8, "depth": 1, "d_state": 4},
 }
 ALL = sorted(SMALL)
 

@@ -26,7 +26,7 @@ from ecgcli.errors import CheckpointError, ConfigError
 from ecgcli.models.base import Encoder
 from ecgcli.models.inception1d import Inception1d
 from ecgcli.models.lstm import BiLSTMEncoder, LSTMEncoder
-from ecgcli.models.s4 import S4Encoder
+from ecgcli.models.s4 import BiS4Encoder, S4Encoder
 from ecgcli.models.transformer import ECGTransformer
 from ecgcli.models.wang import FCNWang, ResNet1dWang
 from ecgcli.models.xresnet1d import XResNet1d50, XResNet1d101
@@ -82,6 +82,7 @@ register_encoder("lstm", LSTMEncoder)
 register_encoder("lstm_bidir", BiLSTMEncoder)
 register_encoder("transformer", ECGTransformer)  # patch tokens, Vaswani et al. 2017 / ST-MEM 2024
 register_encoder("s4", S4Encoder)  # diagonal state spaces, S4D (Gu et al. 2022)
+register_encoder("s4_bidir", BiS4Encoder)
 
 
 def build_encoder(name: str, **kwargs: Any) -> nn.Module:

@@ -62,6 +62,7 @@ published depth of 4 (``--width 512`` is the published size, ~25-50x slower: a G
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -249,3 +250,20 @@ class S4Encoder(Encoder):
         if x.shape[-1] < MIN_SAMPLES:
             raise ConfigError(f"s4 needs at least {MIN_SAMPLES} samples per window, got {x.shape[-1]}")
         return self.final_norm(self.blocks(self.project(x)))
+
+
+class BiS4Encoder(S4Encoder):
+    """``s4_bidir``: :class:`S4Encoder` with a backward kernel in every layer (not causal, so CPC
+    refuses it, as it refuses ``lstm_bidir``); the registry name makes it reachable from
+    ``--encoder``, which sets no other constructor argument than ``--width``."""
+
+    def __init__(
+        self,
+        in_ch: int = 12,
+        width: int = 64,
+        depth: int = 4,
+        d_state: int = 64,
+        bidirectional: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(in_ch, width, depth, d_state, bidirectional, **kwargs)

@@ -37,6 +37,7 @@ ENCODER_WIDTHS: dict[str, int] = {
     "lstm_bidir": 256,
     "transformer": 128,
     "s4": 64,
+    "s4_bidir": 64,
 }
 SELECT_METRICS = ("f1", "auroc")
 CALIBRATIONS = ("temperature",)
