@@ -15,8 +15,8 @@ from, and every value here keeps its origin (a :class:`Sourced`):
 - an empty value (``ECG_CHECKPOINT=``) means unset (the default, whatever a lower source says),
   not the current folder;
 - a malformed env-file line, or one that is not UTF-8, is one error naming file and line
-  (python-dotenv skips the first silently and fails on the second without a line); a UTF-8
-  BOM is accepted;
+  (python-dotenv, behind ``DotEnvSettingsSource``, logs and skips the first and raises a
+  ``UnicodeDecodeError`` that names no line for the second); a UTF-8 BOM is accepted;
 - an unknown ``ECG_*`` key in an env file or the environment is warned about with the nearest
   valid name.
 
@@ -32,7 +32,7 @@ import difflib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -79,7 +79,7 @@ class _Plan:
 
     env_files: tuple[Path, ...] = (DOTENV,)
     skip: frozenset[str] = frozenset()
-    sources: tuple[OriginSource, ...] = field(default=())
+    sources: tuple[OriginSource, ...] = ()
 
 
 #: The plan of the construction in progress. ``settings_customise_sources`` is a classmethod
