@@ -150,8 +150,10 @@ def test_registry_refuses_a_one_way_lstm_and_takes_the_rest() -> None:
 
     with pytest.raises(ConfigError, match="--method masked does not suit --encoder lstm: a one-way LSTM"):
         check_ssl_method("masked", "lstm")
+    with pytest.raises(ConfigError, match="--method masked does not suit --encoder s4: the causal S4"):
+        check_ssl_method("masked", "s4")
     for name in encoder_names():
-        if name != "lstm":
+        if name not in ("lstm", "s4"):
             assert check_ssl_method("masked", name).views == 1
 
 

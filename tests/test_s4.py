@@ -215,4 +215,4 @@ def test_s4_bidir_is_the_bidirectional_default() -> None:
     enc = build_encoder("s4_bidir", width=8, depth=1, d_state=4)
     assert enc.bidirectional and enc.blocks[0].ssm.c.shape[0] == 2
     assert build_encoder("s4_bidir", **enc.config()).config() == enc.config()
-    assert not build_encoder("s4", width=8, depth=1, d_state=4).bidirectional  # causal: CPC may use it
+    assert not build_encoder("s4", width=8, depth=1, d_state=4).bidirectional  # causal

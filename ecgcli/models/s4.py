@@ -18,7 +18,8 @@ stable, decaying system) whatever the optimiser does.
 
 ``bidirectional``: a second kernel (a second ``C``, sharing ``A`` and ``Delta``) reads the
 sequence backwards, i.e. the samples strictly after each step; the two are summed, as in S4's
-bidirectional mode. Unidirectional (the default) is causal, so CPC may use it.
+bidirectional mode. Unidirectional (the default) is causal, so masked modelling
+refuses it (use ``s4_bidir``, the bidirectional one's registry name).
 
 A block (pre-norm residual): ``x + Dropout(GLU(Conv1x1(Dropout(GELU(S4D(Norm(x)))))))``, the
 1x1 convolution to 2H channels and the GLU being the gated output mixing the channels (S4D

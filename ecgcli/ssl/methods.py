@@ -133,6 +133,11 @@ def _masked_refuses(encoder: str) -> str | None:
             "a one-way LSTM's feature at a masked step has seen nothing after it, so filling a span "
             "is forecasting, not masked modelling (use lstm_bidir)"
         )
+    if encoder == "s4":  # causal kernels: the same as a one-way LSTM
+        return (
+            "the causal S4 encoder's feature at a masked step has seen nothing after it, so filling a "
+            "span is forecasting, not masked modelling (use s4_bidir)"
+        )
     return None
 
 
