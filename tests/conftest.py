@@ -118,6 +118,31 @@ def train_tiny(synth_root: Path, cache: Path, runs_dir: Path, **options):
         torch.set_num_threads(before)
 
 
+def untrained_checkpoint(path: Path, encoder: str = "cnn1d", width: int = 8, **meta_fields) -> Path:
+    """A small untrained 5-class classifier checkpoint (seed 0, identity normalisation,
+    thresholds 0.5): for tests of loading, exporting, scoring and explaining, which need a
+    model, not a good one. ``meta_fields`` override the sidecar's fields."""
+    import torch
+
+    from ecgcli import LEADS, SUPERCLASSES
+    from ecgcli.models import ECGClassifier
+    from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
+
+    torch.manual_seed(0)
+    model = ECGClassifier.build(encoder, n_classes=5, width=width).eval()
+    fields = {
+        "architecture": model.architecture(),
+        "class_names": list(SUPERCLASSES),
+        "leads": list(LEADS),
+        "sampling_rate": 100,
+        "signal_length": 1000,
+        "thresholds": [0.5] * 5,
+        "normalisation": {"mean": [0.0] * 12, "std": [1.0] * 12},
+        **meta_fields,
+    }
+    return save_checkpoint(path, model, checkpoint_meta("classifier", **fields))
+
+
 def strided_encoder():
     """A BatchNorm-free strided encoder (12 leads -> 6 channels, stride 4) for the 2-process
     equivalence tests of the SSL objectives: per-rank BatchNorm statistics would differ from one

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import train_tiny
+from conftest import train_tiny, untrained_checkpoint
 from scipy.stats import spearmanr
 from typer.testing import CliRunner
 
@@ -260,24 +260,7 @@ def test_without_matplotlib_one_line_says_what_to_install(
 
 def _untrained(path: Path) -> Path:
     """A small untrained classifier checkpoint: attributions need a model, not a good one."""
-    from ecgcli import SUPERCLASSES
-    from ecgcli.models import ECGClassifier
-    from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
-
-    torch.manual_seed(0)
-    model = ECGClassifier.build("cnn1d", n_classes=5, width=8).eval()
-    norm = {"mean": [0.0] * 12, "std": [1.0] * 12}
-    meta = checkpoint_meta(
-        "classifier",
-        architecture=model.architecture(),
-        class_names=list(SUPERCLASSES),
-        leads=list(LEADS),
-        sampling_rate=100,
-        signal_length=1000,
-        thresholds=[0.5] * 5,
-        normalisation=norm,
-    )
-    return save_checkpoint(path, model, meta)
+    return untrained_checkpoint(path)
 
 
 def test_flat_leads_are_named_and_an_all_flat_record_is_refused(tmp_path: Path) -> None:

@@ -8,37 +8,21 @@ import signal
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import untrained_checkpoint
 from injector import ecg, run, temporaries
 
-from ecgcli import LEADS, SUPERCLASSES
-from ecgcli.models import ECGClassifier
-from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
+from ecgcli import SUPERCLASSES
 
 pytestmark = pytest.mark.faults
 pytest.importorskip("onnxruntime")
 
 
-def _checkpoint(path: Path) -> Path:
-    torch.manual_seed(0)
-    model = ECGClassifier.build("cnn1d", n_classes=5, width=8).eval()
-    meta = checkpoint_meta(
-        "classifier",
-        architecture=model.architecture(),
-        class_names=list(SUPERCLASSES),
-        leads=list(LEADS),
-        sampling_rate=100,
-        signal_length=1000,
-        thresholds=[0.5] * 5,
-        normalisation={"mean": [0.0] * 12, "std": [1.0] * 12},
-    )
-    return save_checkpoint(path, model, meta)
 
 
 def test_sigkill_during_export_then_export_again(tmp_path: Path) -> None:
     from ecgcli.inference.onnx_runtime import OnnxPredictor
 
-    ckpt = _checkpoint(tmp_path / "run" / "model.safetensors")
+    ckpt = untrained_checkpoint(tmp_path / "run" / "model.safetensors")
     out = tmp_path / "k1.onnx"
     args = ["export", str(ckpt), "--out", str(out), "--check-records", "100"]
     env = {"OMP_NUM_THREADS": "1", "FAULT_WRITE_DELAY": "2"}
