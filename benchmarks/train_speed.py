@@ -34,13 +34,15 @@ def main() -> None:
     from ecgcli.data.loader import EpochSampler
     from ecgcli.data.normalize import fit_lead_norm
     from ecgcli.models import ECGClassifier
+    from ecgcli.train.config import SupervisedConfig
     from ecgcli.train.data import labels_tensor, load_training_data, signals_tensor
     from ecgcli.train.losses import build_loss
     from ecgcli.train.supervised import ClassifierObjective
 
-    data = load_training_data(
-        args.data_root, args.cache_dir, 100, args.label_fraction, 42, os.cpu_count() or 1
+    source = SupervisedConfig(
+        data_root=str(args.data_root), cache_dir=str(args.cache_dir), workers=os.cpu_count() or 1, seed=42
     )
+    data = load_training_data(source, args.label_fraction)
     split, store = data.split, data.store
     t = time.perf_counter()
     norm = fit_lead_norm(store, split.train)

@@ -53,9 +53,7 @@ def test_learns_and_writes_a_complete_run(train_kwargs: dict, tmp_path: Path) ->
     assert "epoch 4/4" in (run / "train.log").read_text()
     # the checkpoint, reloaded from its files alone, reproduces the run's fold-10 probabilities
     model, meta = load_classifier(tmp_path / "o/m.safetensors")
-    data = load_training_data(
-        Path(cfg.data_root), Path(cfg.cache_dir), cfg.sampling_rate, cfg.label_fraction, cfg.seed
-    )
+    data = load_training_data(cfg, cfg.label_fraction)
     x_test = signals_tensor(data.store, data.split.test, LeadNorm.from_dict(meta["normalisation"]))
     again = predict_proba(model, x_test, torch.device("cpu"))
     with np.load(run / "predictions.npz", allow_pickle=False) as preds:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from ecgcli.cli.options import Options, config_options, settings_options
 from ecgcli.experiments.spec import GRID_OWN
@@ -119,7 +120,7 @@ class MultiseedView:
                     )
             elif isinstance(inner, Message) and inner.level == "warning":
                 self.console.print(
-                    f"[yellow]warning:[/] {_escape(f'{event.key}: {inner.text}')}", soft_wrap=True
+                    f"[yellow]warning:[/] {escape(f'{event.key}: {inner.text}')}", soft_wrap=True
                 )
             elif isinstance(inner, (TaskStarted, TaskProgress, TaskDone)):
                 self.setup(inner)
@@ -133,18 +134,12 @@ class MultiseedView:
                 auroc = "—" if event.auroc is None else f"{event.auroc:.4f}"
                 f1 = "—" if event.f1 is None else f"{event.f1:.4f}"
                 self.console.print(
-                    f"[green]✓[/] {_escape(event.key)}: test AUROC {auroc}  F1 {f1}  "
+                    f"[green]✓[/] {escape(event.key)}: test AUROC {auroc}  F1 {f1}  "
                     f"({event.seconds:.1f}s; {event.finished}/{event.total} done)",
                     soft_wrap=True,
                 )
         else:  # core messages are escaped by the shared renderer
             self.setup(event)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _p(value: float | None) -> str:

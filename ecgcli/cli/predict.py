@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from ecgcli.cli.common import Device, JsonFlag, settings_from
 
@@ -253,9 +254,9 @@ def print_prediction(predictor: Predictor | OnnxPredictor, pred: Prediction, agg
         )
     out.print(table)
     colour = "bold green" if pred.positive else "bold"
-    out.print(f"[{colour}]{_escape(pred.verdict())}[/]", soft_wrap=True)
+    out.print(f"[{colour}]{escape(pred.verdict())}[/]", soft_wrap=True)
     if pred.labels is not None:
-        labels = _escape(_labels_text(pred.labels))
+        labels = escape(_labels_text(pred.labels))
         out.print(f"the record's own labels (its header): {labels}", soft_wrap=True)
 
 
@@ -297,7 +298,7 @@ def _print_many(predictor: Predictor | OnnxPredictor, results: list) -> None:
                 _short(r.record, base),
                 "",
                 *([""] * len(names)),
-                f"[red]error: {_escape(r.problem)}[/]",
+                f"[red]error: {escape(r.problem)}[/]",
                 *([""] if with_labels else []),
             )
             continue
@@ -313,7 +314,7 @@ def _print_many(predictor: Predictor | OnnxPredictor, results: list) -> None:
             positive
             + (" [yellow](padded)[/]" if r.padded else "")
             + (f" [yellow](flat {', '.join(r.flat_leads)})[/]" if r.flat_leads else ""),
-            *([_escape(_labels_text(r.labels)) if r.labels is not None else ""] if with_labels else []),
+            *([escape(_labels_text(r.labels)) if r.labels is not None else ""] if with_labels else []),
         )
     out.print(table)
 
@@ -333,13 +334,7 @@ def _short(record: str, base: str) -> str:
     """A record's path relative to ``base``, escaped for rich markup."""
     import os
 
-    return _escape(os.path.relpath(record, base) if base else record)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+    return escape(os.path.relpath(record, base) if base else record)
 
 
 # --- machine output ----------------------------------------------------------------------------

@@ -247,17 +247,7 @@ def _shared_data(cfg: Any, callback: Callback) -> Any:
     """Tables, split and cache, loaded once for every variant's pretraining (same seed)."""
     from ecgcli.train.data import load_training_data
 
-    return load_training_data(
-        Path(cfg.data_root),
-        Path(cfg.cache_dir),
-        cfg.sampling_rate,
-        cfg.probe_fraction,
-        cfg.seed,
-        cfg.workers,
-        callback,
-        cfg.task,
-        cfg.allow_invalid,
-    )
+    return load_training_data(cfg, cfg.probe_fraction, callback)
 
 
 def _check_stored(path: Path, cfg: Any) -> None:

@@ -67,14 +67,15 @@ def plan(
     given: frozenset[str] = frozenset(),
 ) -> list[Grid]:
     """One validated grid per task (every option checked before anything trains)."""
-    from ecgcli.train.config import ENCODER_WIDTHS
+    from ecgcli.train.config import encoder_widths
 
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ConfigError(f"unknown task {unknown[0]!r}; choose from {', '.join(TASKS)}")
-    bad = [e for e in encoders if e not in ENCODER_WIDTHS]
+    widths = encoder_widths()
+    bad = [e for e in encoders if e not in widths]
     if bad:
-        raise ConfigError(f"unknown encoder {bad[0]!r}; choose from {', '.join(ENCODER_WIDTHS)}")
+        raise ConfigError(f"unknown encoder {bad[0]!r}; choose from {', '.join(widths)}")
     if not encoders or not tasks:
         raise ConfigError("give at least one encoder and one task")
     if "encoder" in given:

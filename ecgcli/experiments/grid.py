@@ -288,13 +288,6 @@ def _diff(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def cell_status(path: Path) -> str:
-    """What to do with a cell's run directory (see :meth:`ecgcli.storage.runs.RunDir.status`)."""
-    from ecgcli.storage.runs import RunDir
-
-    return RunDir(Path(path)).status()
-
-
 def check_cell_config(grid: Grid, cell: Cell) -> None:
     path = cell.path(grid.out)
     try:

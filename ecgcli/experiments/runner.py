@@ -140,15 +140,10 @@ def train_cell(cfg: Any, callback: Callback, data: Any = None) -> None:
 
 def _shared_data(common: dict[str, Any], callback: Callback) -> tuple[Any, Any]:
     """The dataset tables and the signal cache, loaded (or built) once."""
-    from ecgcli.data.cache import check_invalid_samples, ensure_cache
-    from ecgcli.data.ptbxl import load_ptbxl
+    from ecgcli.train.config import SupervisedConfig
+    from ecgcli.train.data import load_signals
 
-    ds = load_ptbxl(Path(common.get("data_root", "data/PTB-XL")), int(common.get("sampling_rate", 100)))
-    store = ensure_cache(
-        ds, Path(common.get("cache_dir", "data/cache")), int(common.get("workers", 1)), callback
-    )
-    check_invalid_samples(store, bool(common.get("allow_invalid", False)), callback)
-    return ds, store
+    return load_signals(SupervisedConfig.from_dict(common), callback)
 
 
 def resolve_jobs(jobs: int, device: str) -> int:

@@ -17,6 +17,7 @@ pooling.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +69,13 @@ def register_encoder(name: str, factory: Callable[..., nn.Module]) -> None:
 
 def encoder_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def default_widths() -> dict[str, int]:
+    """Each registered encoder's own width: its constructor's ``width`` default."""
+    return {
+        name: inspect.signature(factory).parameters["width"].default for name, factory in _REGISTRY.items()
+    }
 
 
 # The reference encoder (the default) and the PTB-XL benchmark's (Strodthoff et al. 2021). The

@@ -24,27 +24,26 @@ from ecgcli.errors import ConfigError
 
 C = TypeVar("C", bound="RunConfig")
 
-#: Each registered encoder's default width (a test keeps it equal to the constructors'), here
-#: so that reading a configuration never imports torch.
-ENCODER_WIDTHS: dict[str, int] = {
-    "cnn1d": 64,
-    "xresnet1d50": 64,
-    "xresnet1d101": 64,
-    "inception1d": 32,
-    "resnet1d_wang": 128,
-    "fcn_wang": 128,
-    "lstm": 256,
-    "lstm_bidir": 256,
-    "transformer": 128,
-    "s4": 64,
-    "s4_bidir": 64,
-}
+
+def encoder_widths() -> dict[str, int]:
+    """Each registered encoder's default width, read from the registry's constructors (imports
+    torch, so only when a configuration needs it: never for ``ecg --help``)."""
+    from ecgcli.models.encoders import default_widths
+
+    return default_widths()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ENCODER_WIDTHS":  # the registry's widths, read on first use
+        return encoder_widths()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 SELECT_METRICS = ("f1", "auroc")
 CALIBRATIONS = ("temperature",)
 OPTIMIZERS = ("adam", "adamw")
 HEADS = ("linear", "benchmark")
 AGGREGATES = ("mean", "max")
-MASK_MODES = ("time", "lead")  # ecgcli.ssl.masked's (a test keeps them equal)
 
 #: Presets of training options (``--recipe``). ``reference`` is the reference study's, the
 #: defaults of every field. ``benchmark`` is the PTB-XL benchmark's (Strodthoff et al. 2021):
@@ -120,14 +119,22 @@ def field_types(cls: type) -> dict[str, Any]:
 
 
 @dataclass
-class RunConfig:
-    """Options every training command has (data, hardware, optimisation, model, outputs)."""
+class DataConfig:
+    """What every kind of run reads and where it goes: the data, cache and runs folders, the
+    sampling rate, reader processes and device (settings, not options; see the module doc)."""
 
     data_root: str = "data/PTB-XL"
     cache_dir: str = "data/cache"
     runs_dir: str = "runs"
     sampling_rate: int = 100
     workers: int = 1
+    device: str = "auto"
+
+
+@dataclass
+class RunConfig(DataConfig):
+    """Options every training command has (data, hardware, optimisation, model, outputs)."""
+
     epochs: int = option(30, "Training epochs.")
     batch_size: int = option(
         64,
@@ -147,7 +154,6 @@ class RunConfig:
         "PTB-XL benchmark label set: superdiagnostic (5 classes), subdiagnostic (23), "
         "diagnostic (44), form (19), rhythm (12) or all (71).",
     )
-    device: str = "auto"
     precision: str = option(
         "auto",
         "Training arithmetic: auto, fp32, bf16 or fp16 (autocast). auto: bf16 on CUDA GPUs that have "
@@ -169,7 +175,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         # An encoder's own width unless one is asked for; a fine-tune's comes from its checkpoint.
         if self.width is None and not getattr(self, "ssl_checkpoint", None):
-            self.width = ENCODER_WIDTHS.get(self.encoder)
+            self.width = encoder_widths().get(self.encoder)
 
     def default_name(self) -> str:
         raise NotImplementedError
@@ -181,10 +187,9 @@ class RunConfig:
         from ecgcli.train.loop import SCHEDULES
 
         check_task(self.task)
-        if self.encoder not in ENCODER_WIDTHS:  # before any data is read
-            raise ConfigError(
-                f"unknown encoder {self.encoder!r} (known: {', '.join(sorted(ENCODER_WIDTHS))})"
-            )
+        widths = encoder_widths()
+        if self.encoder not in widths:  # before any data is read
+            raise ConfigError(f"unknown encoder {self.encoder!r} (known: {', '.join(sorted(widths))})")
         if self.sampling_rate not in RECORD_LENGTH:
             raise ConfigError(f"sampling rate must be 100 or 500, got {self.sampling_rate}")
         length = RECORD_LENGTH[self.sampling_rate]
@@ -387,6 +392,7 @@ class SSLConfig(RunConfig):
     def check(self) -> None:
         from ecgcli.ssl import check_ssl_method
         from ecgcli.ssl.augment import build_policy
+        from ecgcli.ssl.masked import MASK_MODES
 
         check_ssl_method(self.method, self.encoder).check(self)
         if not self.temperature > 0:
@@ -432,27 +438,28 @@ LOGREG_C_GRID = (0.01, 0.1, 1.0)
 FOREST_LEAF_GRID = (1, 5)
 
 
+def _as_in(cls: type, name: str) -> Any:
+    """A field with the default of ``cls``'s field ``name``: one option declared once, taken by a
+    configuration that is not a ``cls`` (not a command-line option of that one)."""
+    return field(default=cls.__dataclass_fields__[name].default)
+
+
 @dataclass
-class FeaturesConfig:
+class FeaturesConfig(DataConfig):
     """A handcrafted-feature baseline run (``features:logreg``, ``features:forest`` in a grid;
     see :mod:`ecgcli.train.features`), saved as config.json.
 
     Only what such a run uses: the data, the seed and label fraction (the same labelled subset
-    as every other configuration with that seed), the task and leads, and the classifier.
-    Training options of networks (epochs, lr, encoder, ...) do not apply to it.
+    as every other configuration with that seed), the task and leads, and the classifier, each
+    with the default of the supervised run's field. Training options of networks (epochs, lr,
+    encoder, ...) do not apply to it.
     """
 
-    data_root: str = "data/PTB-XL"
-    cache_dir: str = "data/cache"
-    runs_dir: str = "runs"
-    sampling_rate: int = 100
-    workers: int = 1
-    device: str = "auto"
-    seed: int = 42
-    label_fraction: float = 0.1
-    task: str = "superdiagnostic"
-    leads: str = "12"
-    select_metric: str = "f1"
+    seed: int = _as_in(SupervisedConfig, "seed")
+    label_fraction: float = _as_in(SupervisedConfig, "label_fraction")
+    task: str = _as_in(SupervisedConfig, "task")
+    leads: str = _as_in(SupervisedConfig, "leads")
+    select_metric: str = _as_in(SupervisedConfig, "select_metric")
     classifier: str = "logreg"
     logreg_c: float | None = option(
         None,
@@ -464,10 +471,10 @@ class FeaturesConfig:
         "The forest's minimum leaf size [default: chosen on fold 9 from "
         f"{', '.join(map(str, FOREST_LEAF_GRID))}].",
     )
-    run_dir: str | None = None
-    name: str | None = None
-    out: str | None = None
-    allow_invalid: bool = False
+    run_dir: str | None = _as_in(SupervisedConfig, "run_dir")
+    name: str | None = _as_in(SupervisedConfig, "name")
+    out: str | None = _as_in(SupervisedConfig, "out")
+    allow_invalid: bool = _as_in(SupervisedConfig, "allow_invalid")
 
     @property
     def kind(self) -> str:

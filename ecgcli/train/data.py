@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -29,29 +30,44 @@ class TrainingData:
     store: SignalStore
 
 
-def load_training_data(
-    data_root: Path,
-    cache_dir: Path,
-    sampling_rate: int,
-    label_fraction: float,
-    seed: int,
-    workers: int = 1,
-    callback: Callback = ignore,
-    task: str = "superdiagnostic",
-    allow_invalid: bool = False,
-) -> TrainingData:
-    """Tables labelled for ``task``, the standard split for ``seed`` and the signal cache
-    (built on first use); records with missing samples are named, and refused above the limit
-    unless ``allow_invalid`` (see :func:`~ecgcli.data.cache.check_invalid_samples`); classes
-    of the task that no record has are named in a warning (see ``PTBXL.dropped_classes``)."""
-    ds = load_ptbxl(Path(data_root), sampling_rate, task=task)
-    split_data(ds, None, label_fraction, seed)  # a task that cannot train fails before the cache
+class DataOptions(Protocol):
+    """The fields of a run's configuration that say which records it reads and how (every
+    configuration of :mod:`ecgcli.train.config` has them)."""
+
+    data_root: str
+    cache_dir: str
+    sampling_rate: int
+    workers: int
+    seed: int
+    task: str
+    allow_invalid: bool
+
+
+def load_training_data(cfg: DataOptions, label_fraction: float, callback: Callback = ignore) -> TrainingData:
+    """Tables labelled for ``cfg.task``, the standard split for ``cfg.seed`` and the signal
+    cache (built on first use); records with missing samples are named, and refused above the
+    limit unless ``cfg.allow_invalid`` (see :func:`~ecgcli.data.cache.check_invalid_samples`);
+    classes of the task that no record has are named in a warning (see ``PTBXL.dropped_classes``)."""
+    ds = load_ptbxl(Path(cfg.data_root), cfg.sampling_rate, task=cfg.task)
+    split_data(ds, None, label_fraction, cfg.seed)  # a task that cannot train fails before the cache
     note = ds.dropped_note()
     if note is not None:  # fewer outputs than the task names: never silently
         callback(Message(note, "warning"))
-    store = ensure_cache(ds, Path(cache_dir), workers, callback)
-    check_invalid_samples(store, allow_invalid, callback)
-    return split_data(ds, store, label_fraction, seed)
+    return split_data(ds, signal_store(ds, cfg, callback), label_fraction, cfg.seed)
+
+
+def load_signals(cfg: DataOptions, callback: Callback = ignore) -> tuple[PTBXL, SignalStore]:
+    """The tables and the signal cache of ``cfg`` without a split: what several runs of one
+    grid share (each then takes its task and split)."""
+    ds = load_ptbxl(Path(cfg.data_root), cfg.sampling_rate, task=cfg.task)
+    return ds, signal_store(ds, cfg, callback)
+
+
+def signal_store(ds: PTBXL, cfg: DataOptions, callback: Callback = ignore) -> SignalStore:
+    """The signal cache of ``ds`` (built on first use), its records with missing samples checked."""
+    store = ensure_cache(ds, Path(cfg.cache_dir), cfg.workers, callback)
+    check_invalid_samples(store, cfg.allow_invalid, callback)
+    return store
 
 
 def split_data(ds: PTBXL, store: SignalStore | None, label_fraction: float, seed: int) -> TrainingData:

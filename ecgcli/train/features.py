@@ -125,17 +125,7 @@ def train_features(
     """Fit, select on fold 9, evaluate on fold 10 and write the run directory."""
     cfg.check()
     t_start = time.perf_counter()
-    data = data or load_training_data(
-        Path(cfg.data_root),
-        Path(cfg.cache_dir),
-        cfg.sampling_rate,
-        cfg.label_fraction,
-        cfg.seed,
-        cfg.workers,
-        callback,
-        cfg.task,
-        cfg.allow_invalid,
-    )
+    data = data or load_training_data(cfg, cfg.label_fraction, callback)
     ds, split, store = data.dataset, data.split, data.store
     run = RunDir.create(
         Path(cfg.runs_dir), cfg.name or cfg.default_name(), Path(cfg.run_dir) if cfg.run_dir else None

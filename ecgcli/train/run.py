@@ -117,19 +117,7 @@ def says_what_is_saved(run: RunDir, hint: str) -> Iterator[None]:
 def load_data(cfg: RunConfig, label_fraction: float, dist: Distributed, callback: Callback) -> TrainingData:
     """Tables, split and signal cache; the first process of each node builds the cache before
     the others of that node open it (nodes need not share a filesystem)."""
-    return dist.local_first(
-        lambda: load_training_data(
-            Path(cfg.data_root),
-            Path(cfg.cache_dir),
-            cfg.sampling_rate,
-            label_fraction,
-            cfg.seed,
-            cfg.workers,
-            callback,
-            cfg.task,
-            cfg.allow_invalid,
-        )
-    )
+    return dist.local_first(lambda: load_training_data(cfg, label_fraction, callback))
 
 
 def continue_run(
