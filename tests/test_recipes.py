@@ -31,6 +31,31 @@ def test_benchmark_recipe_fills_what_was_not_given_in_samples_at_the_rate() -> N
     assert set(RECIPES) == {"reference", "benchmark"}
 
 
+def test_the_cli_and_a_grid_make_a_configuration_in_the_one_same_place() -> None:
+    from ecgcli.experiments.grid import Grid
+    from ecgcli.experiments.spec import parse_spec
+    from ecgcli.train.config import SSLConfig, SupervisedConfig
+
+    cfg = SupervisedConfig.from_options({"recipe": "benchmark", "epochs": 3}, {"epochs"})
+    assert cfg.epochs == 3 and cfg.lr == 1e-2 and cfg.signal_length == 250  # the recipe, less what was given
+    assert SSLConfig.from_options({"epochs": 3}) == SSLConfig(epochs=3)  # no recipe: the options as they are
+    common = {"recipe": "benchmark", "epochs": 3}
+    grid = Grid(
+        (parse_spec("bce+standard"),),
+        (42,),
+        (0.1,),
+        common,
+        {},
+        "bce+standard",
+        Path("g"),
+        frozenset({"epochs"}),
+    )
+    assert grid.config_kwargs(grid.configs[0]) == SupervisedConfig.resolve(
+        {"recipe": "benchmark", "epochs": 3, "loss": "bce", "balance_strategy": "standard"},
+        {"epochs", "loss", "balance_strategy"},
+    )
+
+
 def test_onecycle_rises_to_the_peak_at_30_percent_then_anneals() -> None:
     f = [lr_factor("onecycle", s, 100, 0) for s in range(100)]
     assert f[0] == pytest.approx(1 / 25)

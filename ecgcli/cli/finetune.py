@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from ecgcli.cli.options import Options, config_options, settings_options
-from ecgcli.cli.train import NNodes, NodeRank, NProc, RdzvEndpoint, Resume, classifier_config, run_classifier
+from ecgcli.cli.train import NNodes, NodeRank, NProc, RdzvEndpoint, Resume, run_config, run_training
 from ecgcli.train.config import SupervisedConfig
 
 
@@ -40,8 +40,8 @@ def finetune(
         raise ConfigError("--ssl-checkpoint is required (an encoder from `ecg train ssl`)")
     mode = "linear probe" if options["freeze_encoder"] else "fine-tuning"
     title = f"{mode} of {options['ssl_checkpoint']} (seed {options['seed']})"
-    run_classifier(
-        classifier_config(settings, options),
+    run_training(
+        run_config(SupervisedConfig, settings, options),
         resume,
         title,
         nproc,

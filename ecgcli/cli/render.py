@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -25,6 +25,8 @@ from rich.progress import (
 from ecgcli.scoring.names import SHORT
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ecgcli.events import Event
 
 out = Console(highlight=False)
@@ -253,3 +255,26 @@ def print_evaluation(evaluation, run_dir, checkpoint, extra_paths: tuple = ()) -
     out.print(f"run directory: {run_dir}\ncheckpoint:    {checkpoint}", soft_wrap=True)
     for label, path in extra_paths:
         out.print(f"{label}: {path}", soft_wrap=True)
+
+
+def print_pretraining(run_path: Path, metrics: dict[str, Any], also: str | None = None) -> None:
+    """The end of `ecg train ssl`: the final probe against the untrained encoder's, the
+    augmentations and their share of the time, and where the encoder went."""
+    probe, init = metrics.get("final_probe") or {}, metrics.get("probe_at_init") or {}
+    if probe:
+        line = f"final linear probe (fold 9): AUROC {probe['probe_auroc']:.4f}  F1 {probe['probe_f1']:.4f}"
+        if init:
+            line += f"   (untrained encoder: AUROC {init['probe_auroc']:.4f}  F1 {init['probe_f1']:.4f})"
+        out.print(line)
+    share = metrics["timing"]["augment_share"]
+    if metrics["augmentations"]:
+        out.print(
+            f"augmentations: {', '.join(metrics['augmentations'])}; "
+            f"{100 * sum(share) / len(share):.1f}% of training time spent augmenting"
+        )
+    else:
+        out.print(f"augmentations: none ({metrics['method']} takes the records themselves)")
+    out.print(f"run directory: {run_path}\nencoder checkpoint: {run_path / 'model.safetensors'}")
+    if also:
+        out.print(f"also written: {also}")
+    out.print(f"next: ecg finetune --ssl-checkpoint {run_path / 'model.safetensors'}")

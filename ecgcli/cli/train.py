@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ecgcli.cli.options import Options, config_options, settings_options
-from ecgcli.train.config import SSLConfig, SupervisedConfig, apply_recipe
+from ecgcli.train.config import RunConfig, SSLConfig, SupervisedConfig
 
 if TYPE_CHECKING:
     from ecgcli.train.distributed import Distributed
@@ -121,13 +121,13 @@ def training_view(title: str, dist: Distributed) -> Any:
     return TrainingView(title) if dist.is_main else nullcontext(ignore)
 
 
-def classifier_config(settings: dict[str, Any], options: Options) -> dict[str, Any]:
+def run_config(cls: type[RunConfig], settings: dict[str, Any], options: Options) -> Any:
     """The run's configuration: settings, options, and the recipe for what was not given."""
-    return apply_recipe({**settings, **options}, options.given)
+    return cls.from_options({**settings, **options}, options.given)
 
 
-def run_classifier(
-    config: dict[str, Any],
+def run_training(
+    cfg: RunConfig,
     resume: Path | None,
     title: str,
     nproc: int | None = None,
@@ -136,22 +136,47 @@ def run_classifier(
     ctx: typer.Context,
     kind: str,
 ) -> None:
-    """Shared by `train supervised` and `finetune` (``kind``): live view, run, final report."""
-    from ecgcli.cli.render import print_evaluation
-    from ecgcli.train.supervised import resume_classifier, train_classifier
+    """Every training command (``kind``: supervised, finetune or ssl): live view, run (or
+    resume), final report."""
+    from ecgcli.cli.render import print_evaluation, print_pretraining
 
     epochs = resume_epochs(ctx, resume)
-    relaunch(nproc, config["device"], None if resume else config["batch_size"], nodes)
-    with distributed(config["device"]) as dist, training_view(title, dist) as view:
+    relaunch(nproc, cfg.device, None if resume else cfg.batch_size, nodes)
+    with distributed(cfg.device) as dist, training_view(title, dist) as view:
         if resume is not None:
             view(_note(_resuming(resume, epochs)))
-            result = resume_classifier(resume, view, kind=kind, epochs=epochs, dist=dist)
+            result = _resumed(kind)(resume, view, dist=dist, epochs=epochs)
         else:
-            result = train_classifier(SupervisedConfig(**config), view, dist=dist)
+            result = _trainer(kind)(cfg, view, dist=dist)
     if not dist.is_main:
         return
-    extra = (("also written", config["out"]),) if config.get("out") else ()
-    print_evaluation(result.evaluation, result.run_dir, result.checkpoint, extra)
+    if kind == "ssl":
+        print_pretraining(result.run_dir, result.metrics, cfg.out)
+    else:
+        extra = (("also written", cfg.out),) if cfg.out else ()
+        print_evaluation(result.evaluation, result.run_dir, result.checkpoint, extra)
+
+
+def _trainer(kind: str) -> Any:
+    if kind == "ssl":
+        from ecgcli.train.ssl import train_ssl
+
+        return train_ssl
+    from ecgcli.train.supervised import train_classifier
+
+    return train_classifier
+
+
+def _resumed(kind: str) -> Any:
+    if kind == "ssl":
+        from ecgcli.train.ssl import resume_ssl
+
+        return resume_ssl
+    from functools import partial
+
+    from ecgcli.train.supervised import resume_classifier
+
+    return partial(resume_classifier, kind=kind)
 
 
 def _resuming(resume: Path, epochs: int | None) -> str:
@@ -184,10 +209,10 @@ def supervised(
 
     Example: ecg train supervised --epochs 30 --loss focal --balance-strategy oversample --seed 42
     """
-    cfg = classifier_config(settings, options)
-    recipe = "" if cfg["recipe"] == "reference" else f"{cfg['recipe']} recipe, "
-    title = f"supervised ({recipe}{cfg['loss']}, {cfg['balance_strategy']}, seed {cfg['seed']})"
-    run_classifier(cfg, resume, title, nproc, (nnodes, node_rank, rdzv_endpoint), ctx=ctx, kind="supervised")
+    cfg = run_config(SupervisedConfig, settings, options)
+    recipe = "" if cfg.recipe == "reference" else f"{cfg.recipe} recipe, "
+    title = f"supervised ({recipe}{cfg.loss}, {cfg.balance_strategy}, seed {cfg.seed})"
+    run_training(cfg, resume, title, nproc, (nnodes, node_rank, rdzv_endpoint), ctx=ctx, kind="supervised")
 
 
 @app.command()
@@ -195,7 +220,7 @@ def supervised(
 @settings_options
 def ssl(
     ctx: typer.Context,
-    options: dict[str, Any],
+    options: Options,
     settings: dict[str, Any],
     resume: Resume = None,
     nproc: NProc = None,
@@ -210,41 +235,6 @@ def ssl(
 
     Example: ecg train ssl --method simclr --epochs 20 --batch-size 256 --out runs/simclr.safetensors
     """
-    from ecgcli.cli.render import out as stdout
-    from ecgcli.train.ssl import resume_ssl, train_ssl
-
-    epochs = resume_epochs(ctx, resume)
-    relaunch(
-        nproc,
-        settings["device"],
-        None if resume else options["batch_size"],
-        (nnodes, node_rank, rdzv_endpoint),
-    )
-    title = f"{options['method']} pretraining (seed {options['seed']})"
-    with distributed(settings["device"]) as dist, training_view(title, dist) as view:
-        if resume is not None:
-            view(_note(_resuming(resume, epochs)))
-            result = resume_ssl(resume, view, dist=dist, epochs=epochs)
-        else:
-            result = train_ssl(SSLConfig(**settings, **options), view, dist=dist)
-    if not dist.is_main:
-        return
-    run_path, metrics = result.run_dir, result.metrics
-    probe, init = metrics.get("final_probe") or {}, metrics.get("probe_at_init") or {}
-    if probe:
-        line = f"final linear probe (fold 9): AUROC {probe['probe_auroc']:.4f}  F1 {probe['probe_f1']:.4f}"
-        if init:
-            line += f"   (untrained encoder: AUROC {init['probe_auroc']:.4f}  F1 {init['probe_f1']:.4f})"
-        stdout.print(line)
-    share = metrics["timing"]["augment_share"]
-    if metrics["augmentations"]:
-        stdout.print(
-            f"augmentations: {', '.join(metrics['augmentations'])}; "
-            f"{100 * sum(share) / len(share):.1f}% of training time spent augmenting"
-        )
-    else:
-        stdout.print(f"augmentations: none ({metrics['method']} takes the records themselves)")
-    stdout.print(f"run directory: {run_path}\nencoder checkpoint: {run_path / 'model.safetensors'}")
-    if options["out"]:
-        stdout.print(f"also written: {options['out']}")
-    stdout.print(f"next: ecg finetune --ssl-checkpoint {run_path / 'model.safetensors'}")
+    cfg = run_config(SSLConfig, settings, options)
+    title = f"{cfg.method} pretraining (seed {cfg.seed})"
+    run_training(cfg, resume, title, nproc, (nnodes, node_rank, rdzv_endpoint), ctx=ctx, kind="ssl")

@@ -36,7 +36,7 @@ from ecgcli.experiments.spec import (
     parse_assignments,
     parse_spec,
 )
-from ecgcli.train.config import apply_recipe
+from ecgcli.train.config import SupervisedConfig
 
 # allow_invalid permits a run, it does not change what the run computes
 _NOT_IDENTITY = {"runs_dir", "run_dir", "name", "out", "device", "workers", "cache_dir", "allow_invalid"}
@@ -104,7 +104,7 @@ class Grid:
             kw["freeze_encoder"] = spec.kind == "probe"
             if spec.checkpoint is not None and "width" not in self.sets and "width" not in own:
                 kw["width"] = None  # the checkpoint's (a random encoder: the options', or its default)
-        return apply_recipe(kw, given)
+        return SupervisedConfig.resolve(kw, given)
 
     def _features_kwargs(self, spec: ConfigSpec) -> dict[str, Any]:
         """Only the options a handcrafted-feature run has: network options do not apply."""

@@ -222,6 +222,25 @@ class RunConfig(DataConfig):
 
             check_writable(Path(self.out))
 
+    @classmethod
+    def resolve(
+        cls, values: dict[str, Any], given: set[str] | frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """A run's configuration values from its options (settings, flags, ``--set``, a grid's
+        ``[key=value]``): with ``--recipe``'s settings for every key not in ``given`` (the ones
+        the user set) where this kind of run has a recipe. The one place a recipe is applied:
+        the training commands and the grids all come here (:meth:`from_options`)."""
+        if "recipe" not in {f.name for f in fields(cls)}:
+            return dict(values)
+        return apply_recipe(values, given)
+
+    @classmethod
+    def from_options(
+        cls: type[C], values: dict[str, Any], given: set[str] | frozenset[str] = frozenset()
+    ) -> C:
+        """The configuration of a run from its options (see :meth:`resolve`)."""
+        return cls(**cls.resolve(values, given))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
