@@ -249,12 +249,13 @@ def test_ctrl_c_while_a_resumed_run_loads_its_data_says_how_to_resume(
     saved_runs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 31 J: the hint whenever an epoch is saved, also before the loop has begun."""
+    from ecgcli.train import run as run_skeleton
     from ecgcli.train import supervised
 
     def ctrl_c(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(supervised, "load_data", ctrl_c)
+    monkeypatch.setattr(run_skeleton, "load_data", ctrl_c)
     run = _copy(saved_runs, "sup", tmp_path)
     with pytest.raises(Interrupted) as stopped:
         supervised.resume_classifier(run)

@@ -200,12 +200,12 @@ def test_cli_runs_and_reports_val_and_test(train_kwargs: dict, tmp_path: Path, m
 
 
 def test_cli_interrupt_exits_130_with_resume_hint(train_kwargs: dict, tmp_path: Path, monkeypatch) -> None:
-    from ecgcli.train import supervised
+    from ecgcli.train import loop
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise Interrupted("interrupted in epoch 1; no epoch was completed. Resume with: ecg ...")
 
-    monkeypatch.setattr(supervised, "fit", interrupted)
+    monkeypatch.setattr(loop, "fit", interrupted)  # the run skeleton's loop
     monkeypatch.setenv("ECG_CACHE_DIR", train_kwargs["cache_dir"])
     result = _cli("--data-root", train_kwargs["data_root"], "--run-dir", str(tmp_path / "r"))
     assert result.exit_code == 130 and "Resume with" in result.output

@@ -75,6 +75,23 @@ class LoopConfig:
     precision: str = "auto"  # see ecgcli.train.precision
     dist: Distributed | None = None  # None: one process
 
+    @classmethod
+    def from_run(cls, cfg: Any, dist: Distributed) -> LoopConfig:
+        """The loop settings of a run's configuration on ``dist``'s device: selection and early
+        stopping where the run has them (a classifier's), else the last epoch (pretraining)."""
+        return cls(
+            epochs=cfg.epochs,
+            device=dist.device,
+            seed=cfg.seed,
+            select_metric=getattr(cfg, "select_metric", None),
+            patience=getattr(cfg, "patience", None),
+            grad_clip=cfg.grad_clip,
+            schedule=cfg.schedule,
+            warmup_epochs=cfg.warmup_epochs,
+            precision=cfg.precision,
+            dist=dist,
+        )
+
 
 def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
     """Multiplier of each parameter group's base learning rate at ``step`` of ``total``."""

@@ -1,5 +1,8 @@
-"""What every trainer shares around its loop: the run directory (made by rank 0 only), the
-dataset loaded with rank 0 first, and the one result type every trainer returns.
+"""What every trainer shares around its loop: the run skeleton (:func:`run_trainer`: checks and
+process placement, data, run directory made by rank 0 only, the loop, the resume hint, the
+guarded final writes) and the one result type every trainer returns. A trainer
+(:class:`Trainer`) brings only what differs: its model and objective, its optimiser, and what
+it does when training ends.
 
 Configurations live in :mod:`ecgcli.train.config`; one is saved as ``config.json`` and read
 back on ``--resume``.
@@ -7,11 +10,12 @@ back on ``--resume``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ecgcli.errors import ConfigError, Interrupted
 from ecgcli.events import Callback, Message, ignore
@@ -21,8 +25,11 @@ from ecgcli.train.data import TrainingData, load_training_data
 from ecgcli.train.resume import saved_epoch
 
 if TYPE_CHECKING:
+    import torch
+
     from ecgcli.scoring.evaluate import SplitEvaluation
     from ecgcli.train.distributed import Distributed
+    from ecgcli.train.resume import FitState
 
 
 @dataclass
@@ -35,6 +42,119 @@ class RunResult:
     checkpoint: Path
     evaluation: SplitEvaluation | None
     metrics: dict[str, Any]
+
+
+@dataclass
+class TrainingRun:
+    """One run as the skeleton hands it to its trainer: configuration, processes, data, run
+    directory, and what the loop and the final writes need to say (``hint``: how to resume)."""
+
+    cfg: Any
+    dist: Distributed
+    data: TrainingData
+    run: RunDir
+    resumed: bool
+    callback: Callback
+    placement: dict[str, Any]
+    hint: str
+    started: float  # perf_counter() after the checks
+    local_batch: int  # this process's share of --batch-size
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist.device
+
+
+class Trainer(Protocol):
+    """What one kind of training brings to :func:`run_trainer`."""
+
+    label_fraction: float  # of folds 1-8: the labelled records loaded (trained on, or probed)
+    sync_bn: bool  # BatchNorm synchronised across processes where it can be
+    epoch_log: bool  # one line per epoch in train.log
+
+    def prepare(self, data: TrainingData, dist: Distributed, callback: Callback) -> None:
+        """What can still refuse the run, before its directory exists (a model, added records)."""
+
+    def start(self, run: TrainingRun) -> tuple[Any, Any]:
+        """The objective and the optimiser for :func:`~ecgcli.train.loop.fit`."""
+
+    def finish(self, run: TrainingRun, state: FitState) -> tuple[RunResult, Callable[[], None]]:
+        """The result (on every rank) and its final writes (run by rank 0, Ctrl-C guarded)."""
+
+
+def run_trainer(
+    trainer: Trainer,
+    cfg: Any,
+    callback: Callback = ignore,
+    resume: RunDir | None = None,
+    data: TrainingData | None = None,
+    dist: Distributed | None = None,
+) -> RunResult:
+    """The one skeleton of every training run: checks and process placement (``dist``: this
+    process's place in a torchrun run; every rank calls this, only rank 0 reports and
+    writes), the data, the trainer's last refusals, the run directory, the loop with its resume
+    hint, and the final writes. A run that cannot start leaves no directory."""
+    from ecgcli.device import pick_device
+    from ecgcli.train.distributed import Distributed, per_rank_batch
+    from ecgcli.train.loop import LoopConfig, fit
+
+    def checked() -> int:
+        cfg.check()
+        return per_rank_batch(cfg.batch_size, dist.world if dist else 1)
+
+    if dist is None:
+        local_batch = checked()
+        dist = Distributed(device=pick_device(cfg.device))
+    else:
+        local_batch = dist.on_main(checked)
+        callback = callback if dist.is_main else ignore
+    started = time.perf_counter()
+    data = data or load_data(cfg, trainer.label_fraction, dist, callback)
+    trainer.prepare(data, dist, callback)
+    placement = dist.info(cfg.batch_size, sync_bn=trainer.sync_bn)
+    run = open_run(cfg, dist, placement, resume, callback)
+    hint = resume_hint(run, cfg.to_dict())
+    with says_what_is_saved(run, hint):
+        ctx = TrainingRun(
+            cfg, dist, data, run, resume is not None, callback, placement, hint, started, local_batch
+        )
+        objective, optimizer = trainer.start(ctx)
+        state = fit(
+            objective,
+            optimizer,
+            LoopConfig.from_run(cfg, dist),
+            state_path=run.state,
+            resume=resume is not None,
+            run_config=cfg.to_dict(),
+            resume_hint=hint,
+            callback=(epoch_log(callback, run) if trainer.epoch_log else callback)
+            if dist.is_main
+            else ignore,
+        )
+        result, write = trainer.finish(ctx, state)
+        if not dist.is_main:
+            return result  # rank 0 writes
+        try:
+            write()
+        except KeyboardInterrupt:
+            raise interrupted_writing(run, state.epoch, hint) from None
+        return result
+
+
+def epoch_log(callback: Callback, run: RunDir) -> Callback:
+    """Also write one line per epoch to the run's train.log."""
+    from ecgcli.events import EpochDone
+
+    def handle(event: Any) -> None:
+        if isinstance(event, EpochDone):
+            m = " ".join(f"{k} {v:.4f}" for k, v in event.metrics.items())
+            run.log(
+                f"epoch {event.epoch}/{event.epochs} loss {event.train_loss:.4f} {m}"
+                f"{' *best*' if event.best else ''} {event.seconds:.1f}s"
+            )
+        callback(event)
+
+    return handle
 
 
 def data_summary(data: TrainingData) -> dict[str, Any]:
@@ -184,7 +304,8 @@ def resumable_config(run: RunDir, kinds: tuple[str, ...], epochs: int | None = N
     return {**config, "epochs": epochs}
 
 
-def resume_hint(run: RunDir) -> str:
-    """How to resume ``run``: its own kind's command."""
-    command = RESUMED_BY.get(run_kind(run.read_config()), ("", "ecg train supervised"))[1]
+def resume_hint(run: RunDir, config: dict[str, Any] | None = None) -> str:
+    """How to resume ``run``: its own kind's command (``config``: its configuration, when this
+    process may not see the run's config.json)."""
+    command = RESUMED_BY.get(run_kind(config or run.read_config()), ("", "ecg train supervised"))[1]
     return f"Resume with: {command} --resume {run.path}"

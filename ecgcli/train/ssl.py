@@ -38,7 +38,6 @@ from ecgcli import LEADS
 from ecgcli.data.extra import ExtraRecords, load_extra_records
 from ecgcli.data.loader import batch_slices
 from ecgcli.data.normalize import LeadNorm, fit_lead_norm
-from ecgcli.device import pick_device
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.models import build_encoder
@@ -49,14 +48,13 @@ from ecgcli.storage.runs import RunDir
 from ecgcli.train.config import SSLConfig, encoder_width
 from ecgcli.train.data import TrainingData, random_crop, signals_tensor
 from ecgcli.train.distributed import Distributed, per_rank_batch
-from ecgcli.train.loop import LoopConfig, fit, optimizer_class
+from ecgcli.train.loop import optimizer_class
 from ecgcli.train.run import (
     RunResult,
-    interrupted_writing,
-    load_data,
-    open_run,
+    TrainingRun,
     resumable_config,
     resume_hint,
+    run_trainer,
     says_what_is_saved,
 )
 from ecgcli.train.seeds import epoch_seed
@@ -185,29 +183,32 @@ def train_ssl(
     dist: Distributed | None = None,
 ) -> RunResult:
     """Pretrain; returns the run (its directory, encoder checkpoint and metrics; ``dist``: see
-    the module doc)."""
-    from ecgcli.ssl.augment import build_policy
+    the module doc). The run skeleton is :func:`~ecgcli.train.run.run_trainer`;
+    :class:`Pretraining` is what differs."""
+    return run_trainer(Pretraining(cfg), cfg, callback, resume, data, dist)
 
-    def checked() -> None:
-        cfg.check()
-        per_rank_batch(cfg.batch_size, dist.world if dist else 1)
 
-    if dist is None:
-        checked()
-        dist = Distributed(device=pick_device(cfg.device))
-    else:
-        dist.on_main(checked)
-        callback = callback if dist.is_main else ignore
-    t_start = time.perf_counter()
-    device = dist.device
-    placement = dist.info(cfg.batch_size, sync_bn=True)
-    data = data or load_data(cfg, cfg.probe_fraction, dist, callback)
-    extra = added_records(cfg, data, dist, callback)  # refused (leakage) before a run directory exists
-    run = open_run(cfg, dist, placement, resume, callback)
-    hint = f"Resume with: ecg train ssl --resume {run.path}"
-    with says_what_is_saved(run, hint):
-        ds, split, store = data.dataset, data.split, data.store
-        norm = fit_lead_norm(store, split.pretrain)
+class Pretraining:
+    """Pretraining's part of the run skeleton: the records (with ``--pretrain-data``'s), the
+    linear probe and its bar (the untrained encoder's score), the method's module and
+    optimiser, and at the end the encoder checkpoint."""
+
+    sync_bn = True
+    epoch_log = False
+
+    def __init__(self, cfg: SSLConfig) -> None:
+        self.cfg = cfg
+        self.label_fraction = cfg.probe_fraction
+
+    def prepare(self, data: TrainingData, dist: Distributed, callback: Callback) -> None:
+        self.extra = added_records(self.cfg, data, dist, callback)  # refused (leakage) before a run directory
+
+    def start(self, run: TrainingRun) -> tuple[SSLObjective, torch.optim.Optimizer]:
+        from ecgcli.ssl.augment import build_policy
+
+        cfg, device, dist, extra = self.cfg, run.device, run.dist, self.extra
+        ds, split, store = run.data.dataset, run.data.split, run.data.store
+        self.norm = norm = fit_lead_norm(store, split.pretrain)
         x = signals_tensor(
             store, split.pretrain, LeadNorm.identity(len(LEADS))
         )  # mV: augment, then normalise
@@ -216,7 +217,7 @@ def train_ssl(
         if device.type == "cuda":
             x = x.to(device)
         added = f" + {len(extra)} added by --pretrain-data" if cfg.pretrain_data else ""
-        callback(
+        run.callback(
             Message(
                 f"pretraining {cfg.method} on {len(split.pretrain)} records of folds 1-8 "
                 f"({int((~ds.labelled[split.pretrain]).sum())} without a superclass){added}; probe: "
@@ -234,56 +235,46 @@ def train_ssl(
             )
         torch.manual_seed(cfg.seed)
         encoder = build_encoder(cfg.encoder, in_ch=len(LEADS), **encoder_width(cfg))
-        module = build_ssl_module(cfg, encoder).to(device)
-        policy = build_policy(cfg.sampling_rate, disabled=cfg.no_aug)
+        self.module = module = build_ssl_module(cfg, encoder).to(device)
+        self.policy = build_policy(cfg.sampling_rate, disabled=cfg.no_aug)
+
         def keep(epoch: int, scores: dict[str, float]) -> None:
             """The encoder after ``epoch``, with a sidecar like the final one's (its probe, if it
             ran this epoch): a checkpoint ``ecg finetune --ssl-checkpoint`` takes as it is."""
             so_far = {
                 "epochs_run": epoch,
                 "final_probe": scores if "probe_auroc" in scores else None,
-                "augmentations": list(policy.enabled) if objective.views == 2 else [],
+                "augmentations": self._augmentations(),
                 "data": {"n_pretrain": int(len(split.pretrain)) + len(extra), "pretrain_data": extra.sources},
             }
-            meta = encoder_meta(cfg, module.encoder, norm, policy, so_far, store.cache_id, str(ds.root))
-            save_checkpoint(run.path / "checkpoints" / f"epoch-{epoch:03d}.safetensors", module.encoder, meta)
+            meta = encoder_meta(cfg, module.encoder, norm, self.policy, so_far, store.cache_id, str(ds.root))
+            save_checkpoint(
+                run.run.path / "checkpoints" / f"epoch-{epoch:03d}.safetensors", module.encoder, meta
+            )
 
-        objective = SSLObjective(
-            module, x, cfg, policy, device, probe, norm, dist, keep=keep if dist.is_main else None
+        self.objective = SSLObjective(
+            module, x, cfg, self.policy, device, probe, norm, dist, keep=keep if dist.is_main else None
         )
         params = [p for p in module.parameters() if p.requires_grad]
         optimizer = optimizer_class(cfg.optimizer)(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        loop_cfg = LoopConfig(
-            epochs=cfg.epochs,
-            device=device,
-            seed=cfg.seed,
-            select_metric=None,
-            grad_clip=cfg.grad_clip,
-            schedule=cfg.schedule,
-            warmup_epochs=cfg.warmup_epochs,
-            precision=cfg.precision,
-            dist=dist,
-        )
-        if probe is not None and resume is None:
+        if probe is not None and not run.resumed:
             # the same probe on the randomly initialised encoder: the bar pretraining must clear
             init_probe = probe.score(module.encoder, device)
-            run.write_json("probe_at_init.json", init_probe)
-            callback(
+            run.run.write_json("probe_at_init.json", init_probe)
+            run.callback(
                 Message(
                     f"linear probe of the untrained encoder (fold 9): AUROC {init_probe['probe_auroc']:.4f} "
                     f"F1 {init_probe['probe_f1']:.4f}"
                 )
             )
-        state = fit(
-            objective,
-            optimizer,
-            loop_cfg,
-            state_path=run.state,
-            resume=resume is not None,
-            run_config=cfg.to_dict(),
-            resume_hint=hint,
-            callback=callback,
-        )
+        return self.objective, optimizer
+
+    def _augmentations(self) -> list[str]:
+        return list(self.policy.enabled) if self.objective.views == 2 else []  # one view: none used
+
+    def finish(self, run: TrainingRun, state: Any) -> tuple[RunResult, Callable[[], None]]:
+        cfg, module, extra = self.cfg, self.module, self.extra
+        ds, split, store = run.data.dataset, run.data.split, run.data.store
         probes = [h for h in state.history if "probe_auroc" in h]
         metrics = {
             "kind": "ssl",
@@ -291,8 +282,8 @@ def train_ssl(
             "epochs_run": state.epoch,
             "history": state.history,
             "final_probe": probes[-1] if probes else None,
-            "probe_at_init": run.read_json("probe_at_init.json"),
-            "augmentations": list(policy.enabled) if objective.views == 2 else [],  # one view: none used
+            "probe_at_init": run.run.read_json("probe_at_init.json"),
+            "augmentations": self._augmentations(),
             "data": {
                 "n_pretrain": int(len(split.pretrain)) + len(extra),
                 "n_pretrain_folds": int(len(split.pretrain)),
@@ -304,31 +295,32 @@ def train_ssl(
             },
             "timing": {
                 "train_seconds": round(state.seconds, 2),
-                "total_seconds": round(time.perf_counter() - t_start, 2),
+                "total_seconds": round(time.perf_counter() - run.started, 2),
                 "samples_per_s": [h["samples_per_s"] for h in state.history],
                 "augment_share": [round(h["augment_share"], 4) for h in state.history],
-                "device": str(device),
+                "device": str(run.device),
                 "threads": torch.get_num_threads(),
             },
-            "distributed": placement,
+            "distributed": run.placement,
         }
-        if not dist.is_main:
-            return RunResult(run.path, run.model, None, metrics)  # rank 0 writes
-        meta = encoder_meta(cfg, module.encoder, norm, policy, metrics, store.cache_id, str(ds.root))
-        module.cpu()
-        try:
-            save_checkpoint(run.model, module.encoder, meta)
+        result = RunResult(run.run.path, run.run.model, None, metrics)
+
+        def write() -> None:
+            meta = encoder_meta(
+                cfg, module.encoder, self.norm, self.policy, metrics, store.cache_id, str(ds.root)
+            )
+            module.cpu()
+            save_checkpoint(run.run.model, module.encoder, meta)
             if cfg.out:
                 save_checkpoint(Path(cfg.out), module.encoder, meta)
-            run.write_metrics(metrics)
-        except KeyboardInterrupt:
-            raise interrupted_writing(run, state.epoch, hint) from None
-        last = probes[-1] if probes else {}
-        run.log(
-            f"{cfg.method} done: final loss {state.history[-1]['train_loss']:.4f} probe AUROC "
-            f"{last.get('probe_auroc', float('nan')):.4f} F1 {last.get('probe_f1', float('nan')):.4f}"
-        )
-        return RunResult(run.path, run.model, None, metrics)
+            run.run.write_metrics(metrics)
+            last = probes[-1] if probes else {}
+            run.run.log(
+                f"{cfg.method} done: final loss {state.history[-1]['train_loss']:.4f} probe AUROC "
+                f"{last.get('probe_auroc', float('nan')):.4f} F1 {last.get('probe_f1', float('nan')):.4f}"
+            )
+
+        return result, write
 
 
 def encoder_meta(

@@ -25,7 +25,6 @@ from torch import nn
 from ecgcli.data.leads import lead_indices, parse_leads
 from ecgcli.data.loader import EpochSampler, batch_slices
 from ecgcli.data.normalize import fit_lead_norm
-from ecgcli.device import pick_device
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.models import ECGClassifier
@@ -37,17 +36,16 @@ from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
 from ecgcli.train.config import SupervisedConfig, encoder_width
 from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_tensor
-from ecgcli.train.distributed import Distributed, per_rank_batch
-from ecgcli.train.loop import LoopConfig, fit, optimizer_class, selection_warning
+from ecgcli.train.distributed import Distributed
+from ecgcli.train.loop import optimizer_class, selection_warning
 from ecgcli.train.losses import build_loss
 from ecgcli.train.run import (
     RunResult,
+    TrainingRun,
     data_summary,
-    interrupted_writing,
-    load_data,
-    open_run,
     resumable_config,
     resume_hint,
+    run_trainer,
     says_what_is_saved,
 )
 from ecgcli.train.seeds import epoch_seed
@@ -196,7 +194,9 @@ def train_classifier(
     data: TrainingData | None = None,
     dist: Distributed | None = None,
 ) -> RunResult:
-    """Train, select on fold 9, evaluate on fold 10, and write the run directory.
+    """Train, select on fold 9, evaluate on fold 10, and write the run directory (the run
+    skeleton is :func:`~ecgcli.train.run.run_trainer`; :class:`ClassifierTraining` is what
+    differs).
 
     ``cfg.calibrate == "temperature"`` fits one temperature per class on fold 9 after
     selection (:func:`ecgcli.scoring.calibration.fit_temperature`), stores it in the checkpoint
@@ -206,146 +206,99 @@ def train_classifier(
     ``data`` lets a caller that trains several models share one loaded dataset; ``dist`` is
     this process's place in a torchrun run (every rank calls this; only rank 0 writes).
     """
-
-    def checked() -> int:
-        cfg.check()
-        return per_rank_batch(cfg.batch_size, dist.world if dist else 1)
-
-    if dist is None:
-        local_batch = checked()
-        dist = Distributed(device=pick_device(cfg.device))
-    else:
-        local_batch = dist.on_main(checked)
-        callback = callback if dist.is_main else ignore
-    t_start = time.perf_counter()
-    device = dist.device
     if init_encoder is None and cfg.ssl_checkpoint:
         from ecgcli.train.finetune import pretrained_encoder
 
         def init_encoder() -> tuple[nn.Module, dict[str, Any]]:
             return pretrained_encoder(cfg)
 
-    # the data first (the task's classes size the head), then the model (a bad checkpoint
-    # fails here), and only then the run directory: a run that cannot start leaves none
-    data = data or load_data(cfg, cfg.label_fraction, dist, callback)
-    ds, split, store = data.dataset, data.split, data.store
-    torch.manual_seed(cfg.seed)
-    if cfg.ssl_checkpoint:  # a node without the checkpoint gets it from one that has it
-        from ecgcli.storage.checkpoint import sidecar_path
-        from ecgcli.train.finetune import encoder_path
+    return run_trainer(ClassifierTraining(cfg, init_encoder), cfg, callback, resume, data, dist)
 
-        source = encoder_path(cfg.ssl_checkpoint)
-        dist.share_files([source, sidecar_path(source)])
-    model, encoder_info = dist.main_first(lambda: _build_model(cfg, len(ds.class_names), init_encoder))
-    placement = dist.info(cfg.batch_size)
-    run = open_run(cfg, dist, placement, resume, callback)
-    command = "finetune" if cfg.kind == "finetune" else "train supervised"
-    hint = f"Resume with: ecg {command} --resume {run.path}"
-    with says_what_is_saved(run, hint):
-        leads = parse_leads(cfg.leads)
-        rows = lead_indices(leads)
-        norm = encoder_info.get("normalisation") or fit_lead_norm(store, split.train).subset(rows)
+
+class ClassifierTraining:
+    """A classifier's part of the run skeleton: the model (from the data's classes, or a
+    pretrained encoder), the labelled tensors and balanced batches, the loss and optimiser, and
+    at the end the fold-9/fold-10 evaluation (calibrated if asked) and the run's files."""
+
+    sync_bn = False
+    epoch_log = True
+
+    def __init__(
+        self, cfg: SupervisedConfig, init_encoder: Callable[[], tuple[nn.Module, dict[str, Any]]] | None
+    ) -> None:
+        self.cfg, self.init_encoder = cfg, init_encoder
+        self.label_fraction = cfg.label_fraction
+
+    def prepare(self, data: TrainingData, dist: Distributed, callback: Callback) -> None:
+        # the data first (the task's classes size the head), then the model (a bad checkpoint
+        # fails here), and only then the run directory: a run that cannot start leaves none
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        if cfg.ssl_checkpoint:  # a node without the checkpoint gets it from one that has it
+            from ecgcli.storage.checkpoint import sidecar_path
+            from ecgcli.train.finetune import encoder_path
+
+            source = encoder_path(cfg.ssl_checkpoint)
+            dist.share_files([source, sidecar_path(source)])
+        n_classes = len(data.dataset.class_names)
+        self.model, self.encoder_info = dist.main_first(
+            lambda: _build_model(cfg, n_classes, self.init_encoder)
+        )
+
+    def start(self, run: TrainingRun) -> tuple[ClassifierObjective, torch.optim.Optimizer]:
+        cfg, device, model = self.cfg, run.device, self.model
+        ds, split, store = run.data.dataset, run.data.split, run.data.store
+        self.leads = parse_leads(cfg.leads)
+        rows = lead_indices(self.leads)
+        self.norm = self.encoder_info.get("normalisation") or fit_lead_norm(store, split.train).subset(rows)
         y_train = ds.labels[split.train]
-        x_train = signals_tensor(store, split.train, norm, rows).to(device)
-        x_val = signals_tensor(store, split.val, norm, rows)
-        x_test = signals_tensor(store, split.test, norm, rows)
+        x_train = signals_tensor(store, split.train, self.norm, rows).to(device)
+        self.x_val = signals_tensor(store, split.val, self.norm, rows)
+        self.x_test = signals_tensor(store, split.test, self.norm, rows)
         model.to(device)
-        if cfg.freeze_encoder and init_encoder is None and resume is None:
+        if cfg.freeze_encoder and self.init_encoder is None and not run.resumed:
             refit_batchnorm(model.encoder, x_train, cfg.signal_length)  # a random probe's features
         sampler = EpochSampler(y_train, cfg.balance_strategy, cfg.seed)
-        before, after = sampler.frequencies()
-        freq = ", ".join(
-            f"{c} {b:.0%}→{a:.0%}" for c, b, a in list(zip(ds.class_names, before, after, strict=True))[:8]
-        ) + (f" (+{len(ds.class_names) - 8} more classes)" if len(ds.class_names) > 8 else "")
-        callback(
-            Message(
-                f"{len(split.train)} training records ({100 * cfg.label_fraction:g}% of folds 1-8), "
-                f"{len(split.val)} validation, {len(split.test)} test; class frequency "
-                f"({cfg.balance_strategy}): {freq}"
-            )
-        )
+        self.frequencies = sampler.frequencies()
+        run.callback(Message(_split_line(cfg, run.data, *self.frequencies)))
         loss_fn = build_loss(cfg.loss, y_train, cfg.focal_alpha, cfg.focal_gamma).to(device)
-        score = scorer(cfg.signal_length, store.length, device, cfg.window_stride, cfg.aggregate)
+        self.score = scorer(cfg.signal_length, store.length, device, cfg.window_stride, cfg.aggregate)
         objective = ClassifierObjective(
             model,
             x_train,
             labels_tensor(y_train).to(device),
             sampler,
-            local_batch,
+            run.local_batch,
             loss_fn,
-            x_val,
+            self.x_val,
             ds.labels[split.val],
             cfg.signal_length,
             cfg.seed,
             device,
             cfg.freeze_encoder,
-            dist,
-            score,
+            run.dist,
+            self.score,
             ds.class_names,
         )
-        optimizer = _optimizer(model, cfg)
-        loop_cfg = LoopConfig(
-            epochs=cfg.epochs,
-            device=device,
-            seed=cfg.seed,
-            select_metric=cfg.select_metric,
-            patience=cfg.patience,
-            grad_clip=cfg.grad_clip,
-            schedule=cfg.schedule,
-            warmup_epochs=cfg.warmup_epochs,
-            precision=cfg.precision,
-            dist=dist,
-        )
-        state = fit(
-            objective,
-            optimizer,
-            loop_cfg,
-            state_path=run.state,
-            resume=resume is not None,
-            run_config=cfg.to_dict(),
-            resume_hint=hint,
-            callback=_logging(callback, run) if dist.is_main else ignore,
-        )
-        train_seconds = state.seconds
+        return objective, _optimizer(model, cfg)
+
+    def finish(self, run: TrainingRun, state: Any) -> tuple[RunResult, Callable[[], None]]:
+        cfg, dist, model, data = self.cfg, run.dist, self.model, run.data
+        ds, split = data.dataset, data.split
         warning = selection_warning(state.history, state.best_epoch, cfg.select_metric)
         if warning and dist.is_main:
-            run.log(f"warning: {warning}")
-            callback(Message(warning, level="warning"))
-
+            run.run.log(f"warning: {warning}")
+            run.callback(Message(warning, level="warning"))
         t_eval = time.perf_counter()
         if state.best_state is not None:
             model.load_state_dict(state.best_state)
         y_val, y_test = ds.labels[split.val], ds.labels[split.test]
-        names = list(ds.class_names)
-        temperature = None
-        if cfg.calibrate is None:
-            p_val = dist.predict_rows(lambda x: score(model, x), x_val)
-            p_test = dist.predict_rows(lambda x: score(model, x), x_test)
-            calibration = {"method": None, "test": calibration_report(y_test, p_test, names)}
-        else:
-            window = cfg.signal_length if cfg.signal_length < store.length else None
-
-            def logits(x: torch.Tensor) -> np.ndarray:
-                return predict_window_logits(model, x, device, window, stride=cfg.window_stride)
-
-            z_val, z_test = dist.predict_rows(logits, x_val), dist.predict_rows(logits, x_test)
-            temperature = fit_temperature(z_val, y_val, aggregate=cfg.aggregate)
-            p_val = apply_temperature(z_val, temperature, cfg.aggregate)
-            p_test = apply_temperature(z_test, temperature, cfg.aggregate)
-            calibration = {
-                "method": cfg.calibrate,
-                "temperature": dict(zip(names, temperature.tolist(), strict=True)),
-                "fitted_on": "val (fold 9)",
-                "test_uncalibrated": calibration_report(
-                    y_test, apply_temperature(z_test, 1.0, cfg.aggregate), names
-                ),
-                "test": calibration_report(y_test, p_test, names),
-            }
+        p_val, p_test, calibration, temperature = self._probabilities(run, y_val, y_test)
         evaluation = dist.on_main(
             lambda: evaluate_split_pair(y_val, p_val, y_test, p_test, class_names=ds.class_names)
         )
         eval_seconds = time.perf_counter() - t_eval
-
+        before, after = self.frequencies
         metrics = {
             "kind": cfg.kind,
             "task": cfg.task,
@@ -357,35 +310,89 @@ def train_classifier(
             "history": state.history,
             **evaluation.to_dict(),
             "bootstrap": dist.on_main(
-                lambda: test_bootstraps(ds.labels[split.test], p_test, evaluation.test_tuned.sample_threshold)
+                lambda: test_bootstraps(y_test, p_test, evaluation.test_tuned.sample_threshold)
             ),
             "calibration": calibration,
             "class_frequencies": {"train": before.tolist(), "sampled": after.tolist()},
             "data": data_summary(data),
             "timing": {
-                "train_seconds": round(train_seconds, 2),
+                "train_seconds": round(state.seconds, 2),
                 "eval_seconds": round(eval_seconds, 2),
-                "total_seconds": round(time.perf_counter() - t_start, 2),
-                "device": str(device),
+                "total_seconds": round(time.perf_counter() - run.started, 2),
+                "device": str(run.device),
                 "threads": torch.get_num_threads(),
             },
-            "distributed": placement,
+            "distributed": run.placement,
         }
-        result = RunResult(run.path, run.model, evaluation, metrics)
-        if not dist.is_main:
-            return result  # rank 0 writes
-        try:
+        result = RunResult(run.run.path, run.run.model, evaluation, metrics)
+
+        def write() -> None:
             _write_results(
-                run, cfg, model, result, state, norm, encoder_info, data, (p_val, p_test), leads, temperature
+                run.run,
+                cfg,
+                model,
+                result,
+                state,
+                self.norm,
+                self.encoder_info,
+                data,
+                (p_val, p_test),
+                self.leads,
+                temperature,
             )
-        except KeyboardInterrupt:
-            raise interrupted_writing(run, state.epoch, hint) from None
-        if temperature is not None:
-            before, after = calibration["test_uncalibrated"]["macro_ece"], calibration["test"]["macro_ece"]
-            callback(
-                Message(f"temperature scaling: test macro ECE {before:.4f} -> {after:.4f} (15 bins, fold 10)")
-            )
-        return result
+            if temperature is not None:
+                ece = calibration["test_uncalibrated"]["macro_ece"], calibration["test"]["macro_ece"]
+                run.callback(
+                    Message(
+                        f"temperature scaling: test macro ECE {ece[0]:.4f} -> {ece[1]:.4f} (15 bins, fold 10)"
+                    )
+                )
+
+        return result, write
+
+    def _probabilities(
+        self, run: TrainingRun, y_val: np.ndarray, y_test: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], np.ndarray | None]:
+        """Fold-9 and fold-10 probabilities of the selected model, calibrated if asked: the
+        probabilities, the calibration report and the temperatures (None: not calibrated)."""
+        cfg, dist, model, device = self.cfg, run.dist, self.model, run.device
+        names = list(run.data.dataset.class_names)
+        if cfg.calibrate is None:
+            p_val = dist.predict_rows(lambda x: self.score(model, x), self.x_val)
+            p_test = dist.predict_rows(lambda x: self.score(model, x), self.x_test)
+            return p_val, p_test, {"method": None, "test": calibration_report(y_test, p_test, names)}, None
+        window = cfg.signal_length if cfg.signal_length < run.data.store.length else None
+
+        def logits(x: torch.Tensor) -> np.ndarray:
+            return predict_window_logits(model, x, device, window, stride=cfg.window_stride)
+
+        z_val, z_test = dist.predict_rows(logits, self.x_val), dist.predict_rows(logits, self.x_test)
+        temperature = fit_temperature(z_val, y_val, aggregate=cfg.aggregate)
+        p_val = apply_temperature(z_val, temperature, cfg.aggregate)
+        p_test = apply_temperature(z_test, temperature, cfg.aggregate)
+        calibration = {
+            "method": cfg.calibrate,
+            "temperature": dict(zip(names, temperature.tolist(), strict=True)),
+            "fitted_on": "val (fold 9)",
+            "test_uncalibrated": calibration_report(
+                y_test, apply_temperature(z_test, 1.0, cfg.aggregate), names
+            ),
+            "test": calibration_report(y_test, p_test, names),
+        }
+        return p_val, p_test, calibration, temperature
+
+
+def _split_line(cfg: SupervisedConfig, data: TrainingData, before: np.ndarray, after: np.ndarray) -> str:
+    """The records of each fold and the class frequency before and after balancing."""
+    ds, split = data.dataset, data.split
+    freq = ", ".join(
+        f"{c} {b:.0%}→{a:.0%}" for c, b, a in list(zip(ds.class_names, before, after, strict=True))[:8]
+    ) + (f" (+{len(ds.class_names) - 8} more classes)" if len(ds.class_names) > 8 else "")
+    return (
+        f"{len(split.train)} training records ({100 * cfg.label_fraction:g}% of folds 1-8), "
+        f"{len(split.val)} validation, {len(split.test)} test; class frequency "
+        f"({cfg.balance_strategy}): {freq}"
+    )
 
 
 def _write_results(
@@ -453,22 +460,6 @@ def _write_results(
             f"temperature scaling (fold 9): T {' '.join(f'{v:.2f}' for v in temperature)}; test macro ECE "
             f"{calibration['test_uncalibrated']['macro_ece']:.4f} -> {calibration['test']['macro_ece']:.4f}"
         )
-
-
-def _logging(callback: Callback, run: RunDir) -> Callback:
-    """Also write one line per epoch to the run's train.log."""
-    from ecgcli.events import EpochDone
-
-    def handle(event: Any) -> None:
-        if isinstance(event, EpochDone):
-            m = " ".join(f"{k} {v:.4f}" for k, v in event.metrics.items())
-            run.log(
-                f"epoch {event.epoch}/{event.epochs} loss {event.train_loss:.4f} {m}"
-                f"{' *best*' if event.best else ''} {event.seconds:.1f}s"
-            )
-        callback(event)
-
-    return handle
 
 
 def resume_classifier(
