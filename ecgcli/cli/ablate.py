@@ -8,54 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
-from ecgcli.cli.multiseed import MultiseedView
 from ecgcli.cli.options import Options, config_options, settings_options
 from ecgcli.experiments.spec import GRID_OWN
 from ecgcli.train.config import SupervisedConfig
 
 app = typer.Typer(help="Ablation studies: which part of the recipe earns its place.", no_args_is_help=True)
-
-
-class AblationView(MultiseedView):
-    """The multiseed view, plus one line per pretraining variant started and finished."""
-
-    def __call__(self, event: Any) -> None:
-        from ecgcli.events import EpochDone
-        from ecgcli.experiments.ablation import PretrainDone, PretrainStarted
-        from ecgcli.experiments.runner import CellEvent
-
-        if isinstance(event, PretrainStarted):
-            verb = "resuming" if event.action == "resume" else "pretraining"
-            key = f"pretrain {event.variant}"
-            self.cells[key] = self.progress.add_task(f"  {key}", total=None, info=verb)
-            self.console.print(
-                f"{verb} {event.variant} ({event.index}/{event.total})", soft_wrap=True, markup=False
-            )
-        elif isinstance(event, PretrainDone):
-            task = self.cells.pop(f"pretrain {event.variant}", None)
-            if task is not None:
-                self.progress.remove_task(task)
-            probe = "—" if event.probe_auroc is None else f"{event.probe_auroc:.4f}"
-            what = "already pretrained" if event.reused else f"pretrained in {event.seconds:.1f}s"
-            self.console.print(
-                f"[green]✓[/] {event.variant}: {what}; fold-9 probe AUROC {probe}", soft_wrap=True
-            )
-        elif (
-            isinstance(event, CellEvent)
-            and event.key.startswith("pretrain ")
-            and isinstance(event.event, EpochDone)
-        ):
-            inner, task = event.event, self.cells.get(event.key)
-            auroc = inner.metrics.get("probe_auroc")
-            info = f"loss {inner.train_loss:.4f}" + ("" if auroc is None else f" probe AUROC {auroc:.3f}")
-            if task is not None:
-                self.progress.update(task, info=info)
-            if not self.live:
-                self.console.print(
-                    f"  {event.key} epoch {inner.epoch}/{inner.epochs} {info}", soft_wrap=True, markup=False
-                )
-        else:
-            super().__call__(event)
 
 
 @app.command("augmentations")
@@ -112,6 +69,7 @@ def augmentations(
     Example: ecg ablate augmentations --augmentations jitter,bandpass --seeds 42,52,62
     --ssl-epochs 20 --epochs 30
     """
+    from ecgcli.cli.render import AblationView
     from ecgcli.cli.render import out as stdout
     from ecgcli.experiments.ablation import (
         load_report,

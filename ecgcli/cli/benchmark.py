@@ -47,7 +47,7 @@ def benchmark(
 
     Example: ecg benchmark --encoders resnet1d_wang --tasks superdiagnostic,rhythm --seeds 42,52
     """
-    from ecgcli.cli.multiseed import MultiseedView
+    from ecgcli.cli.render import MultiseedView
     from ecgcli.cli.render import out as stdout
     from ecgcli.experiments.benchmark import plan, run_benchmark, write_leaderboard
     from ecgcli.experiments.runner import resolve_jobs

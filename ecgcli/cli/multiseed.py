@@ -3,143 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from ecgcli.cli.options import Options, config_options, settings_options
 from ecgcli.experiments.spec import GRID_OWN
 from ecgcli.train.config import SupervisedConfig
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
 DEFAULT_SEEDS_TEXT = ",".join(str(s) for s in range(42, 133, 10))
-
-
-class MultiseedView:
-    """Progress across the whole grid: one bar for the grid, one per running cell.
-
-    On a terminal these are live rich bars; in a log or pipe each finished epoch and each
-    finished cell is one plain line.
-    """
-
-    def __init__(self, console: Console | None = None) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        from ecgcli.cli.render import EventRenderer, err
-
-        self.console = console or err
-        self.live = self.console.is_terminal
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            transient=True,
-            disable=not self.live,
-        )
-        self.setup = EventRenderer(self.progress)  # cache building before the first cell
-        self.grid_task: Any = None
-        self.cells: dict[str, Any] = {}
-
-    def __enter__(self) -> MultiseedView:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def __call__(self, event: Any) -> None:
-        from ecgcli.events import (
-            BatchDone,
-            EpochDone,
-            EpochStarted,
-            Message,
-            TaskDone,
-            TaskProgress,
-            TaskStarted,
-        )
-        from ecgcli.experiments.runner import CellDone, CellEvent, CellSkipped, CellStarted, GridStarted
-
-        p = self.progress
-        if isinstance(event, GridStarted):
-            self.grid_task = p.add_task(
-                "[bold]all runs[/]", total=event.total, completed=event.finished, info=""
-            )
-            left = event.total - event.finished
-            share = f"; shard {event.shard} holds {event.share} of them" if event.shard else ""
-            self.console.print(
-                f"multiseed: {event.total} runs, {event.finished} already finished, {left} to train "
-                f"({event.jobs} at a time) in {event.out}{share}",
-                soft_wrap=True,
-                markup=False,
-            )
-        elif isinstance(event, CellSkipped):
-            self.console.print(
-                f"skipping {event.key}: {event.owner} is training it", soft_wrap=True, markup=False
-            )
-        elif isinstance(event, CellStarted):
-            verb = "resuming" if event.action == "resume" else "training"
-            self.cells[event.key] = p.add_task(f"  {event.key}", total=None, info=verb)
-            if not self.live:
-                self.console.print(f"{verb} {event.key}", soft_wrap=True, markup=False)
-        elif isinstance(event, CellEvent):
-            inner, task = event.event, self.cells.get(event.key)
-            if isinstance(inner, EpochStarted) and task is not None:
-                p.update(
-                    task,
-                    description=f"  {event.key} · epoch {inner.epoch}/{inner.epochs}",
-                    total=inner.n_batches,
-                    completed=0,
-                )
-            elif isinstance(inner, BatchDone) and task is not None:
-                p.update(task, completed=inner.batch, info=f"loss {inner.loss:.4f}")
-            elif isinstance(inner, EpochDone):
-                m = inner.metrics
-                info = f"val AUROC {m.get('auroc', float('nan')):.3f} F1 {m.get('f1', float('nan')):.3f}"
-                if task is not None:
-                    p.update(task, info=info)
-                if not self.live:
-                    self.console.print(
-                        f"  {event.key} epoch {inner.epoch}/{inner.epochs} loss {inner.train_loss:.4f} {info}"
-                        f"{' *' if inner.best else ''}",
-                        soft_wrap=True,
-                        markup=False,
-                    )
-            elif isinstance(inner, Message) and inner.level == "warning":
-                self.console.print(
-                    f"[yellow]warning:[/] {escape(f'{event.key}: {inner.text}')}", soft_wrap=True
-                )
-            elif isinstance(inner, (TaskStarted, TaskProgress, TaskDone)):
-                self.setup(inner)
-        elif isinstance(event, CellDone):
-            task = self.cells.pop(event.key, None)
-            if task is not None:
-                p.remove_task(task)
-            if not event.reused:
-                if self.grid_task is not None:
-                    p.update(self.grid_task, completed=event.finished)
-                auroc = "—" if event.auroc is None else f"{event.auroc:.4f}"
-                f1 = "—" if event.f1 is None else f"{event.f1:.4f}"
-                self.console.print(
-                    f"[green]✓[/] {escape(event.key)}: test AUROC {auroc}  F1 {f1}  "
-                    f"({event.seconds:.1f}s; {event.finished}/{event.total} done)",
-                    soft_wrap=True,
-                )
-        else:  # core messages are escaped by the shared renderer
-            self.setup(event)
 
 
 def _p(value: float | None) -> str:
@@ -358,6 +230,8 @@ def multiseed(
             config, seed_list, fractions, common, sets or [], out_dir, baseline, given=options.given
         )
     n_jobs = resolve_jobs(jobs, common["device"])
+    from ecgcli.cli.render import MultiseedView
+
     with MultiseedView() as view:
         doc = run_multiseed(grid, view, n_jobs, share, train=not collect)
     stdout = table_console()

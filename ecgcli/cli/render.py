@@ -278,3 +278,167 @@ def print_pretraining(run_path: Path, metrics: dict[str, Any], also: str | None 
     if also:
         out.print(f"also written: {also}")
     out.print(f"next: ecg finetune --ssl-checkpoint {run_path / 'model.safetensors'}")
+
+
+class MultiseedView:
+    """Progress across the whole grid: one bar for the grid, one per running cell.
+
+    On a terminal these are live rich bars; in a log or pipe each finished epoch and each
+    finished cell is one plain line.
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.console = console or err
+        self.live = self.console.is_terminal
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.live,
+        )
+        self.setup = EventRenderer(self.progress)  # cache building before the first cell
+        self.grid_task: Any = None
+        self.cells: dict[str, Any] = {}
+
+    def __enter__(self) -> MultiseedView:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Any) -> None:
+        from ecgcli.events import (
+            BatchDone,
+            EpochDone,
+            EpochStarted,
+            Message,
+            TaskDone,
+            TaskProgress,
+            TaskStarted,
+        )
+        from ecgcli.experiments.runner import CellDone, CellEvent, CellSkipped, CellStarted, GridStarted
+
+        p = self.progress
+        if isinstance(event, GridStarted):
+            self.grid_task = p.add_task(
+                "[bold]all runs[/]", total=event.total, completed=event.finished, info=""
+            )
+            left = event.total - event.finished
+            share = f"; shard {event.shard} holds {event.share} of them" if event.shard else ""
+            self.console.print(
+                f"multiseed: {event.total} runs, {event.finished} already finished, {left} to train "
+                f"({event.jobs} at a time) in {event.out}{share}",
+                soft_wrap=True,
+                markup=False,
+            )
+        elif isinstance(event, CellSkipped):
+            self.console.print(
+                f"skipping {event.key}: {event.owner} is training it", soft_wrap=True, markup=False
+            )
+        elif isinstance(event, CellStarted):
+            verb = "resuming" if event.action == "resume" else "training"
+            self.cells[event.key] = p.add_task(f"  {event.key}", total=None, info=verb)
+            if not self.live:
+                self.console.print(f"{verb} {event.key}", soft_wrap=True, markup=False)
+        elif isinstance(event, CellEvent):
+            inner, task = event.event, self.cells.get(event.key)
+            if isinstance(inner, EpochStarted) and task is not None:
+                p.update(
+                    task,
+                    description=f"  {event.key} · epoch {inner.epoch}/{inner.epochs}",
+                    total=inner.n_batches,
+                    completed=0,
+                )
+            elif isinstance(inner, BatchDone) and task is not None:
+                p.update(task, completed=inner.batch, info=f"loss {inner.loss:.4f}")
+            elif isinstance(inner, EpochDone):
+                m = inner.metrics
+                info = f"val AUROC {m.get('auroc', float('nan')):.3f} F1 {m.get('f1', float('nan')):.3f}"
+                if task is not None:
+                    p.update(task, info=info)
+                if not self.live:
+                    self.console.print(
+                        f"  {event.key} epoch {inner.epoch}/{inner.epochs} loss {inner.train_loss:.4f} {info}"
+                        f"{' *' if inner.best else ''}",
+                        soft_wrap=True,
+                        markup=False,
+                    )
+            elif isinstance(inner, Message) and inner.level == "warning":
+                self.console.print(
+                    f"[yellow]warning:[/] {escape(f'{event.key}: {inner.text}')}", soft_wrap=True
+                )
+            elif isinstance(inner, (TaskStarted, TaskProgress, TaskDone)):
+                self.setup(inner)
+        elif isinstance(event, CellDone):
+            task = self.cells.pop(event.key, None)
+            if task is not None:
+                p.remove_task(task)
+            if not event.reused:
+                if self.grid_task is not None:
+                    p.update(self.grid_task, completed=event.finished)
+                auroc = "—" if event.auroc is None else f"{event.auroc:.4f}"
+                f1 = "—" if event.f1 is None else f"{event.f1:.4f}"
+                self.console.print(
+                    f"[green]✓[/] {escape(event.key)}: test AUROC {auroc}  F1 {f1}  "
+                    f"({event.seconds:.1f}s; {event.finished}/{event.total} done)",
+                    soft_wrap=True,
+                )
+        else:  # core messages are escaped by the shared renderer
+            self.setup(event)
+
+
+class AblationView(MultiseedView):
+    """The multiseed view, plus one line per pretraining variant started and finished."""
+
+    def __call__(self, event: Any) -> None:
+        from ecgcli.events import EpochDone
+        from ecgcli.experiments.ablation import PretrainDone, PretrainStarted
+        from ecgcli.experiments.runner import CellEvent
+
+        if isinstance(event, PretrainStarted):
+            verb = "resuming" if event.action == "resume" else "pretraining"
+            key = f"pretrain {event.variant}"
+            self.cells[key] = self.progress.add_task(f"  {key}", total=None, info=verb)
+            self.console.print(
+                f"{verb} {event.variant} ({event.index}/{event.total})", soft_wrap=True, markup=False
+            )
+        elif isinstance(event, PretrainDone):
+            task = self.cells.pop(f"pretrain {event.variant}", None)
+            if task is not None:
+                self.progress.remove_task(task)
+            probe = "—" if event.probe_auroc is None else f"{event.probe_auroc:.4f}"
+            what = "already pretrained" if event.reused else f"pretrained in {event.seconds:.1f}s"
+            self.console.print(
+                f"[green]✓[/] {event.variant}: {what}; fold-9 probe AUROC {probe}", soft_wrap=True
+            )
+        elif (
+            isinstance(event, CellEvent)
+            and event.key.startswith("pretrain ")
+            and isinstance(event.event, EpochDone)
+        ):
+            inner, task = event.event, self.cells.get(event.key)
+            auroc = inner.metrics.get("probe_auroc")
+            info = f"loss {inner.train_loss:.4f}" + ("" if auroc is None else f" probe AUROC {auroc:.3f}")
+            if task is not None:
+                self.progress.update(task, info=info)
+            if not self.live:
+                self.console.print(
+                    f"  {event.key} epoch {inner.epoch}/{inner.epochs} {info}", soft_wrap=True, markup=False
+                )
+        else:
+            super().__call__(event)
