@@ -249,8 +249,8 @@ def test_shipped_encoder_reproduces_its_build(model: pretrained.ShippedModel) ->
 
     ref = pretrained.reference(model.name)
     got = _encoder_reference(pretrained.resolve(model.name, kind="encoder"), example_stems(EXAMPLES))
-    for k, v in ref["records"].items():
-        assert np.abs(np.subtract(got["records"][k], v)).max() <= 1e-5
+    for k, v in ref["records"].items():  # features are not probabilities: 1e-5 relative to their size
+        assert np.abs(np.subtract(got["records"][k], v)).max() <= 1e-5 * max(1.0, np.abs(v).max())
 
 
 # ---- the example records -------------------------------------------------------------------
