@@ -30,6 +30,9 @@ def main() -> None:
     ap.add_argument("--commit", required=True, help="the ecgcli commit the run was trained at")
     ap.add_argument("--default", action="store_true", help="make it ecg predict's default model")
     ap.add_argument("--data-root", type=Path, required=True, help="the PTB-XL folder the run used")
+    ap.add_argument(
+        "--hardware", default="", help="where it trained [default: this CPU and the run's threads]"
+    )
     ap.add_argument("--zoo", type=Path, default=zoo_dir())
     ap.add_argument("--examples", type=Path, default=ROOT / "examples" / "records")
     args = ap.parse_args()
@@ -38,7 +41,12 @@ def main() -> None:
         args.name,
         args.zoo,
         args.examples,
-        Provenance(command=args.command, commit=args.commit, population=population(args.data_root)),
+        Provenance(
+            command=args.command,
+            commit=args.commit,
+            hardware=args.hardware,
+            population=population(args.data_root),
+        ),
         args.summary,
         default=args.default,
     )

@@ -101,6 +101,12 @@ def copy_of_docs(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     shutil.copytree(ROOT / "docs", tmp_path / "docs", ignore=shutil.ignore_patterns("*.png"))
     shutil.copytree(ROOT / "results", tmp_path / "results")
+    zoo = ROOT / "ecgcli" / "pretrained"  # the shipped models' manifest and cards, which pages follow
+    for path in [zoo / "manifest.json", *zoo.glob("*/MODEL_CARD.md")]:
+        if path.exists():
+            dest = tmp_path / path.relative_to(ROOT)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, dest)
     return tmp_path
 
 
@@ -146,7 +152,7 @@ def test_an_unknown_table_is_an_error(copy_of_docs: Path) -> None:
 
 
 def test_model_cards_follow_the_manifest(copy_of_docs: Path) -> None:
-    """Today no model ships; once the manifest lists one, its card becomes a page, and a card
+    """A model the manifest lists gets its card as a page, and a card
     of a model that no longer ships is stale."""
     gen = _load_generator()
     zoo = copy_of_docs / "ecgcli" / "pretrained"
@@ -162,7 +168,7 @@ def test_model_cards_follow_the_manifest(copy_of_docs: Path) -> None:
     assert card.endswith("# ptbxl-demo\n\nA card.\n")
     assert "[ptbxl-demo](../models/ptbxl-demo.md)" in p.files[Path("docs/reference/models.md")]
     (zoo / "manifest.json").write_text(json.dumps({**manifest, "models": {}}), encoding="utf-8")
-    (copy_of_docs / "docs" / "models").mkdir()
+    (copy_of_docs / "docs" / "models").mkdir(exist_ok=True)
     (copy_of_docs / "docs" / "models" / "ptbxl-demo.md").write_text(card, encoding="utf-8")
     stale = gen.stale_pages(copy_of_docs, with_cli=False)
     assert "docs/models/ptbxl-demo.md (no such shipped model)" in stale

@@ -60,11 +60,23 @@ def _per_class(metrics: dict[str, Any], sidecar: dict[str, Any]) -> list[str]:
 
 
 def _input_contract(sidecar: dict[str, Any]) -> list[str]:
+    encoder = sidecar.get("kind") == "encoder"
     fs = sidecar.get("sampling_rate") or 100
     window = sidecar.get("signal_length") or 1000
     stride = sidecar.get("window_stride")
     leads = ", ".join(sidecar.get("leads") or [])
     how = sidecar.get("aggregate") or "mean"
+    if encoder:
+        dim = (sidecar.get("architecture") or {}).get("feature_dim")
+        return [
+            f"- **Leads:** {leads}, in this order, normalised per lead with the statistics in the "
+            "sidecar (`ecg finetune` applies them; so does a classifier built on it).",
+            f"- **Units and rate:** millivolts at {fs} Hz.",
+            f"- **Length:** pretrained on windows of {window} samples ({window / fs:g} s); any length "
+            "works, the features are pooled over time.",
+            f"- **Output:** {dim} features per input, pooled over time: no classes, no probabilities. "
+            "Fine-tune it (`ecg finetune`) to get a classifier.",
+        ]
     return [
         f"- **Leads:** {leads}, matched by name in the record's header (any order or spelling; extra "
         "channels are ignored). A record without one of these leads is refused.",
@@ -173,7 +185,7 @@ def render_card(
     else:
         lines.append(
             f"- **Training:** {config.get('epochs')} epochs of self-supervised pretraining on folds 1-8 "
-            f"without labels; {provenance.hardware}."
+            f"without labels; {_duration(timing.get('total_seconds'))} on {provenance.hardware}."
         )
     lines += [
         f"- **Command** (run at commit `{provenance.commit}`):",
