@@ -327,7 +327,7 @@ def test_missing_matplotlib_says_how_to_get_it(
 
 
 def test_per_class_header_says_f1_not_macro_f1() -> None:
-    from ecgcli.experiments.compare import class_header, headline_header
+    from ecgcli.cli.formats import class_header, headline_header
 
     assert "macro F1" in headline_header()
     assert "F1" in class_header() and "macro F1" not in class_header()

@@ -293,7 +293,7 @@ def test_bootstrap_rejects_bad_options(kwargs: dict, message: str) -> None:
 
 
 def test_t_interval_of_a_bounded_metric_is_clipped_and_says_so() -> None:
-    from ecgcli.experiments.compare import fmt_summary
+    from ecgcli.cli.formats import fmt_summary
     from ecgcli.scoring.stats import UNIT_INTERVAL
 
     values = [0.7359, 0.7991]  # two seeds: t(0.975, 1) = 12.7 makes the interval reach past 1

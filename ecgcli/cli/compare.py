@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def _cell(row: Row | ClassRow, key: str):
     from rich.text import Text
 
-    from ecgcli.experiments.compare import fmt_summary
+    from ecgcli.cli.formats import fmt_summary
 
     text = fmt_summary(row.summaries[key], sep="\n")
     return Text(text, style="bold green" if key in row.best else "")
@@ -25,7 +25,7 @@ def _cell(row: Row | ClassRow, key: str):
 def _delta(value: float | None):
     from rich.text import Text
 
-    from ecgcli.experiments.compare import fmt_delta
+    from ecgcli.cli.formats import fmt_delta
 
     style = "" if value is None else ("green" if value > 0 else "red" if value < 0 else "")
     return Text(fmt_delta(value), style=style)
@@ -101,7 +101,8 @@ def comparison_table(comp: Comparison, title: str = "Comparison on the test fold
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.experiments.compare import CALIBRATION, HEADLINE, caption, fmt_fraction
+    from ecgcli.cli.formats import fmt_fraction
+    from ecgcli.experiments.compare import CALIBRATION, HEADLINE, caption
     from ecgcli.scoring.names import SHORT
 
     fractions = comp.fractions
@@ -144,7 +145,8 @@ def class_table(comp: Comparison) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.experiments.compare import PER_CLASS, fmt_fraction
+    from ecgcli.cli.formats import fmt_fraction
+    from ecgcli.experiments.compare import PER_CLASS
     from ecgcli.scoring.names import SHORT
 
     several = len(comp.fractions) > 1
@@ -191,7 +193,8 @@ def curve_table(comp: Comparison, metric: str) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.experiments.compare import curve_rows, curve_title, fmt_fraction, fmt_mean_ci
+    from ecgcli.cli.formats import curve_title, fmt_fraction, fmt_mean_ci
+    from ecgcli.experiments.compare import curve_rows
 
     fractions, rows = curve_rows(comp, metric)
     names, notes = short_names([name for name, _, _ in rows])
@@ -221,7 +224,8 @@ def factor_table(comp: Comparison) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.experiments.compare import FACTOR_CAPTION, factor_rows, factor_title, fmt_fraction
+    from ecgcli.cli.formats import FACTOR_CAPTION, factor_title, fmt_fraction
+    from ecgcli.experiments.compare import factor_rows
 
     fractions, rows = factor_rows(comp)
     names, notes = short_names([name for name, _ in rows])
@@ -321,16 +325,10 @@ def _compare(
     plots: Path | None,
     efficiency_metric: str = "auroc",
 ) -> None:
+    from ecgcli.cli.formats import to_csv, to_json, to_markdown
     from ecgcli.cli.render import err, progress_events
     from ecgcli.errors import ConfigError
-    from ecgcli.experiments.compare import (
-        FORMATS,
-        check_efficiency_metric,
-        compare,
-        to_csv,
-        to_json,
-        to_markdown,
-    )
+    from ecgcli.experiments.compare import FORMATS, check_efficiency_metric, compare
     from ecgcli.experiments.inputs import load_inputs
     from ecgcli.files import write_text_atomic
 

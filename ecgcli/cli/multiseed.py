@@ -27,7 +27,7 @@ def tests_table(doc: dict[str, Any]):
     from rich.text import Text
 
     from ecgcli.cli.compare import _title, short_names, with_notes
-    from ecgcli.experiments.compare import fmt_fraction
+    from ecgcli.cli.formats import fmt_fraction
     from ecgcli.experiments.results import HEADLINE
     from ecgcli.scoring.names import SHORT
 
@@ -84,7 +84,7 @@ def bootstrap_table(doc: dict[str, Any]):
     from rich.text import Text
 
     from ecgcli.cli.compare import _title, short_names, with_notes
-    from ecgcli.experiments.compare import fmt_fraction
+    from ecgcli.cli.formats import fmt_fraction
 
     groups = [r for r in doc["results"] if r["runs"]]
     names, notes = short_names([r["config"] for r in groups])

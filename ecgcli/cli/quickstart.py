@@ -36,9 +36,11 @@ def quickstart(
     """
     from ecgcli.cli.compare import print_comparison
     from ecgcli.cli.data import print_verify_report
+    from ecgcli.cli.formats import to_markdown
     from ecgcli.cli.predict import print_prediction
     from ecgcli.cli.render import TrainingView, out, print_evaluation, progress_events
     from ecgcli.experiments.quickstart import Quickstart, QuickstartConfig
+    from ecgcli.files import write_text_atomic
     from ecgcli.scoring.evaluate import evaluation_from_metrics
 
     s = settings_from(ctx, device=device, workers=workers)
@@ -94,6 +96,7 @@ def quickstart(
     header(6, "ecg compare (test fold 10)")
     with progress_events() as callback:
         comparison, plots = qs.compare(callback)
+    write_text_atomic(qs.compare_dir / "comparison.md", to_markdown(comparison))
     print_comparison(comparison)
     for path in [qs.compare_dir / "comparison.md", *plots]:
         out.print(f"wrote {path}")

@@ -329,6 +329,9 @@ def build_report(plan: AblationPlan, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown. Stays in the core (unlike the comparison formats in
+    :mod:`ecgcli.cli.formats`): ``ablation.md`` is a product of :func:`write_report`."""
+
     def num(v: float | None, fmt: str = "{:+.4f}") -> str:
         return "—" if v is None else fmt.format(v)
 

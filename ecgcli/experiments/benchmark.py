@@ -150,7 +150,10 @@ def fmt_cell(cell: Cell) -> str:
 
 
 def to_markdown(table: dict[str, dict[str, Cell]], tasks: Sequence[str], label_fraction: float) -> str:
-    """The leaderboard as a Markdown table, with what each number is."""
+    """The leaderboard as a Markdown table, with what each number is.
+
+    Stays in the core (unlike the comparison formats in :mod:`ecgcli.cli.formats`): the file
+    ``leaderboard.md`` is the product of :func:`write_leaderboard`, written beside the runs."""
     lines = [
         f"Fold-10 macro AUROC, {100 * label_fraction:g}% of the labels: ours (mean over seeds) "
         "[bootstrap 95% band over test records] / published (Strodthoff et al. 2021, ± their "

@@ -155,15 +155,16 @@ class Quickstart:
     # -- results ------------------------------------------------------------------------------
 
     def compare(self, callback: Callback = ignore) -> tuple[Any, list[Path]]:
-        """The supervised and fine-tuned runs side by side; ROC plots when matplotlib exists."""
-        from ecgcli.experiments.compare import compare, to_markdown
+        """The supervised and fine-tuned runs side by side; ROC plots when matplotlib exists.
+
+        Returns the comparison as data; the CLI writes ``compare_dir/comparison.md`` from it
+        (:func:`ecgcli.cli.formats.to_markdown`)."""
+        from ecgcli.experiments.compare import compare
         from ecgcli.experiments.inputs import load_inputs
-        from ecgcli.files import write_text_atomic
 
         methods = load_inputs([self.supervised_dir, self.finetune_dir], callback)
         comp = compare(methods, baseline=None, per_class=True)
         self.compare_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.compare_dir / "comparison.md", to_markdown(comp))
         plots: list[Path] = []
         try:
             from ecgcli.experiments.plots import write_plots
