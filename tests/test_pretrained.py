@@ -287,3 +287,16 @@ def test_predict_prints_the_records_labels_beside_its_call(zoo: Path) -> None:
     csv = runner.invoke(app, ["predict", *records[:2], "--csv"]).stdout.splitlines()
     header = csv[0].split(",")
     assert header[-2:] == ["labels", "error"] and csv[1].split(",")[-2] == "NORM"
+
+
+def test_finetune_with_an_unknown_name_fails_before_reading_data(
+    zoo: Path, synth_root: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    out = runner.invoke(
+        app,
+        ["finetune", "--ssl-checkpoint", "ptbxl-nope", "--data-root", str(synth_root)],
+        env={"ECG_CACHE_DIR": str(cache)},
+    )
+    assert out.exit_code == 2 and "ptbxl-nope" in out.output and ENCODER in out.output
+    assert not cache.exists()  # refused before the signal cache was built

@@ -73,7 +73,7 @@ def export(
     value = classifier_value(settings.checkpoint)
     path = pretrained.resolve(value)
     suffix = "onnx" if fmt is Format.onnx else "torchscript.pt"
-    if out is None and path != Path(value):  # a shipped model: never write into the package
+    if out is None and pretrained.named(value) is not None:  # never write into the package
         out = Path(f"{value}.{suffix}")
     elif out is None:
         base = path if path.is_dir() else path.parent

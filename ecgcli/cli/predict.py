@@ -180,12 +180,10 @@ def _auto_runtime(value: Path | str, device: str) -> Runtime:
 
     if str(value).endswith(".onnx"):
         return Runtime.onnx
-    shipped = (
-        pretrained.looks_like_name(value) and not Path(value).exists() and str(value) in pretrained.names()
-    )
+    shipped = pretrained.named(value)
     if (
-        shipped
-        and pretrained.get(str(value)).has("onnx")
+        shipped is not None
+        and shipped.has("onnx")
         and device in ("auto", "cpu")
         and importlib.util.find_spec("onnxruntime") is not None
     ):

@@ -173,15 +173,23 @@ def looks_like_name(value: str | Path) -> bool:
     return "/" not in text and "\\" not in text and Path(text).suffix == "" and text not in (".", "..")
 
 
+def named(value: str | Path) -> ShippedModel | None:
+    """The shipped model ``value`` names, or None when it names a path: a path that exists wins
+    (a user's own file is never shadowed by a shipped name), and so does anything that is not a
+    bare word. An unknown bare word is one line listing the shipped names."""
+    if Path(value).exists() or not looks_like_name(value):
+        return None
+    return get(str(value))
+
+
 def resolve(value: str | Path, *, kind: str = "classifier", runtime: str = "torch") -> Path:
     """The checkpoint file for ``value``: a path that exists wins (a user's own file is never
     shadowed by a shipped name); else a shipped model's name, its files verified. Anything else
     is left to the loader, which names the missing path, unless it looks like a model name,
     which gets the list of shipped names."""
-    path = Path(value)
-    if path.exists() or not looks_like_name(value):
-        return path
-    model = get(str(value))
+    model = named(value)
+    if model is None:
+        return Path(value)
     if model.kind != kind:
         if model.kind == "encoder":
             raise ConfigError(

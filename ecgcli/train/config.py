@@ -320,9 +320,12 @@ class SupervisedConfig(RunConfig):
 
     def check(self) -> None:
         """Reject bad values with one clear line each, before any work starts."""
+        from ecgcli import pretrained
         from ecgcli.data.loader import STRATEGIES
         from ecgcli.train.losses import LOSSES
 
+        if getattr(self, "ssl_checkpoint", None):  # an unknown shipped name fails here, before any data
+            pretrained.named(str(self.ssl_checkpoint))
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r} (choose from {', '.join(LOSSES)})")
         if self.balance_strategy not in STRATEGIES:
