@@ -29,6 +29,41 @@ def test_help_lists_every_group_without_importing_torch() -> None:
         assert group in out.stdout
 
 
+def test_a_command_imports_only_its_own_module() -> None:
+    """``ecg predict`` builds a root app with predict alone: no training or other command module."""
+    code = (
+        "import sys\n"
+        "sys.argv = ['ecg', '--env-file', '/dev/null', 'predict', '-h']\n"
+        "from ecgcli.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    print('CODE', e.code)\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith('ecgcli.cli.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "CODE 0" in out.stdout and "Usage: ecg predict" in out.stdout
+    loaded = out.stdout.split("LOADED", 1)[1]
+    assert "ecgcli.cli.predict" in loaded
+    for other in ("train", "multiseed", "ablate", "finetune", "benchmark", "quickstart"):
+        assert f"ecgcli.cli.{other}'" not in loaded
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["predict", "r.hea"], "predict"),
+        (["--env-file", "x.env", "--debug", "train", "ssl"], "train"),
+        (["--env-file=x.env", "models"], "models"),
+        (["--help", "predict"], None),
+        (["--version"], None),
+        (["predcit"], None),  # a typo: the full app suggests the name
+        ([], None),
+    ],
+)
+def test_command_named(argv: list[str], command: str | None) -> None:
+    from ecgcli.cli.app import command_named
+
+    assert command_named(argv) == command
+
+
 def test_python_m_and_version() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "ecgcli", "--version"], capture_output=True, text=True, check=True

@@ -1,11 +1,16 @@
 """The ``ecg`` application: the root Typer app, global options, and the error boundary.
 
 Every sub-app lives in its own module and imports the core lazily inside its commands, so
-``ecg --help`` never imports torch or pandas.
+``ecg --help`` never imports torch or pandas. The command modules themselves are imported only
+when needed: :func:`main` builds a root app holding just the command on the command line (``ecg
+predict`` imports neither the training options nor the other fourteen commands, which is a
+tenth of its cold start), and the full :data:`app` is built on first use (help, completion, a
+mistyped command, the tests).
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,22 +19,6 @@ import typer
 from typer.core import TyperGroup
 
 from ecgcli import __version__
-from ecgcli.cli import (
-    ablate,
-    benchmark,
-    compare,
-    config,
-    data,
-    ensemble,
-    explain,
-    export,
-    finetune,
-    models,
-    multiseed,
-    predict,
-    quickstart,
-    train,
-)
 
 
 def reflow(text: str) -> str:
@@ -145,38 +134,39 @@ class EcgGroup(TyperGroup):
             ctx.exit(70)
 
 
-app = typer.Typer(
-    name="ecg",
-    cls=EcgGroup,
-    help=(
-        "Label-efficient 12-lead ECG classification on PTB-XL: the benchmark's six tasks and "
-        "encoders, supervised baselines, SimCLR/BYOL/CPC pretraining, fine-tuning, multi-seed "
-        "statistics, prediction, explanations, calibration and export."
-    ),
-    epilog=(
-        "[bold]Examples[/]\n\n"
-        "  ecg data synth --out data/synth --records 2000\n\n"
-        "  ecg data verify --data-root data/PTB-XL\n\n"
-        "  ecg train supervised --epochs 30 --loss focal --balance-strategy oversample\n\n"
-        "  ecg train ssl --method simclr --epochs 20\n\n"
-        "  ecg finetune --ssl-checkpoint runs/simclr/model.safetensors\n\n"
-        "  ecg multiseed --seeds 42,52,62 && ecg compare runs/multiseed\n\n"
-        "  ecg predict path/to/record.hea --checkpoint runs/supervised/model.safetensors"
-    ),
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"ecg (ecgcli) {__version__}")
         raise typer.Exit()
 
 
-@app.callback()
+def _root_app() -> typer.Typer:
+    """The root Typer app with its help and settings, no commands yet."""
+    return typer.Typer(
+        name="ecg",
+        cls=EcgGroup,
+        help=(
+            "Label-efficient 12-lead ECG classification on PTB-XL: the benchmark's six tasks and "
+            "encoders, supervised baselines, SimCLR/BYOL/CPC pretraining, fine-tuning, multi-seed "
+            "statistics, prediction, explanations, calibration and export."
+        ),
+        epilog=(
+            "[bold]Examples[/]\n\n"
+            "  ecg data synth --out data/synth --records 2000\n\n"
+            "  ecg data verify --data-root data/PTB-XL\n\n"
+            "  ecg train supervised --epochs 30 --loss focal --balance-strategy oversample\n\n"
+            "  ecg train ssl --method simclr --epochs 20\n\n"
+            "  ecg finetune --ssl-checkpoint runs/simclr/model.safetensors\n\n"
+            "  ecg multiseed --seeds 42,52,62 && ecg compare runs/multiseed\n\n"
+            "  ecg predict path/to/record.hea --checkpoint runs/supervised/model.safetensors"
+        ),
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="rich",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
 def root(
     ctx: typer.Context,
     env_file: Annotated[
@@ -193,20 +183,68 @@ def root(
     ctx.obj = {"env_file": env_file, "debug": debug}
 
 
-app.add_typer(data.app, name="data", rich_help_panel="Commands")
-app.add_typer(train.app, name="train", rich_help_panel="Commands")
-app.command("finetune")(finetune.finetune)
-app.command("multiseed")(multiseed.multiseed)
-app.command("benchmark")(benchmark.benchmark)
-app.add_typer(ablate.app, name="ablate", rich_help_panel="Commands")
-app.command("compare")(compare.compare)
-app.command("ensemble")(ensemble.ensemble)
-app.command("predict")(predict.predict)
-app.command("models")(models.models)
-app.command("explain")(explain.explain)
-app.command("export")(export.export)
-app.command("config")(config.config)
-app.command("quickstart")(quickstart.quickstart)
+#: Every command in the order of the help: name -> (module under ecgcli.cli, attribute, whether
+#: it is a group of subcommands).
+COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "data": ("data", "app", True),
+    "train": ("train", "app", True),
+    "finetune": ("finetune", "finetune", False),
+    "multiseed": ("multiseed", "multiseed", False),
+    "benchmark": ("benchmark", "benchmark", False),
+    "ablate": ("ablate", "app", True),
+    "compare": ("compare", "compare", False),
+    "ensemble": ("ensemble", "ensemble", False),
+    "predict": ("predict", "predict", False),
+    "models": ("models", "models", False),
+    "explain": ("explain", "explain", False),
+    "export": ("export", "export", False),
+    "config": ("config", "config", False),
+    "quickstart": ("quickstart", "quickstart", False),
+}
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The root app with every command, or with the command ``only`` alone."""
+    root_app = _root_app()
+    root_app.callback()(root)
+    for name, (module, attr, group) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        target = getattr(importlib.import_module(f"ecgcli.cli.{module}"), attr)
+        if group:
+            root_app.add_typer(target, name=name, rich_help_panel="Commands")
+        else:
+            root_app.command(name)(target)
+    return root_app
+
+
+#: Root options that take a value (the command is the first word after the root options).
+_VALUE_OPTIONS = ("--env-file",)
+_COMPLETION = ("--show-completion", "--install-completion")
+
+
+def command_named(argv: list[str]) -> str | None:
+    """The command ``argv`` runs when it is one of :data:`COMMANDS` and nothing before it asks
+    for the root's help or version; else None (the full app then answers)."""
+    words = iter(argv)
+    for word in words:
+        if word in _VALUE_OPTIONS:
+            next(words, None)
+        elif word.startswith("-"):
+            if word in ("-h", "--help", "--version") or word.startswith(_COMPLETION):
+                return None
+        else:
+            return word if word in COMMANDS else None
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: the full application, built on first use."""
+    if name == "app":
+        full = build_app()
+        globals()["app"] = full
+        return full
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
@@ -216,7 +254,8 @@ def main() -> None:
     from ecgcli.files import stop_like_ctrl_c
 
     stop_like_ctrl_c()
-    app(prog_name="ecg")
+    command = command_named(sys.argv[1:])
+    (build_app(command) if command else build_app())(prog_name="ecg")
 
 
 if __name__ == "__main__":  # pragma: no cover
