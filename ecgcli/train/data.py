@@ -1,9 +1,12 @@
-"""Getting a split's signals into memory once, normalised, as torch tensors.
+"""A split's signals for training: streamed from the memory-mapped cache, or one tensor.
 
-Training never reads WFDB files: rows come from the memory-mapped cache in chunks and are
-normalised into one preallocated float32 tensor (82 MB for 1,711 records at 100 Hz). Batches
-are then ``index_select`` on that tensor, on the training device, so the data path costs next
-to nothing per step.
+Training never reads WFDB files. On a CPU the training records stay in the int16 cache
+(:class:`CachedRows`): each batch is gathered from the memory map and normalised when it is drawn,
+so a run holds one batch of float32 signals instead of the whole training set (17,111 PTB-XL
+records are 821 MB in float32; a batch of 128 is 6 MB, and reading it costs milliseconds against
+a training step's second). On a GPU, and for the evaluation folds that every epoch scores, the
+rows are normalised once into one preallocated float32 tensor (:func:`signals_tensor`), read in
+chunks through the same :class:`CachedRows`, so both paths give the same numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -78,19 +81,60 @@ def split_data(ds: PTBXL, store: SignalStore | None, label_fraction: float, seed
     return TrainingData(ds, split, store)
 
 
+class CachedRows:
+    """Records of a split left in the memory-mapped cache; :meth:`take` reads and normalises a
+    batch of them when it is drawn (every lead of the cache, or the cache rows ``leads``;
+    ``norm`` then has one entry per selected lead)."""
+
+    device = torch.device("cpu")
+
+    def __init__(
+        self, store: SignalStore, rows: np.ndarray, norm: LeadNorm, leads: list[int] | None = None
+    ) -> None:
+        self.store, self.rows, self.norm, self.leads = store, np.asarray(rows), norm, leads
+        n_leads = store.signals.shape[1] if leads is None else len(leads)
+        self.shape = (len(self.rows), n_leads, store.length)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, positions: torch.Tensor | np.ndarray | slice) -> torch.Tensor:
+        """Normalised float32 signals ``(b, L, T)`` of the records at ``positions``."""
+        if isinstance(positions, torch.Tensor):
+            positions = positions.cpu().numpy()
+        x = self.store.get(self.rows[positions])
+        return torch.from_numpy(self.norm.apply(x if self.leads is None else x[:, self.leads]))
+
+
 def signals_tensor(
     store: SignalStore, rows: np.ndarray, norm: LeadNorm, leads: list[int] | None = None
 ) -> torch.Tensor:
-    """Normalised signals of ``rows`` as one contiguous float32 CPU tensor ``(N, L, T)``:
-    every lead of the cache, or the cache rows ``leads`` (``norm`` then has one entry per
-    selected lead)."""
-    rows = np.asarray(rows)
-    n_leads = store.signals.shape[1] if leads is None else len(leads)
-    out = torch.empty((len(rows), n_leads, store.length), dtype=torch.float32)
-    for s in range(0, len(rows), _CHUNK):
-        x = store.get(rows[s : s + _CHUNK])
-        out[s : s + _CHUNK] = torch.from_numpy(norm.apply(x if leads is None else x[:, leads]))
+    """Normalised signals of ``rows`` as one contiguous float32 CPU tensor ``(N, L, T)`` (see
+    :class:`CachedRows` for ``leads`` and ``norm``)."""
+    source = CachedRows(store, rows, norm, leads)
+    out = torch.empty(source.shape, dtype=torch.float32)
+    for s in range(0, len(source), _CHUNK):
+        out[s : s + _CHUNK] = source.take(slice(s, s + _CHUNK))
     return out
+
+
+def training_signals(
+    store: SignalStore,
+    rows: np.ndarray,
+    norm: LeadNorm,
+    device: torch.device,
+    leads: list[int] | None = None,
+) -> torch.Tensor | CachedRows:
+    """The training records as a run draws its batches from them: left in the cache on a CPU
+    (see the module's docstring), one tensor on the accelerator otherwise."""
+    if device.type == "cpu":
+        return CachedRows(store, rows, norm, leads)
+    return signals_tensor(store, rows, norm, leads).to(device)
+
+
+def take_rows(x: torch.Tensor | CachedRows, rows: torch.Tensor) -> torch.Tensor:
+    """The records ``rows`` of a tensor or of :class:`CachedRows`, as a float32 tensor."""
+    return x.take(rows) if isinstance(x, CachedRows) else x.index_select(0, rows)
 
 
 def labels_tensor(labels: np.ndarray) -> torch.Tensor:

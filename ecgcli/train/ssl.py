@@ -46,7 +46,14 @@ from ecgcli.scoring.metrics import compute_metrics
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
 from ecgcli.train.config import SSLConfig, encoder_width
-from ecgcli.train.data import TrainingData, random_crop, signals_tensor
+from ecgcli.train.data import (
+    CachedRows,
+    TrainingData,
+    random_crop,
+    signals_tensor,
+    take_rows,
+    training_signals,
+)
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import optimizer_class
 from ecgcli.train.run import (
@@ -97,7 +104,7 @@ class SSLObjective:
     def __init__(
         self,
         module: nn.Module,
-        x: torch.Tensor,
+        x: torch.Tensor | CachedRows,
         cfg: SSLConfig,
         policy: Any,
         device: torch.device,
@@ -135,7 +142,7 @@ class SSLObjective:
         if hasattr(self.module, "generator"):
             self.module.generator = self.generator  # e.g. masked modelling's masks
         for sl in self._slices:
-            x = self.x.index_select(0, order[sl]).to(self.device, non_blocking=True)
+            x = take_rows(self.x, order[sl]).to(self.device, non_blocking=True)
             if self.cfg.signal_length < x.shape[-1]:
                 x = random_crop(x, self.cfg.signal_length, self.generator)
             yield x
@@ -209,13 +216,12 @@ class Pretraining:
         cfg, device, dist, extra = self.cfg, run.device, run.dist, self.extra
         ds, split, store = run.data.dataset, run.data.split, run.data.store
         self.norm = norm = fit_lead_norm(store, split.pretrain)
-        x = signals_tensor(
-            store, split.pretrain, LeadNorm.identity(len(LEADS))
-        )  # mV: augment, then normalise
-        if len(extra):
-            x = torch.cat([x, torch.from_numpy(extra.millivolts())])
-        if device.type == "cuda":
+        mv = LeadNorm.identity(len(LEADS))  # mV: augment, then normalise
+        if len(extra):  # added records are held in memory anyway: one tensor with them
+            x = torch.cat([signals_tensor(store, split.pretrain, mv), torch.from_numpy(extra.millivolts())])
             x = x.to(device)
+        else:
+            x = training_signals(store, split.pretrain, mv, device)
         added = f" + {len(extra)} added by --pretrain-data" if cfg.pretrain_data else ""
         run.callback(
             Message(

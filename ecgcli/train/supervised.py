@@ -35,7 +35,15 @@ from ecgcli.scoring.stats import test_bootstraps
 from ecgcli.storage.checkpoint import checkpoint_meta, save_checkpoint
 from ecgcli.storage.runs import RunDir
 from ecgcli.train.config import SupervisedConfig, encoder_width
-from ecgcli.train.data import TrainingData, labels_tensor, random_crop, signals_tensor
+from ecgcli.train.data import (
+    CachedRows,
+    TrainingData,
+    labels_tensor,
+    random_crop,
+    signals_tensor,
+    take_rows,
+    training_signals,
+)
 from ecgcli.train.distributed import Distributed
 from ecgcli.train.loop import optimizer_class, selection_warning
 from ecgcli.train.losses import build_loss
@@ -61,7 +69,7 @@ class ClassifierObjective:
     def __init__(
         self,
         model: ECGClassifier,
-        x: torch.Tensor,
+        x: torch.Tensor | CachedRows,
         y: torch.Tensor,
         sampler: EpochSampler,
         batch_size: int,
@@ -102,7 +110,7 @@ class ClassifierObjective:
         )
         for sl in self._slices:
             rows = order[sl]
-            x = self.x.index_select(0, rows)
+            x = take_rows(self.x, rows)
             if self.window < x.shape[-1]:
                 x = random_crop(x, self.window, gen)
             yield x.to(self.device, non_blocking=True), self.y.index_select(0, rows).to(self.device)
@@ -147,7 +155,9 @@ def _build_model(
 
 
 @torch.no_grad()
-def refit_batchnorm(encoder: nn.Module, x: torch.Tensor, window: int, batch_size: int = 256) -> int:
+def refit_batchnorm(
+    encoder: nn.Module, x: torch.Tensor | CachedRows, window: int, batch_size: int = 256
+) -> int:
     """Set every BatchNorm's running statistics to their average over the records ``x`` (their
     first ``window`` samples); returns how many layers were refitted.
 
@@ -164,7 +174,8 @@ def refit_batchnorm(encoder: nn.Module, x: torch.Tensor, window: int, batch_size
     was_training = encoder.training
     encoder.train()
     for start in range(0, len(x), batch_size):
-        encoder(x[start : start + batch_size, :, :window])
+        rows = torch.arange(start, min(start + batch_size, len(x)))
+        encoder(take_rows(x, rows)[:, :, :window].to(next(encoder.parameters()).device))
     for m, momentum in zip(layers, momenta, strict=True):
         m.momentum = momentum
     encoder.train(was_training)
@@ -252,7 +263,7 @@ class ClassifierTraining:
         rows = lead_indices(self.leads)
         self.norm = self.encoder_info.get("normalisation") or fit_lead_norm(store, split.train).subset(rows)
         y_train = ds.labels[split.train]
-        x_train = signals_tensor(store, split.train, self.norm, rows).to(device)
+        x_train = training_signals(store, split.train, self.norm, device, rows)
         self.x_val = signals_tensor(store, split.val, self.norm, rows)
         self.x_test = signals_tensor(store, split.test, self.norm, rows)
         model.to(device)
