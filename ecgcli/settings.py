@@ -110,6 +110,16 @@ class Settings(BaseSettings):
         100, description="Which PTB-XL records to use: 100 Hz (records100) or 500 Hz (records500)."
     )
     checkpoint: Path | None = Field(None, description="Default model checkpoint for `ecg predict`.")
+    tracker: Literal["none", "tensorboard", "mlflow"] = Field(
+        "none",
+        description="Experiment tracker every training run also logs to: none, tensorboard "
+        "(RUN_DIR/tensorboard/) or mlflow; each needs the extra of that name installed.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="Where the mlflow tracker logs: a tracking URI or a folder (default: the "
+        "file store mlruns/ beside the run folder, or beside the grid folder of a grid).",
+    )
 
     def resolved_workers(self) -> int:
         """Number of reader processes to start (``workers``, or the CPU count when 0)."""

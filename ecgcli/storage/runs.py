@@ -8,6 +8,8 @@ Layout of ``runs/<name>/``::
     model.safetensors    best weights  (+ model.json sidecar: see ecgcli.storage.checkpoint)
     predictions.npz      val and test probabilities with labels and ecg_ids (no pickle)
     state/last.safetensors  resume state after the last completed epoch (one file, see train/resume.py)
+    tensorboard/         --tracker tensorboard: event files (from the first epoch on)
+    tracker.json         --tracker mlflow: the MLflow run it logs to (a resume continues it)
     .ecgcli-run          the marker: ecgcli opened this folder as a run (written first)
 
 Nothing in a folder without the marker is ever deleted, and in a marked one only the files a run
@@ -39,7 +41,7 @@ from ecgcli.files import (
 #: The file that says ecgcli made this folder a run (see the module docstring).
 MARKER = ".ecgcli-run"
 #: What a run writes before its first saved epoch, by name: all that a restart may remove.
-UNSTARTED_FILES = ("config.json", "train.log", "probe_at_init.json", "state/last.json")
+UNSTARTED_FILES = ("config.json", "train.log", "probe_at_init.json", "state/last.json", "tracker.json")
 _CLAIMED: dict[str, int] = {}  # run directories this process holds: resolved path -> locked fd
 
 

@@ -171,6 +171,11 @@ class RunConfig(DataConfig):
         "Train even when records are more than 1% missing samples (WFDB's 0x8000, cached as "
         "0 mV); they are always listed.",
     )
+    # Settings, not options (``--tracker``, ECG_TRACKER, ECG_MLFLOW_TRACKING_URI): saved with the
+    # run, so --resume logs to the same tracker; see ecgcli.train.trackers.
+    tracker: str = "none"
+    mlflow_tracking_uri: str | None = None
+    tracker_tags: dict[str, str] = field(default_factory=dict)  # a grid cell's: grid, arm, seed
 
     def __post_init__(self) -> None:
         # An encoder's own width unless one is asked for; a fine-tune's comes from its checkpoint.
@@ -187,6 +192,9 @@ class RunConfig(DataConfig):
         from ecgcli.train.loop import SCHEDULES
 
         check_task(self.task)
+        from ecgcli.train.trackers import check_tracker
+
+        check_tracker(self.tracker)  # a missing extra is one line, before any data is read
         widths = encoder_widths()
         if self.encoder not in widths:  # before any data is read
             raise ConfigError(f"unknown encoder {self.encoder!r} (known: {', '.join(sorted(widths))})")

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ecgcli.scoring.evaluate import SplitEvaluation
     from ecgcli.train.distributed import Distributed
     from ecgcli.train.resume import FitState
+    from ecgcli.train.trackers import Guarded
 
 
 @dataclass
@@ -114,7 +115,7 @@ def run_trainer(
     placement = dist.info(cfg.batch_size, sync_bn=trainer.sync_bn)
     run = open_run(cfg, dist, placement, resume, callback)
     hint = resume_hint(run, cfg.to_dict())
-    with says_what_is_saved(run, hint):
+    with says_what_is_saved(run, hint), tracked(cfg, run, resume is not None, dist, callback) as tracker:
         ctx = TrainingRun(
             cfg, dist, data, run, resume is not None, callback, placement, hint, started, local_batch
         )
@@ -127,7 +128,7 @@ def run_trainer(
             resume=resume is not None,
             run_config=cfg.to_dict(),
             resume_hint=hint,
-            callback=(epoch_log(callback, run) if trainer.epoch_log else callback)
+            callback=tee(tracker, epoch_log(callback, run) if trainer.epoch_log else callback)
             if dist.is_main
             else ignore,
         )
@@ -138,7 +139,48 @@ def run_trainer(
             write()
         except KeyboardInterrupt:
             raise interrupted_writing(run, state.epoch, hint) from None
+        if tracker is not None:
+            tracker.finish("FINISHED")  # logs metrics.json and the checkpoint
         return result
+
+
+def tee(tracker: Guarded | None, callback: Callback) -> Callback:
+    """``callback``, and the tracker first (an epoch is logged even if the view raises)."""
+    if tracker is None:
+        return callback
+
+    def both(event: Any) -> None:
+        tracker(event)
+        callback(event)
+
+    return both
+
+
+@contextmanager
+def tracked(
+    cfg: Any, run: RunDir, resumed: bool, dist: Distributed, callback: Callback
+) -> Iterator[Guarded | None]:
+    """The run's experiment tracker (its saved ``tracker``), started: rank 0's only, None on
+    the other ranks. A run that stops on an error ends its tracker run too: KILLED on Ctrl-C,
+    else FAILED. The tracker's warnings go to ``callback``."""
+    from ecgcli.train.trackers import open_tracker
+
+    config = cfg.to_dict()
+    tracker = None
+    if dist.is_main:
+        tracker = open_tracker(
+            config.get("tracker", "none"), run.path, config.get("mlflow_tracking_uri"), callback
+        )
+    if tracker is not None:
+        tracker.start(
+            config, {"ecgcli.kind": run_kind(config), **(config.get("tracker_tags") or {})}, resumed
+        )
+    try:
+        yield tracker
+    except BaseException as exc:
+        if tracker is not None:
+            tracker.finish("KILLED" if isinstance(exc, KeyboardInterrupt | Interrupted) else "FAILED")
+        raise
 
 
 def epoch_log(callback: Callback, run: RunDir) -> Callback:
