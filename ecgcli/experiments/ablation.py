@@ -42,8 +42,11 @@ ALL, NONE = "all", "none"
 REPORT_JSON, REPORT_MD = "ablation.json", "ablation.md"
 #: The metric the effects table reports (its key in multiseed.json).
 METRIC = "auroc"
-#: SSLConfig fields that do not change what a pretraining computes (paths, hardware).
-_NOT_IDENTITY = {"runs_dir", "run_dir", "name", "out", "device", "workers", "cache_dir", "allow_invalid"}
+#: SSLConfig fields that do not change what a pretraining computes (paths, hardware, tracker).
+_NOT_IDENTITY = {
+    *("runs_dir", "run_dir", "name", "out", "device", "workers", "cache_dir", "allow_invalid"),
+    *("tracker", "mlflow_tracking_uri", "tracker_tags"),
+}
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,11 @@ from ecgcli.experiments.spec import (
 from ecgcli.train.config import SupervisedConfig
 
 # allow_invalid permits a run, it does not change what the run computes
-_NOT_IDENTITY = {"runs_dir", "run_dir", "name", "out", "device", "workers", "cache_dir", "allow_invalid"}
+# nor does where a run is logged (tracker, mlflow_tracking_uri, tracker_tags)
+_NOT_IDENTITY = {
+    *("runs_dir", "run_dir", "name", "out", "device", "workers", "cache_dir", "allow_invalid"),
+    *("tracker", "mlflow_tracking_uri", "tracker_tags"),
+}
 _CELL_FIELDS = {"seed", "label_fraction"}
 
 
@@ -129,7 +133,18 @@ class Grid:
             name=f"{cell.spec.slug}-lf{cell.label_fraction:g}-s{cell.seed}",
             out=None,
         )
-        return (FeaturesConfig if cell.spec.kind == "features" else SupervisedConfig)(**kw)
+        if cell.spec.kind == "features":  # no epochs: not logged to a tracker
+            return FeaturesConfig(**kw)
+        # each cell its own tracker run, tagged with its grid and place; MLflow's store beside the grid
+        kw["tracker_tags"] = {
+            "ecgcli.grid": self.out.resolve().name,
+            "arm": cell.spec.name,
+            "seed": str(cell.seed),
+            "label_fraction": f"{cell.label_fraction:g}",
+        }
+        if kw.get("tracker") == "mlflow" and not kw.get("mlflow_tracking_uri"):
+            kw["mlflow_tracking_uri"] = str(self.out.parent / "mlruns")
+        return SupervisedConfig(**kw)
 
     def describe(self) -> dict[str, Any]:
         """The grid as stored in multiseed.json (options: what each configuration trains with)."""

@@ -63,6 +63,9 @@ _RESERVED = {
     "sampling_rate": "use --sampling-rate",
     "device": "use --device",
     "workers": "use --workers",
+    "tracker": "use --tracker",
+    "mlflow_tracking_uri": "use ECG_MLFLOW_TRACKING_URI",
+    "tracker_tags": "each run of a grid is tagged with its grid, configuration and seed",
 }
 #: Fields a grid takes from its own options (above) or from each configuration's spec, so they
 #: are not common training options of ``ecg multiseed``.
