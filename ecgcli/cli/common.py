@@ -45,6 +45,16 @@ Device = Annotated[
         help="auto, cpu, cuda or mps \\[default: ECG_DEVICE or auto].",
     ),
 ]
+Tracker = Annotated[
+    str | None,
+    typer.Option(
+        "--tracker",
+        rich_help_panel="Experiment tracking",
+        help="Also log each run to an experiment tracker: none, tensorboard (RUN_DIR/tensorboard/) or "
+        "mlflow (mlruns/ beside the run folder, or ECG_MLFLOW_TRACKING_URI); needs the extra of that "
+        "name \\[default: ECG_TRACKER or none].",
+    ),
+]
 Task = Annotated[
     str,
     typer.Option(
@@ -65,7 +75,10 @@ def settings_from(ctx: typer.Context, uses: tuple[str, ...] | None = None, **ove
     return load_settings(obj.get("env_file"), uses=uses, warn=warn_line, **overrides)
 
 
-RUN_SETTINGS = ("data_root", "cache_dir", "runs_dir", "sampling_rate", "workers", "device")
+RUN_SETTINGS = (
+    *("data_root", "cache_dir", "runs_dir", "sampling_rate", "workers", "device"),
+    *("tracker", "mlflow_tracking_uri"),
+)
 
 
 def run_settings(ctx: typer.Context, **flags: Any) -> dict[str, Any]:
@@ -79,4 +92,6 @@ def run_settings(ctx: typer.Context, **flags: Any) -> dict[str, Any]:
         "sampling_rate": s.sampling_rate,
         "workers": s.resolved_workers(),
         "device": s.device,
+        "tracker": s.tracker,
+        "mlflow_tracking_uri": s.mlflow_tracking_uri,
     }

@@ -18,7 +18,7 @@ from typing import Annotated, Any, get_origin
 
 import typer
 
-from ecgcli.cli.common import DataRoot, Device, SamplingRate, Workers, run_settings
+from ecgcli.cli.common import DataRoot, Device, SamplingRate, Tracker, Workers, run_settings
 from ecgcli.train.config import field_types, option_help
 
 #: The help panel every generated training option is listed under.
@@ -136,12 +136,15 @@ def config_options(
     return _inject(params, "options", build)
 
 
-_SETTING_FLAGS = {"data_root": DataRoot, "device": Device, "workers": Workers, "sampling_rate": SamplingRate}
+_SETTING_FLAGS = {
+    **{"data_root": DataRoot, "device": Device, "workers": Workers, "sampling_rate": SamplingRate},
+    "tracker": Tracker,
+}
 
 
 def settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a training command with the settings flags (``--data-root``, ``--device``,
-    ``--workers``, ``--sampling-rate``); it receives the resolved values (flag > environment >
+    ``--workers``, ``--sampling-rate``, ``--tracker``); it receives the resolved values (flag > environment >
     env file > default) as ``settings``, the fields a run configuration takes from settings."""
     extra = [
         inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a)
