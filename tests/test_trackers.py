@@ -217,3 +217,20 @@ def test_only_rank_0_has_a_tracker(tmp_path: Path) -> None:
     with tracked(cfg, RunDir(tmp_path), False, SimpleNamespace(is_main=True), heard.append) as tracker:
         assert tracker is not None
     assert "tensorboard --logdir" in heard[0].text  # where it logs, said once at the start
+
+
+def test_an_ablation_logs_its_pretrainings_beside_its_fine_tunes(tmp_path: Path) -> None:
+    from ecgcli.experiments.ablation import plan_ablation
+
+    common = {"data_root": str(tmp_path), "device": "cpu", "tracker": "mlflow"}
+    plan = plan_ablation(("jitter",), (42,), 1.0, {**common, "width": 16}, common, tmp_path / "abl")
+    pretraining = plan.ssl_config("no-jitter", ["jitter"])
+    assert pretraining.tracker_tags == {"ecgcli.ablation": "abl", "arm": "pretrain:no-jitter"}
+    cell = plan.grid(check_checkpoints=False)
+    fine_tune = cell.cell_config(cell.cells()[0])
+    assert (
+        Path(pretraining.mlflow_tracking_uri)
+        == Path(fine_tune.mlflow_tracking_uri)
+        == tmp_path / "abl" / "mlruns"
+    )
+    assert fine_tune.tracker_tags["ecgcli.grid"] == "finetune"

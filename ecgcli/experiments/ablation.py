@@ -109,6 +109,11 @@ class AblationPlan:
     def ssl_config(self, variant: str, disabled: list[str]) -> Any:
         from ecgcli.train.config import SSLConfig
 
+        tracked: dict[str, Any] = {
+            "tracker_tags": {"ecgcli.ablation": self.out.resolve().name, "arm": f"pretrain:{variant}"}
+        }
+        if self.ssl.get("tracker") == "mlflow" and not self.ssl.get("mlflow_tracking_uri"):
+            tracked["mlflow_tracking_uri"] = str(self.out / "mlruns")  # the fine-tunes' store too
         return SSLConfig(
             **{
                 **self.ssl,
@@ -117,6 +122,7 @@ class AblationPlan:
                 "run_dir": str(self.pretrain_dir(variant)),
                 "name": variant,
                 "out": None,
+                **tracked,
             }
         )
 
