@@ -37,13 +37,51 @@ def test_benchmark_trains_the_grid_then_reuses_it(
     cell = table["fcn_wang"]["superdiagnostic"]
     assert cell.n_seeds == 1 and 0.0 < cell.auroc < 1.0 and cell.ci_low <= cell.auroc <= cell.ci_high
     assert cell.published == 0.925 and table["cnn1d"]["rhythm"].published is None
+    assert cell.epochs == (1,)
     md = (out / "leaderboard.md").read_text()
-    assert "| fcn_wang |" in md and "0.925±0.006" in md
+    assert "| fcn_wang |" in md and "0.925±0.006" in md and "(1 seed, 1 ep) / 0.925±0.006" in md
     assert "Fold-10 macro AUROC, 100% of the labels" in md
+    # the 2026 anchors under ours, with their source
+    assert "| S4, supervised (2026, published) | 0.9320 [0.9255, 0.9384] | 0.9564 [0.8795, 0.9637] |" in md
+    assert "| best fine-tuned foundation model (2026, published) | 0.9347 [0.9286, 0.9410] ECGFounder |" in md
+    assert "arXiv:2509.25095" in md
     for task in ("superdiagnostic", "rhythm"):
         assert (out / task / "multiseed.json").is_file()
-    again = runner.invoke(app, [*args, "--show"], env=env)
+    again = runner.invoke(app, [*args, "--show"], env={**env, "COLUMNS": "400"})
     assert again.exit_code == 0 and (out / "leaderboard.md").read_text() == md
+    assert "S4, supervised (2026, published)" in again.output and "(1 seed, 1 ep)" in again.output
+
+
+def test_anchors_are_the_2026_benchmark_values() -> None:
+    from ecgcli.experiments.benchmark import anchors
+
+    a = anchors()
+    assert {t: x.auroc for t, x in a["s4_supervised"].items()} == {
+        "all": 0.9411, "diagnostic": 0.9428, "subdiagnostic": 0.9379,
+        "superdiagnostic": 0.9320, "form": 0.9187, "rhythm": 0.9564,
+    }  # fmt: skip
+    best = a["best_finetuned"]
+    assert (best["all"].model, best["all"].auroc) == ("ECG-CPC", 0.9493)
+    assert (best["superdiagnostic"].model, best["superdiagnostic"].auroc) == ("ECGFounder", 0.9347)
+    assert all(x.ci_low <= x.auroc <= x.ci_high for row in a.values() for x in row.values())
+
+
+@pytest.mark.parametrize(
+    ("epochs", "n", "text"),
+    [((50,), 1, "(1 seed, 50 ep)"), ((10, 50, 50), 3, "(3 seeds, 10-50 ep)"), ((), 2, "(2 seeds)")],
+)
+def test_a_cell_says_its_seeds_and_epochs(epochs: tuple, n: int, text: str) -> None:
+    from ecgcli.experiments.benchmark import Cell, fmt_cell
+
+    cell = Cell(0.9301, 0.92, 0.94, n, 0.928, 0.007, epochs)
+    assert fmt_cell(cell) == f"0.930 [0.920, 0.940] {text} / 0.928±0.007"
+
+
+def test_no_anchors_below_all_labels() -> None:
+    from ecgcli.experiments.benchmark import anchor_rows
+
+    assert anchor_rows(["all"], 0.1) == []
+    assert [label for label, _ in anchor_rows(["all"], 1.0)][0].startswith("S4, supervised")
 
 
 def test_benchmark_refuses_unknown_names(synth_root: Path, tmp_path: Path) -> None:

@@ -73,14 +73,16 @@ def leaderboard_table(table: dict[str, Any], tasks: list[str], fraction: float) 
     from rich.table import Table
     from rich.text import Text
 
-    from ecgcli.experiments.benchmark import fmt_cell
+    from ecgcli.experiments.benchmark import ANCHOR_SOURCE, anchor_rows, fmt_cell
 
+    later = anchor_rows(tasks, fraction)
     t = Table(
         title=f"PTB-XL fold-10 macro AUROC, {100 * fraction:g}% of the labels",
         title_justify="left",
         caption=Text(
-            "ours: mean over seeds [percentile bootstrap 95% band over test records] / published: "
-            "Strodthoff et al. 2021 (± their bootstrap half-width)"
+            "ours: mean over seeds [percentile bootstrap 95% band over test records] (seeds, "
+            "epochs trained) / published: Strodthoff et al. 2021 (± their bootstrap half-width)"
+            + (f". {ANCHOR_SOURCE}" if later else "")
         ),
         caption_justify="left",
         box=box.SIMPLE_HEAD,
@@ -90,4 +92,8 @@ def leaderboard_table(table: dict[str, Any], tasks: list[str], fraction: float) 
         t.add_column(task, justify="right")
     for encoder, cells in table.items():
         t.add_row(encoder, *(Text(fmt_cell(cells[task])) for task in tasks))
+    if later:
+        t.add_section()
+    for label, cells in later:
+        t.add_row(Text(label, style="dim"), *(Text(c, style="dim") for c in cells))
     return t

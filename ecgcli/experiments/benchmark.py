@@ -7,8 +7,11 @@ otherwise. Rerunning the command reuses every finished run and resumes an interr
 
 The leaderboard has the benchmark's layout: rows are encoders, columns are tasks, a cell is
 the fold-10 macro AUROC (the mean over seeds) with its percentile bootstrap 95% band over
-test records (each run's interval, averaged over seeds), beside the value Strodthoff et al.
-(2021) published (``resources/ptbxl_benchmark_published.csv``, with its source).
+test records (each run's interval, averaged over seeds) and how many seeds and epochs it rests
+on, beside the value Strodthoff et al. (2021) published (``resources/ptbxl_benchmark_published.csv``,
+with its source). At 100% of the labels two rows of later published anchors follow, from the 2026
+benchmark of ECG foundation models (``resources/ecg_fm_benchmark_published.csv``): its supervised
+S4 and, per task, its best fine-tuned foundation model, each with its 95% interval.
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ from ecgcli.experiments.results import load_results, results_path
 from ecgcli.files import write_text_atomic
 
 PUBLISHED_CSV = "ptbxl_benchmark_published.csv"
+ANCHORS_CSV = "ecg_fm_benchmark_published.csv"
+#: The anchor rows of :data:`ANCHORS_CSV`, in the leaderboard's order, with their labels.
+ANCHOR_ROWS = {
+    "s4_supervised": "S4, supervised (2026, published)",
+    "best_finetuned": "best fine-tuned foundation model (2026, published)",
+}
 #: The benchmark's three strongest encoders.
 DEFAULT_ENCODERS: tuple[str, ...] = ("resnet1d_wang", "xresnet1d101", "inception1d")
 
@@ -43,6 +52,17 @@ class Cell:
     n_seeds: int
     published: float | None
     published_half_width: float | None
+    epochs: tuple[int, ...] = ()  # each seed's epochs trained, sorted
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A published later result: macro AUROC with its 95% interval, and which model reached it."""
+
+    model: str
+    auroc: float
+    ci_low: float
+    ci_high: float
 
 
 def published() -> dict[tuple[str, str], tuple[float, float]]:
@@ -50,6 +70,17 @@ def published() -> dict[tuple[str, str], tuple[float, float]]:
     text = resources.files("ecgcli.experiments").joinpath("resources", PUBLISHED_CSV).read_text()
     rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
     return {(r["model"], r["task"]): (float(r["auroc"]), float(r["half_width"])) for r in rows}
+
+
+def anchors() -> dict[str, dict[str, Anchor]]:
+    """``row -> task -> Anchor`` of the 2026 foundation-model benchmark (see :data:`ANCHORS_CSV`)."""
+    text = resources.files("ecgcli.experiments").joinpath("resources", ANCHORS_CSV).read_text()
+    out: dict[str, dict[str, Anchor]] = {row: {} for row in ANCHOR_ROWS}
+    for r in csv.DictReader(line for line in text.splitlines() if not line.startswith("#")):
+        out[r["row"]][r["task"]] = Anchor(
+            r["model"], float(r["auroc"]), float(r["ci_low"]), float(r["ci_high"])
+        )
+    return out
 
 
 def spec_for(encoder: str) -> str:
@@ -127,6 +158,7 @@ def leaderboard(
                 n_seeds=len(done),
                 published=p[0] if p else None,
                 published_half_width=p[1] if p else None,
+                epochs=tuple(sorted(int(r["epochs_run"]) for r in done if r.get("epochs_run") is not None)),
             )
     return table
 
@@ -137,16 +169,43 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def fmt_cell(cell: Cell) -> str:
-    """``0.931 [0.925, 0.936] (n=3) / 0.930±0.005``; a dash for a cell not run yet."""
+    """``0.931 [0.925, 0.936] (3 seeds, 50 ep) / 0.930±0.005``; a dash for a cell not run yet."""
     ours = "—"
     if cell.auroc is not None:
         ours = f"{cell.auroc:.3f}"
         if cell.ci_low is not None and cell.ci_high is not None:
             ours += f" [{cell.ci_low:.3f}, {cell.ci_high:.3f}]"
-        if cell.n_seeds > 1:
-            ours += f" (n={cell.n_seeds})"
+        ours += f" ({cell.n_seeds} seed{'s' if cell.n_seeds != 1 else ''}{fmt_epochs(cell.epochs)})"
     pub = "—" if cell.published is None else f"{cell.published:.3f}±{cell.published_half_width:.3f}"
     return f"{ours} / {pub}"
+
+
+def fmt_epochs(epochs: tuple[int, ...]) -> str:
+    """``, 50 ep``, ``, 10-50 ep`` when seeds stopped at different epochs, nothing if unknown."""
+    if not epochs:
+        return ""
+    low, high = min(epochs), max(epochs)
+    return f", {low} ep" if low == high else f", {low}-{high} ep"
+
+
+def fmt_anchor(anchor: Anchor | None, show_model: bool) -> str:
+    """``0.9347 [0.9286, 0.9410] ECGFounder``; a dash where the benchmark has no value."""
+    if anchor is None:
+        return "—"
+    text = f"{anchor.auroc:.4f} [{anchor.ci_low:.4f}, {anchor.ci_high:.4f}]"
+    return f"{text} {anchor.model}" if show_model else text
+
+
+def anchor_rows(tasks: Sequence[str], label_fraction: float) -> list[tuple[str, list[str]]]:
+    """The published 2026 rows for ``tasks`` as ``(label, cells)``; none below 100% of labels
+    (those results used every label)."""
+    if not math.isclose(label_fraction, 1.0):
+        return []
+    table = anchors()
+    return [
+        (label, [fmt_anchor(table[row].get(t), show_model=row == "best_finetuned") for t in tasks])
+        for row, label in ANCHOR_ROWS.items()
+    ]
 
 
 def to_markdown(table: dict[str, dict[str, Cell]], tasks: Sequence[str], label_fraction: float) -> str:
@@ -156,15 +215,28 @@ def to_markdown(table: dict[str, dict[str, Cell]], tasks: Sequence[str], label_f
     ``leaderboard.md`` is the product of :func:`write_leaderboard`, written beside the runs."""
     lines = [
         f"Fold-10 macro AUROC, {100 * label_fraction:g}% of the labels: ours (mean over seeds) "
-        "[bootstrap 95% band over test records] / published (Strodthoff et al. 2021, ± their "
-        "bootstrap half-width)",
+        "[bootstrap 95% band over test records] (seeds, epochs trained) / published (Strodthoff "
+        "et al. 2021, ± their bootstrap half-width)",
         "",
         "| model | " + " | ".join(tasks) + " |",
         "|---|" + "---:|" * len(tasks),
     ]
     for encoder, cells in table.items():
         lines.append(f"| {encoder} | " + " | ".join(fmt_cell(cells[t]) for t in tasks) + " |")
+    later = anchor_rows(tasks, label_fraction)
+    for label, cells in later:
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if later:
+        lines += ["", ANCHOR_SOURCE]
     return "\n".join(lines) + "\n"
+
+
+#: Where the 2026 rows come from, as the leaderboard says it.
+ANCHOR_SOURCE = (
+    "2026 rows: Al-Masud, Lopez Alcaraz & Strodthoff, ICLR 2026 (arXiv:2509.25095; "
+    "github.com/AI4HealthUOL/ecg-fm-benchmarking, Confidence_Interval.xlsx), macro AUROC "
+    "[their 95% interval]; the best fine-tuned foundation model is named per task."
+)
 
 
 def write_leaderboard(
