@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -125,9 +126,28 @@ def test_mlflow_from_the_cli_logs_params_epochs_results_and_artifacts(
     assert run.data.metrics["final/test/macro_auroc"] == metrics["test"]["macro_auroc"]
     assert run.data.metrics["final/val_tuned/macro_f1"] == metrics["val_tuned"]["macro_f1"]
     names = sorted(a.path for a in client.list_artifacts(run.info.run_id))
-    assert names == ["checkpoint", "config.json", "metrics.json"]
+    assert names == ["checkpoint", "config.json", "metrics.json", "plots"]
     checkpoint = sorted(a.path for a in client.list_artifacts(run.info.run_id, "checkpoint"))
     assert checkpoint == ["checkpoint/model.json", "checkpoint/model.safetensors"]
+    plots = {a.path: a.file_size for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert set(plots) == {"plots/roc_test.png", "plots/reliability_test.png"}
+    assert all(size > 5000 for size in plots.values())  # a drawn figure, not an empty file
+
+
+def test_run_figures_draw_the_run_s_own_predictions(tmp_path: Path) -> None:
+    from ecgcli.scoring.figures import run_figures
+
+    run = tmp_path / "run"
+    run.mkdir()
+    assert run_figures(run, tmp_path / "out") == []  # no predictions: nothing drawn
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, (60, 3)).astype(np.float32)
+    y[:, 2] = 0  # a class without positives has no ROC curve, and must not fail
+    np.savez(run / "predictions.npz", test_y=y, test_prob=rng.random((60, 3)).astype(np.float32))
+    (run / "metrics.json").write_text(json.dumps({"class_names": ["NORM", "MI", "CD"]}))
+    paths = run_figures(run, tmp_path / "out")
+    assert [p.name for p in paths] == ["roc_test.png", "reliability_test.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
 
 
 def test_a_resumed_run_logs_to_the_same_mlflow_run(train_kwargs: dict, one_torch_thread) -> None:

@@ -268,8 +268,20 @@ class MLflowTracker:
                 self._log(numbers(metrics), int(metrics.get("epochs_run", 0)))
                 for path, folder in artifacts(self.run_dir):
                     self.client.log_artifact(self.run_id, str(path), folder)
+                self._log_figures()
         finally:
             self.client.set_terminated(self.run_id, status)
+
+    def _log_figures(self) -> None:
+        """A classifier's ROC and reliability figures on fold 10, drawn from its predictions
+        (see :mod:`ecgcli.scoring.figures`; none without matplotlib or predictions)."""
+        import tempfile
+
+        from ecgcli.scoring.figures import run_figures
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in run_figures(self.run_dir, Path(tmp)):
+                self.client.log_artifact(self.run_id, str(path), "plots")
 
 
 def artifacts(run_dir: Path) -> list[tuple[Path, str | None]]:
