@@ -7,7 +7,9 @@
 # finished run (metrics.json written) is skipped, a started one continues from its last saved
 # epoch with `ecg train ... --resume`. One torch thread per run, so two runs share a 2-core
 # machine; give each group its own invocation to run them side by side. Then ship a finished
-# run with scripts/build_pretrained.py (its --command is the line printed here).
+# run with scripts/build_pretrained.py (its --command is the line printed here). EPOCHS=N trains
+# the classifiers for N epochs instead of the benchmark recipe's 50 (the shipped
+# ptbxl-superdiagnostic was trained with EPOCHS=30; its card gives the exact command).
 set -uo pipefail
 data=${1:?usage: train_shipped_models.sh PTBXL_DIR RUNS_DIR [which ...]}
 runs=${2:?usage: train_shipped_models.sh PTBXL_DIR RUNS_DIR [which ...]}
@@ -16,7 +18,7 @@ which=("$@")
 [ ${#which[@]} -gt 0 ] || which=(superdiagnostic byol lead-i all)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 bench=(--data-root "$data" --encoder resnet1d_wang --recipe benchmark --label-fraction 1.0 --seed 42
-       --calibrate temperature)
+       --calibrate temperature ${EPOCHS:+--epochs "$EPOCHS"})
 
 run_or_resume() {  # KIND RUN_DIR ARGS...
   local kind=$1 run=$2; shift 2
