@@ -16,7 +16,7 @@ from ecgcli.data.loader import EpochSampler
 from ecgcli.data.normalize import fit_lead_norm
 from ecgcli.scoring.evaluate import predict_proba, predict_window_logits
 from ecgcli.train.config import SupervisedConfig
-from ecgcli.train.data import CachedRows, load_training_data, signals_tensor, training_signals
+from ecgcli.train.data import CachedRows, load_training_data, signals_tensor, split_signals
 from ecgcli.train.supervised import ClassifierObjective, refit_batchnorm
 
 
@@ -42,10 +42,28 @@ def test_cached_rows_give_the_tensor_bit_for_bit(data) -> None:
     )
 
 
-def test_training_signals_stream_on_cpu_only(data) -> None:
+def test_cached_rows_slice_like_a_tensor(data) -> None:
     d, norm = data
-    assert isinstance(training_signals(d.store, d.split.train, norm, torch.device("cpu")), CachedRows)
-    meta = training_signals(d.store, d.split.train, norm, torch.device("meta"))
+    source, full = CachedRows(d.store, d.split.val, norm), signals_tensor(d.store, d.split.val, norm)
+    assert torch.equal(source[3:9], full[3:9]) and torch.equal(source[len(source) - 2 :], full[-2:])
+    with pytest.raises(TypeError, match="sliced by a range"):
+        source[3]
+
+
+def test_evaluation_reads_cached_rows_as_it_reads_the_tensor(data) -> None:
+    d, norm = data
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(12, 4, 5), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 5))
+    source, full = CachedRows(d.store, d.split.test, norm), signals_tensor(d.store, d.split.test, norm)
+    a = predict_window_logits(model, source, torch.device("cpu"), 250, batch_size=35, stride=125)
+    b = predict_window_logits(model, full, torch.device("cpu"), 250, batch_size=35, stride=125)
+    assert a.shape[0] == len(source) and np.array_equal(a, b)
+
+
+def test_split_signals_stream_on_cpu_only(data) -> None:
+    d, norm = data
+    assert isinstance(split_signals(d.store, d.split.train, norm, torch.device("cpu")), CachedRows)
+    meta = split_signals(d.store, d.split.train, norm, torch.device("meta"))
     assert isinstance(meta, torch.Tensor) and meta.device.type == "meta"
 
 

@@ -1,12 +1,13 @@
 """A split's signals for training: streamed from the memory-mapped cache, or one tensor.
 
-Training never reads WFDB files. On a CPU the training records stay in the int16 cache
-(:class:`CachedRows`): each batch is gathered from the memory map and normalised when it is drawn,
-so a run holds one batch of float32 signals instead of the whole training set (17,111 PTB-XL
-records are 821 MB in float32; a batch of 128 is 6 MB, and reading it costs milliseconds against
-a training step's second). On a GPU, and for the evaluation folds that every epoch scores, the
-rows are normalised once into one preallocated float32 tensor (:func:`signals_tensor`), read in
-chunks through the same :class:`CachedRows`, so both paths give the same numbers bit for bit.
+Training never reads WFDB files. On a CPU a split's records stay in the int16 cache
+(:class:`CachedRows`): each batch (a training batch, or a pass of evaluation windows) is gathered
+from the memory map and normalised when it is drawn, so a run holds one batch of float32 signals
+instead of whole folds (17,111 PTB-XL training records are 821 MB in float32, folds 9 and 10 another
+206 MB; a batch of 128 is 6 MB, and reading it costs milliseconds against a training step's
+second). On a GPU the rows are normalised once into one preallocated float32 tensor
+(:func:`signals_tensor`), read in chunks through the same :class:`CachedRows`, so both paths give
+the same numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -105,6 +106,12 @@ class CachedRows:
         x = self.store.get(self.rows[positions])
         return torch.from_numpy(self.norm.apply(x if self.leads is None else x[:, self.leads]))
 
+    def __getitem__(self, rows: slice) -> torch.Tensor:
+        """``x[a:b]`` as a tensor's: what evaluation passes read (see ``scoring.evaluate``)."""
+        if not isinstance(rows, slice):
+            raise TypeError("CachedRows are sliced by a range of records; use take() for others")
+        return self.take(rows)
+
 
 def signals_tensor(
     store: SignalStore, rows: np.ndarray, norm: LeadNorm, leads: list[int] | None = None
@@ -118,15 +125,15 @@ def signals_tensor(
     return out
 
 
-def training_signals(
+def split_signals(
     store: SignalStore,
     rows: np.ndarray,
     norm: LeadNorm,
     device: torch.device,
     leads: list[int] | None = None,
 ) -> torch.Tensor | CachedRows:
-    """The training records as a run draws its batches from them: left in the cache on a CPU
-    (see the module's docstring), one tensor on the accelerator otherwise."""
+    """A split's records as a run reads them: left in the cache on a CPU (see the module's
+    docstring), one tensor on the accelerator otherwise."""
     if device.type == "cpu":
         return CachedRows(store, rows, norm, leads)
     return signals_tensor(store, rows, norm, leads).to(device)

@@ -51,8 +51,8 @@ from ecgcli.train.data import (
     TrainingData,
     random_crop,
     signals_tensor,
+    split_signals,
     take_rows,
-    training_signals,
 )
 from ecgcli.train.distributed import Distributed, per_rank_batch
 from ecgcli.train.loop import optimizer_class
@@ -221,7 +221,7 @@ class Pretraining:
             x = torch.cat([signals_tensor(store, split.pretrain, mv), torch.from_numpy(extra.millivolts())])
             x = x.to(device)
         else:
-            x = training_signals(store, split.pretrain, mv, device)
+            x = split_signals(store, split.pretrain, mv, device)
         added = f" + {len(extra)} added by --pretrain-data" if cfg.pretrain_data else ""
         run.callback(
             Message(

@@ -40,9 +40,8 @@ from ecgcli.train.data import (
     TrainingData,
     labels_tensor,
     random_crop,
-    signals_tensor,
+    split_signals,
     take_rows,
-    training_signals,
 )
 from ecgcli.train.distributed import Distributed
 from ecgcli.train.loop import optimizer_class, selection_warning
@@ -74,7 +73,7 @@ class ClassifierObjective:
         sampler: EpochSampler,
         batch_size: int,
         loss_fn: nn.Module,
-        x_val: torch.Tensor,
+        x_val: torch.Tensor | CachedRows,
         y_val: np.ndarray,
         window: int,
         seed: int,
@@ -263,9 +262,9 @@ class ClassifierTraining:
         rows = lead_indices(self.leads)
         self.norm = self.encoder_info.get("normalisation") or fit_lead_norm(store, split.train).subset(rows)
         y_train = ds.labels[split.train]
-        x_train = training_signals(store, split.train, self.norm, device, rows)
-        self.x_val = signals_tensor(store, split.val, self.norm, rows)
-        self.x_test = signals_tensor(store, split.test, self.norm, rows)
+        x_train = split_signals(store, split.train, self.norm, device, rows)
+        self.x_val = split_signals(store, split.val, self.norm, device, rows)
+        self.x_test = split_signals(store, split.test, self.norm, device, rows)
         model.to(device)
         if cfg.freeze_encoder and self.init_encoder is None and not run.resumed:
             refit_batchnorm(model.encoder, x_train, cfg.signal_length)  # a random probe's features
