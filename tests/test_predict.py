@@ -242,11 +242,34 @@ def test_cli_checkpoint_from_environment(tmp_path: Path, ckpt: Path) -> None:
 
 
 def test_cli_no_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install without a default model (or an ecgcli built without the shipped ones)."""
+    from ecgcli import pretrained
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ECG_CHECKPOINT", raising=False)
+    monkeypatch.setattr(pretrained, "default_classifier", lambda: None)
     result = _cli(str(_write(tmp_path)))
     assert result.exit_code == 2
     assert "no checkpoint: pass --checkpoint PATH" in result.stderr and "ECG_CHECKPOINT" in result.stderr
+
+
+def test_cli_without_checkpoint_uses_the_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's first example: the example records, no -c, no training."""
+    from ecgcli import pretrained
+
+    default = pretrained.default_classifier()
+    if default is None:
+        pytest.skip("this install ships no default model")
+    monkeypatch.delenv("ECG_CHECKPOINT", raising=False)
+    records = sorted(str(p) for p in (Path(__file__).parents[1] / "examples" / "records").glob("*.hea"))
+    result = _cli(*records, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert len(doc["predictions"]) == len(records) == 10 and not doc["errors"]
+    classes = pretrained.get(default).classes
+    for p in doc["predictions"]:
+        assert set(p["probabilities"]) == set(classes) and isinstance(p["labels"], list)
+    assert sum(bool(p["labels"]) for p in doc["predictions"]) >= 9  # one example has no superclass
 
 
 def test_cli_folder_json_csv_and_exit_codes(tmp_path: Path, ckpt: Path) -> None:
