@@ -1,4 +1,5 @@
-"""Option types and helpers shared by the command modules (kept import-light)."""
+"""Option types and helpers shared by the command modules (kept import-light: ``ecg predict``
+imports this, so nothing here may pull in the training configuration)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-
-from ecgcli.train.config import RunConfig, option_help
 
 if TYPE_CHECKING:
     from ecgcli.settings import Settings
@@ -53,13 +52,6 @@ Tracker = Annotated[
         help="Also log each run to an experiment tracker: none, tensorboard (RUN_DIR/tensorboard/) or "
         "mlflow (mlruns/ beside the run folder, or ECG_MLFLOW_TRACKING_URI); needs the extra of that "
         "name \\[default: ECG_TRACKER or none].",
-    ),
-]
-Task = Annotated[
-    str,
-    typer.Option(
-        "--task",
-        help=option_help(RunConfig, "task")["help"],
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]

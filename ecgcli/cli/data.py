@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ecgcli import DEFAULT_TASK
-from ecgcli.cli.common import DataRoot, JsonFlag, SamplingRate, Task, Workers, settings_from
+from ecgcli.cli.common import DataRoot, JsonFlag, SamplingRate, Workers, settings_from
+from ecgcli.train.config import RunConfig, option_help
 
 if TYPE_CHECKING:
     from ecgcli.data.verify import VerifyReport
@@ -18,6 +19,14 @@ app = typer.Typer(
     help="Check PTB-XL folders, build the signal cache, generate synthetic PTB-XL.",
     no_args_is_help=True,
 )
+
+Task = Annotated[
+    str,
+    typer.Option(
+        "--task",
+        help=option_help(RunConfig, "task")["help"],
+    ),
+]
 
 
 @app.command()
