@@ -34,9 +34,9 @@ def main() -> None:
 
     from ecgcli.data.loader import EpochSampler
     from ecgcli.data.normalize import fit_lead_norm
+    from ecgcli.models import ECGClassifier
     from ecgcli.train.config import SupervisedConfig
     from ecgcli.train.data import CachedRows, load_training_data, signals_tensor
-    from ecgcli.models import ECGClassifier
     from ecgcli.train.supervised import ClassifierObjective
 
     cfg = SupervisedConfig(data_root=str(args.data_root), cache_dir=str(args.cache_dir), device="cpu")
