@@ -20,9 +20,9 @@ from ecgcli.train.data import CachedRows, load_training_data, signals_tensor, sp
 from ecgcli.train.supervised import ClassifierObjective, refit_batchnorm
 
 
-@pytest.fixture()
-def data(train_kwargs: dict):
-    cfg = SupervisedConfig(**train_kwargs)
+@pytest.fixture(scope="module")
+def data(synth_root, session_cache):
+    cfg = SupervisedConfig(data_root=str(synth_root), cache_dir=str(session_cache), device="cpu", workers=1)
     data = load_training_data(cfg, 1.0)
     return data, fit_lead_norm(data.store, data.split.train)
 
