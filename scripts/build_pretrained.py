@@ -1,7 +1,7 @@
 """Ship a finished run as a named model inside the package (maintainers only).
 
     python scripts/build_pretrained.py RUN_DIR NAME --summary "..." --command "ecg train ..." \
-        --commit SHA --data-root PTB-XL [--default]
+        --commit SHA --data-root PTB-XL [--default] [--against RUN_DIR LABEL]
 
 Copies the run's checkpoint into ``ecgcli/pretrained/NAME/``, exports its ONNX file, scores the
 example records (``reference.json``), writes the model card from the run's own files and
@@ -33,6 +33,12 @@ def main() -> None:
     ap.add_argument(
         "--hardware", default="", help="where it trained [default: this CPU and the run's threads]"
     )
+    ap.add_argument(
+        "--against",
+        nargs=2,
+        metavar=("RUN_DIR", "LABEL"),
+        help="a finished run of the same task (e.g. the 12-lead twin) to compare on fold 10, paired",
+    )
     ap.add_argument("--zoo", type=Path, default=zoo_dir())
     ap.add_argument("--examples", type=Path, default=ROOT / "examples" / "records")
     args = ap.parse_args()
@@ -49,6 +55,7 @@ def main() -> None:
         ),
         args.summary,
         default=args.default,
+        against=(Path(args.against[0]), args.against[1]) if args.against else None,
     )
     print(json.dumps({k: v for k, v in entry.items() if k != "files"}, indent=2))
     print(f"{sum(f['bytes'] for f in entry['files'].values()) / 1e6:.2f} MB in {args.zoo / args.name}")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-# Tests run on 2 cores; keep BLAS/torch from oversubscribing when pytest forks workers.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Tests run on 2 cores: one torch thread in each of pytest-xdist's two workers (pyproject's
+# addopts), two when run serially (-n 0); more would oversubscribe the cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2")
 
 SYNTH_RECORDS = 300
 SYNTH_SEED = 7
@@ -72,6 +73,20 @@ def train_kwargs(synth_root: Path, session_cache: Path, tmp_path: Path) -> dict:
         "batch_size": 32,
         "width": 16,
     }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def consoles_follow_columns():
+    """The CLI's rich consoles are made when ``ecgcli.cli.render`` is first imported, and rich
+    fixes a console's width if COLUMNS is set at that moment (a user's process sees one COLUMNS).
+    Tests set COLUMNS per invocation, so the module is imported here with COLUMNS unset and
+    every test's own COLUMNS applies, whichever test runs first in a worker."""
+    saved = os.environ.pop("COLUMNS", None)
+    import ecgcli.cli.render  # noqa: F401
+
+    if saved is not None:
+        os.environ["COLUMNS"] = saved
+    yield
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -300,3 +300,45 @@ def test_finetune_with_an_unknown_name_fails_before_reading_data(
     )
     assert out.exit_code == 2 and "ptbxl-nope" in out.output and ENCODER in out.output
     assert not cache.exists()  # refused before the signal cache was built
+
+
+def _baseline_run(run: Path, dest: Path, spoil: bool) -> Path:
+    """A copy of ``run`` whose fold-10 records come in reverse order, with the first class's
+    probabilities replaced by noise when ``spoil`` (a worse twin, like a reduced-lead model)."""
+    shutil.copytree(run, dest)
+    with np.load(dest / "predictions.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    for key in ("test_ecg_id", "test_y", "test_prob"):
+        arrays[key] = arrays[key][::-1].copy()
+    if spoil:
+        arrays["test_prob"][:, 0] = np.random.default_rng(0).random(len(arrays["test_prob"]))
+    np.savez(dest / "predictions.npz", **arrays)
+    return dest
+
+
+def test_card_states_a_paired_comparison_against_a_twin(zoo_source: Path, tmp_path: Path) -> None:
+    from ecgcli.errors import ConfigError
+    from ecgcli.experiments.shipping import paired_difference
+    from ecgcli.scoring.stats import macro_auroc
+
+    run = zoo_source.parent / "runs" / "clf"
+    same = paired_difference(run, _baseline_run(run, tmp_path / "same", spoil=False), "itself")
+    assert same["delta"] == 0 and same["ci"] == [0, 0]  # aligned by ecg_id, not by row
+    worse = _baseline_run(run, tmp_path / "worse", spoil=True)
+    with np.load(run / "predictions.npz") as a, np.load(worse / "predictions.npz") as b:
+        worse_auroc = macro_auroc(b["test_y"][::-1], b["test_prob"][::-1])
+        expected = macro_auroc(a["test_y"], a["test_prob"]) - worse_auroc
+    prov = Provenance(command="ecg train supervised --tiny", commit="0000000", population="synthetic")
+    entry = build_shipped_model(
+        run, "tiny-twin", tmp_path / "zoo", EXAMPLES, prov, "A twin.", against=(worse, "a noisy twin")
+    )
+    cmp = entry["extra"]["compared_to"]
+    assert cmp["delta"] == pytest.approx(expected) and cmp["delta"] > 0
+    assert cmp["ci"][0] <= cmp["delta"] <= cmp["ci"][1] and cmp["n_boot"] == 1000
+    card = (tmp_path / "zoo" / "tiny-twin" / "MODEL_CARD.md").read_text()
+    assert "## Against a noisy twin" in card and f"**{cmp['delta']:+.3f} [" in card
+    sidecar = json.loads((worse / "model.json").read_text())
+    sidecar["class_names"] = list(reversed(sidecar["class_names"]))
+    (worse / "model.json").write_text(json.dumps(sidecar))
+    with pytest.raises(ConfigError, match="not this model's classes"):
+        paired_difference(run, worse, "renamed")

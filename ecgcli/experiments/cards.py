@@ -118,6 +118,27 @@ def _probe_section(name: str, metrics: dict[str, Any]) -> list[str]:
     ]
 
 
+def _comparison_section(comparison: dict[str, Any]) -> list[str]:
+    """What this model costs (or gains) against another on the same fold-10 records."""
+    lo, hi = comparison["ci"]
+    rows = [f"| {c} | {_f(a)} | {_f(b)} | {a - b:+.3f} |" for c, (a, b) in comparison["per_class"].items()]
+    return [
+        f"## Against {comparison['against']}",
+        "",
+        f"Same recipe and seed, scored on the same {comparison['n']} fold-10 records: macro AUROC "
+        f"{_f(comparison['macro_auroc'])} against {_f(comparison['baseline_macro_auroc'])}, a difference of "
+        f"**{comparison['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]** (paired bootstrap, {comparison['n_boot']:,} "
+        f"replicates of the records; one-sided p = {comparison['p_not_better']:.3g} that this model is "
+        "not better). One training run each: the interval covers the test records' variation, not "
+        "the training seed's.",
+        "",
+        f"| class | this model | {comparison['against']} | difference |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def render_card(
     name: str,
     sidecar: dict[str, Any],
@@ -127,6 +148,7 @@ def render_card(
     reference: dict[str, Any],
     provenance: Any,
     summary: str,
+    comparison: dict[str, Any] | None = None,
 ) -> str:
     """The card of shipped model ``name`` (markdown)."""
     arch = sidecar.get("architecture") or {}
@@ -220,6 +242,8 @@ def render_card(
             f"`ecg models --check {name} --data-root PTB-XL`.",
             "",
         ]
+        if comparison:
+            lines += _comparison_section(comparison)
     if kind == "encoder":
         lines += _probe_section(name, metrics)
     lines += [

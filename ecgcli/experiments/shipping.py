@@ -101,6 +101,55 @@ def _fold10(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _test_predictions(run_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """A finished run's class names and fold-10 ecg_ids, labels and probabilities."""
+    path = Path(run_dir) / "predictions.npz"
+    try:
+        sidecar = json.loads((Path(run_dir) / FILE_NAMES["sidecar"]).read_text())
+        with np.load(path, allow_pickle=False) as npz:
+            ids, y, p = npz["test_ecg_id"], npz["test_y"], npz["test_prob"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{run_dir}: not a finished classifier run ({exc})") from None
+    return list(sidecar.get("class_names") or []), ids, y, p
+
+
+def paired_difference(run_dir: Path, baseline_dir: Path, label: str) -> dict[str, Any]:
+    """``run_dir``'s fold-10 macro AUROC minus ``baseline_dir``'s, by paired bootstrap on the same
+    records (what a reduced-lead model costs against its 12-lead twin, say). Both runs are one
+    training seed each: the interval covers the test records' variation, not the seeds'."""
+    from sklearn.metrics import roc_auc_score
+
+    from ecgcli.scoring.stats import macro_auroc, paired_bootstrap_auroc
+
+    names, ids, y, p = _test_predictions(run_dir)
+    base_names, base_ids, base_y, base_p = _test_predictions(baseline_dir)
+    if names != base_names:
+        raise ConfigError(f"{baseline_dir}: predicts {base_names}, not this model's classes {names}")
+    if set(ids.tolist()) != set(base_ids.tolist()):
+        raise ConfigError(f"{baseline_dir}: scored other fold-10 records than {run_dir}")
+    order, base_order = np.argsort(ids), np.argsort(base_ids)
+    y, p, base_p = y[order], p[order], base_p[base_order]
+    if not np.array_equal(y, base_y[base_order]):
+        raise ConfigError(f"{baseline_dir}: its fold-10 labels differ from {run_dir}'s")
+    test = paired_bootstrap_auroc(y, p, base_p)
+    per_class = {
+        c: [float(roc_auc_score(y[:, k], p[:, k])), float(roc_auc_score(y[:, k], base_p[:, k]))]
+        for k, c in enumerate(names)
+        if 0 < y[:, k].sum() < len(y)
+    }
+    return {
+        "against": label,
+        "n": len(y),
+        "macro_auroc": macro_auroc(y, p),
+        "baseline_macro_auroc": macro_auroc(y, base_p),
+        "delta": test["delta"],
+        "ci": [test["lo"], test["hi"]],
+        "p_not_better": test["p_not_better"],
+        "n_boot": test["n_boot"],
+        "per_class": per_class,
+    }
+
+
 def _classifier_reference(weights: Path, stems: Sequence[Path]) -> dict[str, Any]:
     """Probabilities of ``stems`` by the torch runtime, and by the ONNX file beside it."""
     from ecgcli.inference.onnx_runtime import OnnxPredictor
@@ -156,9 +205,11 @@ def build_shipped_model(
     provenance: Provenance,
     summary: str,
     default: bool = False,
+    against: tuple[Path, str] | None = None,
 ) -> dict[str, Any]:
     """Copy ``run_dir``'s model into ``zoo/name``, add its ONNX file, reference and card, and
-    record it in ``zoo/manifest.json``. Returns the manifest entry."""
+    record it in ``zoo/manifest.json``. Returns the manifest entry. ``against`` (a finished run
+    of the same task and its label) adds the paired fold-10 comparison to the card."""
     from ecgcli.experiments.cards import render_card
 
     run_dir, zoo = Path(run_dir), Path(zoo)
@@ -181,9 +232,10 @@ def build_shipped_model(
         export_model(dest / FILE_NAMES["weights"], "onnx", dest / FILE_NAMES["onnx"])
         ref = _classifier_reference(dest / FILE_NAMES["weights"], stems)
         fold10 = _fold10(metrics)
+        comparison = paired_difference(run_dir, against[0], against[1]) if against else None
     else:
         ref = _encoder_reference(dest / FILE_NAMES["weights"], stems)
-        fold10 = {}
+        fold10, comparison = {}, None
     write_json_atomic(dest / FILE_NAMES["reference"], ref)
     hardware = (
         provenance.hardware or f"{cpu_name()}, {(metrics.get('timing') or {}).get('threads', '?')} thread(s)"
@@ -197,6 +249,7 @@ def build_shipped_model(
         ref,
         Provenance(**{**provenance.__dict__, "hardware": hardware}),
         summary,
+        comparison,
     )
     (dest / FILE_NAMES["card"]).write_text(card, encoding="utf-8")
     files = {
@@ -220,6 +273,7 @@ def build_shipped_model(
         "extra": {
             "encoder": (sidecar.get("architecture") or {}).get("encoder"),
             "command": provenance.command,
+            **({"compared_to": comparison} if comparison else {}),
         },
     }
     manifest_path = zoo / "manifest.json"
