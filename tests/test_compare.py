@@ -369,3 +369,23 @@ def test_tables_never_cut_a_number(width: int) -> None:
     assert text.count(f"finetune:simclr_bce = {LONG}") == 2  # options listed once under each table
     (row,) = [line for line in text.splitlines() if re.match(r"\s*finetune:simclr_bce\s+3\s", line)]
     assert re.search(r"0\.\d{3} ± 0\.\d{3}", row)
+
+
+def test_arms_are_chosen_on_fold_9(grid: dict) -> None:
+    doc = json.loads((grid["out"] / "multiseed.json").read_text())
+    val = {
+        r["config"]: sum(run["val"]["auroc"] for run in r["runs"]) / len(r["runs"]) for r in doc["results"]
+    }
+    arms = ["--arm", "sup=bce+standard", "--arm", "sup=focal+oversample"]
+    arms += ["--arm", "frozen=probe:rand[lr=0.01]"]
+    out = invoke(["compare", str(grid["out"]), *arms, "--format", "json"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout)
+    best = max(["bce+standard", "focal+oversample"], key=lambda c: val[c])
+    choices = {c["arm"]: c for c in got["selection"]["choices"]}
+    assert choices["sup"]["chosen"] == best and choices["frozen"]["chosen"] == "probe:rand[lr=0.01]"
+    assert choices["sup"]["val_mean"] == pytest.approx(val[best])
+    assert [m["name"] for m in got["methods"]] == ["sup", "frozen"] and got["baseline"] == "sup"
+    table = invoke(["compare", str(grid["out"]), *arms])
+    assert table.exit_code == 0 and "chosen on the validation fold (9)" in table.stdout
+    one_error_line(invoke(["compare", str(grid["out"]), "--arm", "sup=nope"]), "'nope' is not among")

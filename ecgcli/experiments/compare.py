@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ecgcli.errors import ConfigError
+from ecgcli.experiments.arms import Choice, parse_arms, select_arms
 from ecgcli.experiments.efficiency import (
     DEFAULT_METRIC,
     EFFICIENCY_METRICS,
@@ -95,6 +96,8 @@ class Comparison:
     #: metric -> factors against the baseline; empty unless some method has several fractions
     efficiency: dict[str, list[Factor]] = field(default_factory=dict)
     efficiency_metric: str = DEFAULT_METRIC
+    #: ``--arm``: what each arm is at each label fraction, chosen on fold 9
+    selection: list[Choice] = field(default_factory=list)
 
     @property
     def fractions(self) -> list[float]:
@@ -179,12 +182,19 @@ def compare(
     baseline: str | None = None,
     per_class: bool = False,
     efficiency_metric: str = DEFAULT_METRIC,
+    arms: Sequence[str] = (),
 ) -> Comparison:
     """Summaries, deltas against the baseline, best-per-column flags and, for a label-fraction
-    sweep, the label-efficiency factors against the baseline."""
+    sweep, the label-efficiency factors against the baseline. ``arms`` (``ARM=CONFIG``, see
+    :mod:`ecgcli.experiments.arms`) first replaces the methods by each arm's configuration
+    chosen on fold 9 at each label fraction."""
     if not methods:
         raise ConfigError("nothing to compare")
     check_efficiency_metric(efficiency_metric)
+    selection: list[Choice] = []
+    if arms:
+        names = list(dict.fromkeys(m.name for m in methods))
+        methods, selection = select_arms(methods, parse_arms(arms, names))
     base_name = pick_baseline(methods, baseline)
     order = sorted(range(len(methods)), key=lambda i: (methods[i].label_fraction, i))
     methods = [methods[i] for i in order]
@@ -230,6 +240,7 @@ def compare(
         methods[0].test_set,
         efficiency,
         efficiency_metric,
+        selection,
     )
 
 
@@ -324,6 +335,12 @@ def to_dict(comp: Comparison) -> dict[str, Any]:
         "test_set": comp.test_set,
         "methods": methods,
     }
+    if comp.selection:
+        doc["selection"] = {
+            "rule": "each arm is its configuration with the highest mean fold-9 macro AUROC at each "
+            "label fraction; fold 10 takes no part",
+            "choices": [c.to_dict() for c in comp.selection],
+        }
     if comp.sweep:
         curves = {}
         for metric in EFFICIENCY_METRICS:

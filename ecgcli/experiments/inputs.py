@@ -48,6 +48,7 @@ class Method:
     test_set: dict[str, Any]
     seeds: list[int] = field(default_factory=list)
     scores: list[dict[str, Any]] = field(default_factory=list)  # per seed: METRICS key -> value
+    val: list[dict[str, Any]] = field(default_factory=list)  # per seed: the same on fold 9
     per_class: list[dict[str, dict[str, Any]]] = field(default_factory=list)
     run_dirs: list[Path] = field(default_factory=list)
     label: str = ""  # the input folder's name, used to tell same-named methods apart
@@ -120,6 +121,10 @@ def read_run(path: Path) -> tuple[dict[str, Any], Method]:
         raise ConfigError(
             f"{path}: metrics.json has no test scores (not an `ecg train supervised` run?)"
         ) from None
+    try:
+        val_scores = scores(metrics, "val")  # what `ecg compare --arm` chooses by
+    except ConfigError:
+        val_scores = {}
     side_path = path / "model.json"
     class_names = list(per_class)
     if side_path.is_file():
@@ -146,6 +151,7 @@ def read_run(path: Path) -> tuple[dict[str, Any], Method]:
         task=str(config.get("task", "superdiagnostic")),
         seeds=[int(config.get("seed", -1))],
         scores=[run_scores],
+        val=[val_scores],
         per_class=[per_class],
         run_dirs=[path],
         label=path.name,
@@ -189,6 +195,7 @@ def read_multiseed(path: Path, callback: Callback = ignore) -> list[Method]:
                         {**{k: r["test"].get(k) for k in METRICS}, **(r.get("calibration") or {})}
                         for r in runs
                     ],
+                    val=[{k: (r.get("val") or {}).get(k) for k in METRICS} for r in runs],
                     per_class=[r.get("per_class") or {} for r in runs],
                     run_dirs=[root / r["run_dir"] for r in runs],
                     label=root.name,
@@ -244,6 +251,7 @@ def _add_run(path: Path, groups: dict[tuple[str, float, str], Method], methods: 
         )
     group.seeds += run.seeds
     group.scores += run.scores
+    group.val += run.val
     group.per_class += run.per_class
     group.run_dirs += run.run_dirs
 
