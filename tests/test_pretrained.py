@@ -318,11 +318,11 @@ def _baseline_run(run: Path, dest: Path, spoil: bool) -> Path:
 
 def test_card_states_a_paired_comparison_against_a_twin(zoo_source: Path, tmp_path: Path) -> None:
     from ecgcli.errors import ConfigError
-    from ecgcli.experiments.shipping import paired_difference
+    from ecgcli.experiments.shipping import paired_difference, run_fold10
     from ecgcli.scoring.stats import macro_auroc
 
     run = zoo_source.parent / "runs" / "clf"
-    same = paired_difference(run, _baseline_run(run, tmp_path / "same", spoil=False), "itself")
+    same = paired_difference(run, run_fold10(_baseline_run(run, tmp_path / "same", spoil=False)), "itself")
     assert same["delta"] == 0 and same["ci"] == [0, 0]  # aligned by ecg_id, not by row
     worse = _baseline_run(run, tmp_path / "worse", spoil=True)
     with np.load(run / "predictions.npz") as a, np.load(worse / "predictions.npz") as b:
@@ -330,7 +330,13 @@ def test_card_states_a_paired_comparison_against_a_twin(zoo_source: Path, tmp_pa
         expected = macro_auroc(a["test_y"], a["test_prob"]) - worse_auroc
     prov = Provenance(command="ecg train supervised --tiny", commit="0000000", population="synthetic")
     entry = build_shipped_model(
-        run, "tiny-twin", tmp_path / "zoo", EXAMPLES, prov, "A twin.", against=(worse, "a noisy twin")
+        run,
+        "tiny-twin",
+        tmp_path / "zoo",
+        EXAMPLES,
+        prov,
+        "A twin.",
+        against=(run_fold10(worse), "a noisy twin"),
     )
     cmp = entry["extra"]["compared_to"]
     assert cmp["delta"] == pytest.approx(expected) and cmp["delta"] > 0
@@ -341,4 +347,17 @@ def test_card_states_a_paired_comparison_against_a_twin(zoo_source: Path, tmp_pa
     sidecar["class_names"] = list(reversed(sidecar["class_names"]))
     (worse / "model.json").write_text(json.dumps(sidecar))
     with pytest.raises(ConfigError, match="not this model's classes"):
-        paired_difference(run, worse, "renamed")
+        paired_difference(run, run_fold10(worse), "renamed")
+
+
+def test_a_shipped_model_scores_fold_10_as_its_run_did(
+    zoo: Path, zoo_source: Path, synth_root: Path, tmp_path: Path
+) -> None:
+    """``build_pretrained.py --against NAME`` scores a shipped model on fold 10: the same records
+    and, for the model the run shipped, the same AUROC."""
+    from ecgcli.experiments.recheck import shipped_fold10
+    from ecgcli.experiments.shipping import paired_difference
+
+    scored = shipped_fold10(NAME, synth_root, tmp_path / "cache")
+    same = paired_difference(zoo_source.parent / "runs" / "clf", scored, NAME)
+    assert same["n"] == len(scored.ecg_ids) and abs(same["delta"]) < 5e-4

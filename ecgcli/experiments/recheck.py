@@ -18,6 +18,7 @@ import numpy as np
 from ecgcli import pretrained
 from ecgcli.errors import ConfigError, DataError
 from ecgcli.events import Callback, ignore
+from ecgcli.experiments.shipping import Fold10
 
 #: (key in the card's fold10 block, label, digits printed)
 CHECKED = (
@@ -57,16 +58,45 @@ def recheck(
     name: str, data_root: Path, cache_dir: Path, workers: int = 1, callback: Callback = ignore
 ) -> Recheck:
     """Score shipped classifier ``name`` on fold 10 of the PTB-XL folder ``data_root``."""
+    from ecgcli.inference.predict import Predictor
+    from ecgcli.scoring.calibration import calibration_report
+    from ecgcli.scoring.metrics import compute_metrics
+    from ecgcli.scoring.stats import test_bootstraps
+
+    model = pretrained.get(name)
+    scored = shipped_fold10(name, data_root, cache_dir, workers, callback)
+    predictor = Predictor.from_checkpoint(pretrained.resolve(name), device="cpu")
+    y, p = scored.y, scored.prob
+    fmax_t = model.fold10.get("fmax_threshold")
+    boots = test_bootstraps(y, p, fmax_t if fmax_t is not None else 0.5)
+    tuned = compute_metrics(y, p, predictor.thresholds, predictor.class_names)
+    cal = calibration_report(y, p, list(predictor.class_names))
+    yours = {
+        "macro_auroc": boots["auroc"]["estimate"],
+        "auroc_ci": [boots["auroc"]["ci_low"], boots["auroc"]["ci_high"]],
+        "macro_auprc": boots["auprc"]["estimate"],
+        "auprc_ci": [boots["auprc"]["ci_low"], boots["auprc"]["ci_high"]],
+        "fmax": boots["fmax"]["estimate"],
+        "fmax_ci": [boots["fmax"]["ci_low"], boots["fmax"]["ci_high"]],
+        "macro_f1_tuned": tuned.macro_f1,
+        "ece": cal["macro_ece"],
+        "n": int(len(y)),
+    }
+    return Recheck(name, model.fold10, yours)
+
+
+def shipped_fold10(
+    name: str, data_root: Path, cache_dir: Path, workers: int = 1, callback: Callback = ignore
+) -> Fold10:
+    """Shipped classifier ``name``'s probabilities of every fold-10 record of ``data_root``, as
+    ``ecg predict`` computes them (from the signal cache)."""
     import torch
 
     from ecgcli.data.cache import ensure_cache
     from ecgcli.data.leads import lead_indices
     from ecgcli.data.ptbxl import TEST_FOLD, load_ptbxl
     from ecgcli.inference.predict import Predictor
-    from ecgcli.scoring.calibration import calibration_report
     from ecgcli.scoring.evaluate import to_windows
-    from ecgcli.scoring.metrics import compute_metrics
-    from ecgcli.scoring.stats import test_bootstraps
 
     model = pretrained.get(name)
     if model.kind != "classifier":
@@ -89,19 +119,4 @@ def recheck(
         counts = np.full(x.shape[0], k)
         probs.append(predictor.score_windows(windows.numpy().copy(), counts, predictor.aggregate))
     p = np.concatenate(probs).astype(np.float64)
-    fmax_t = model.fold10.get("fmax_threshold")
-    boots = test_bootstraps(y, p, fmax_t if fmax_t is not None else 0.5)
-    tuned = compute_metrics(y, p, predictor.thresholds, predictor.class_names)
-    cal = calibration_report(y, p, list(predictor.class_names))
-    yours = {
-        "macro_auroc": boots["auroc"]["estimate"],
-        "auroc_ci": [boots["auroc"]["ci_low"], boots["auroc"]["ci_high"]],
-        "macro_auprc": boots["auprc"]["estimate"],
-        "auprc_ci": [boots["auprc"]["ci_low"], boots["auprc"]["ci_high"]],
-        "fmax": boots["fmax"]["estimate"],
-        "fmax_ci": [boots["fmax"]["ci_low"], boots["fmax"]["ci_high"]],
-        "macro_f1_tuned": tuned.macro_f1,
-        "ece": cal["macro_ece"],
-        "n": int(len(rows)),
-    }
-    return Recheck(name, model.fold10, yours)
+    return Fold10(list(predictor.class_names), ds.ecg_ids[rows], y, p)

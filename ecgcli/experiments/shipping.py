@@ -101,8 +101,18 @@ def _fold10(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _test_predictions(run_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """A finished run's class names and fold-10 ecg_ids, labels and probabilities."""
+@dataclass(frozen=True)
+class Fold10:
+    """A classifier's fold-10 probabilities, with the records and labels they belong to."""
+
+    class_names: list[str]
+    ecg_ids: np.ndarray
+    y: np.ndarray
+    prob: np.ndarray
+
+
+def run_fold10(run_dir: Path) -> Fold10:
+    """A finished run's fold-10 predictions (its predictions.npz and sidecar's classes)."""
     path = Path(run_dir) / "predictions.npz"
     try:
         sidecar = json.loads((Path(run_dir) / FILE_NAMES["sidecar"]).read_text())
@@ -110,27 +120,27 @@ def _test_predictions(run_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray,
             ids, y, p = npz["test_ecg_id"], npz["test_y"], npz["test_prob"]
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"{run_dir}: not a finished classifier run ({exc})") from None
-    return list(sidecar.get("class_names") or []), ids, y, p
+    return Fold10(list(sidecar.get("class_names") or []), ids, y, p)
 
 
-def paired_difference(run_dir: Path, baseline_dir: Path, label: str) -> dict[str, Any]:
-    """``run_dir``'s fold-10 macro AUROC minus ``baseline_dir``'s, by paired bootstrap on the same
-    records (what a reduced-lead model costs against its 12-lead twin, say). Both runs are one
+def paired_difference(run_dir: Path, baseline: Fold10, label: str) -> dict[str, Any]:
+    """``run_dir``'s fold-10 macro AUROC minus ``baseline``'s, by paired bootstrap on the same
+    records (what a reduced-lead model costs against its 12-lead twin, say). Both are one
     training seed each: the interval covers the test records' variation, not the seeds'."""
     from sklearn.metrics import roc_auc_score
 
     from ecgcli.scoring.stats import macro_auroc, paired_bootstrap_auroc
 
-    names, ids, y, p = _test_predictions(run_dir)
-    base_names, base_ids, base_y, base_p = _test_predictions(baseline_dir)
-    if names != base_names:
-        raise ConfigError(f"{baseline_dir}: predicts {base_names}, not this model's classes {names}")
-    if set(ids.tolist()) != set(base_ids.tolist()):
-        raise ConfigError(f"{baseline_dir}: scored other fold-10 records than {run_dir}")
-    order, base_order = np.argsort(ids), np.argsort(base_ids)
-    y, p, base_p = y[order], p[order], base_p[base_order]
-    if not np.array_equal(y, base_y[base_order]):
-        raise ConfigError(f"{baseline_dir}: its fold-10 labels differ from {run_dir}'s")
+    mine = run_fold10(run_dir)
+    names = mine.class_names
+    if names != baseline.class_names:
+        raise ConfigError(f"{label}: predicts {baseline.class_names}, not this model's classes {names}")
+    if set(mine.ecg_ids.tolist()) != set(baseline.ecg_ids.tolist()):
+        raise ConfigError(f"{label}: scored other fold-10 records than {run_dir}")
+    order, base_order = np.argsort(mine.ecg_ids), np.argsort(baseline.ecg_ids)
+    y, p, base_p = mine.y[order], mine.prob[order], baseline.prob[base_order]
+    if not np.array_equal(y, baseline.y[base_order]):
+        raise ConfigError(f"{label}: its fold-10 labels differ from {run_dir}'s")
     test = paired_bootstrap_auroc(y, p, base_p)
     per_class = {
         c: [float(roc_auc_score(y[:, k], p[:, k])), float(roc_auc_score(y[:, k], base_p[:, k]))]
@@ -205,11 +215,11 @@ def build_shipped_model(
     provenance: Provenance,
     summary: str,
     default: bool = False,
-    against: tuple[Path, str] | None = None,
+    against: tuple[Fold10, str] | None = None,
 ) -> dict[str, Any]:
     """Copy ``run_dir``'s model into ``zoo/name``, add its ONNX file, reference and card, and
-    record it in ``zoo/manifest.json``. Returns the manifest entry. ``against`` (a finished run
-    of the same task and its label) adds the paired fold-10 comparison to the card."""
+    record it in ``zoo/manifest.json``. Returns the manifest entry. ``against`` (another model's
+    fold-10 predictions on the same task, and its label) adds the paired comparison to the card."""
     from ecgcli.experiments.cards import render_card
 
     run_dir, zoo = Path(run_dir), Path(zoo)
