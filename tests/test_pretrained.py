@@ -361,3 +361,13 @@ def test_a_shipped_model_scores_fold_10_as_its_run_did(
     scored = shipped_fold10(NAME, synth_root, tmp_path / "cache")
     same = paired_difference(zoo_source.parent / "runs" / "clf", scored, NAME)
     assert same["n"] == len(scored.ecg_ids) and abs(same["delta"]) < 5e-4
+
+
+def test_a_grid_configuration_takes_a_shipped_encoders_name(zoo: Path, tmp_path: Path) -> None:
+    from ecgcli.experiments.spec import parse_spec
+
+    spec = parse_spec(f"finetune:byol={ENCODER}[encoder_lr=0.001]")
+    assert spec.checkpoint == ENCODER and spec.name == "finetune:byol[encoder_lr=0.001]"
+    (tmp_path / ENCODER).write_text("a user's own file")  # the cwd's file wins over the name
+    assert parse_spec(f"finetune:byol={ENCODER}").checkpoint == str(tmp_path / ENCODER)
+    assert parse_spec("finetune:byol=nothing-here").checkpoint == str(tmp_path / "nothing-here")

@@ -162,6 +162,20 @@ _SPEC_HELP = (
 RANDOM = "random"
 
 
+def _checkpoint(path: str) -> str:
+    """A shipped encoder's name stays a name (each run resolves and verifies it); anything else
+    is made an absolute path, so runs started from another folder find it. A file that exists
+    wins over a shipped name, as everywhere a checkpoint is accepted."""
+    from ecgcli import pretrained
+
+    try:
+        if pretrained.named(path) is not None:
+            return path
+    except ConfigError:  # a bare word that names no shipped model: a (missing) path, said later
+        pass
+    return str(Path(path).expanduser().resolve())
+
+
 def parse_spec(text: str) -> ConfigSpec:
     """Parse one configuration spec; syntax errors are a :class:`ConfigError` naming it."""
     m = _SPEC_RE.fullmatch(str(text))
@@ -207,7 +221,7 @@ def parse_spec(text: str) -> ConfigSpec:
             )
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
             raise ConfigError(f"bad configuration {text!r}: name {label!r} must be letters, digits, . _ -")
-        checkpoint = str(Path(path).expanduser().resolve())
+        checkpoint = _checkpoint(path)
         return ConfigSpec(
             str(text).strip(), f"{kind}:{label}{suffix}", kind, None, None, checkpoint, overrides
         )
