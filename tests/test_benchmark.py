@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,17 @@ def test_benchmark_trains_the_grid_then_reuses_it(
     again = runner.invoke(app, [*args, "--show"], env={**env, "COLUMNS": "400"})
     assert again.exit_code == 0 and (out / "leaderboard.md").read_text() == md
     assert "S4, supervised (2026, published)" in again.output and "(1 seed, 1 ep)" in again.output
+    # an ensemble of the task's runs written under ensembles/ is a row of its own
+    members = [str(p) for p in sorted((out / "superdiagnostic").glob("*/lf1/seed*"))]
+    ens = out / "superdiagnostic" / "ensembles" / "both"
+    made = runner.invoke(app, ["ensemble", *members, "--out", str(ens)], env=env)
+    assert made.exit_code == 0 and len(members) == 2, made.output
+    table = leaderboard(out, ["cnn1d", "fcn_wang"], ["superdiagnostic", "rhythm"])
+    row = table["ensemble both"]
+    metrics = json.loads((ens / "metrics.json").read_text())
+    assert row["superdiagnostic"].auroc == metrics["test"]["macro_auroc"] and row["rhythm"].auroc is None
+    shown = runner.invoke(app, [*args, "--show"], env={**env, "COLUMNS": "400"})
+    assert shown.exit_code == 0 and "ensemble both" in shown.output and "(ensemble of 2)" in shown.output
 
 
 def test_anchors_are_the_2026_benchmark_values() -> None:

@@ -38,6 +38,9 @@ ANCHOR_ROWS = {
     "s4_supervised": "S4, supervised (2026, published)",
     "best_finetuned": "best fine-tuned foundation model (2026, published)",
 }
+#: Where the leaderboard finds ensembles of a task's runs: ``OUT/<task>/ensembles/<NAME>/``,
+#: each written by ``ecg ensemble ... --out`` there; a row ``ensemble NAME`` per name.
+ENSEMBLES_DIR = "ensembles"
 #: The benchmark's three strongest encoders.
 DEFAULT_ENCODERS: tuple[str, ...] = ("resnet1d_wang", "xresnet1d101", "inception1d")
 
@@ -53,6 +56,7 @@ class Cell:
     published: float | None
     published_half_width: float | None
     epochs: tuple[int, ...] = ()  # each seed's epochs trained, sorted
+    members: int = 0  # an ensemble's (``ecg ensemble``); 0 for an encoder's cell
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,41 @@ def leaderboard(
                 published_half_width=p[1] if p else None,
                 epochs=tuple(sorted(int(r["epochs_run"]) for r in done if r.get("epochs_run") is not None)),
             )
+    table.update(ensemble_cells(out, tasks, label_fraction))
     return table
+
+
+def ensemble_cells(
+    out: Path, tasks: Sequence[str], label_fraction: float = 1.0
+) -> dict[str, dict[str, Cell]]:
+    """``ensemble NAME -> task -> Cell`` from the finished ensembles under ``OUT/<task>/ensembles/``
+    of the same label fraction (a half-written one is not a row yet)."""
+    import json
+
+    rows: dict[str, dict[str, Cell]] = {}
+    for task in tasks:
+        for metrics_path in sorted((Path(out) / task / ENSEMBLES_DIR).glob("*/metrics.json")):
+            try:
+                metrics = json.loads(metrics_path.read_text())
+                config = json.loads((metrics_path.parent / "config.json").read_text())
+                auroc = float(metrics["test"]["macro_auroc"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            fraction = config.get("label_fraction")
+            if fraction is None or not math.isclose(float(fraction), label_fraction):
+                continue
+            band = (metrics.get("bootstrap") or {}).get("auroc") or {}
+            rows.setdefault(f"ensemble {metrics_path.parent.name}", {})[task] = Cell(
+                auroc=auroc,
+                ci_low=band.get("ci_low"),
+                ci_high=band.get("ci_high"),
+                n_seeds=1,
+                published=None,
+                published_half_width=None,
+                members=len(metrics.get("members") or []),
+            )
+    empty = Cell(None, None, None, 0, None, None)
+    return {name: {t: cells.get(t, empty) for t in tasks} for name, cells in rows.items()}
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -175,7 +213,10 @@ def fmt_cell(cell: Cell) -> str:
         ours = f"{cell.auroc:.3f}"
         if cell.ci_low is not None and cell.ci_high is not None:
             ours += f" [{cell.ci_low:.3f}, {cell.ci_high:.3f}]"
-        ours += f" ({cell.n_seeds} seed{'s' if cell.n_seeds != 1 else ''}{fmt_epochs(cell.epochs)})"
+        if cell.members:
+            ours += f" (ensemble of {cell.members})"
+        else:
+            ours += f" ({cell.n_seeds} seed{'s' if cell.n_seeds != 1 else ''}{fmt_epochs(cell.epochs)})"
     pub = "—" if cell.published is None else f"{cell.published:.3f}±{cell.published_half_width:.3f}"
     return f"{ours} / {pub}"
 
