@@ -371,3 +371,19 @@ def test_a_grid_configuration_takes_a_shipped_encoders_name(zoo: Path, tmp_path:
     (tmp_path / ENCODER).write_text("a user's own file")  # the cwd's file wins over the name
     assert parse_spec(f"finetune:byol={ENCODER}").checkpoint == str(tmp_path / ENCODER)
     assert parse_spec("finetune:byol=nothing-here").checkpoint == str(tmp_path / "nothing-here")
+
+
+def test_compare_takes_a_shipped_name_beside_a_run(zoo: Path, zoo_source: Path) -> None:
+    run = zoo_source.parent / "runs" / "clf"
+    out = runner.invoke(app, ["compare", NAME, str(run), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    shipped, trained = doc["methods"]
+    assert shipped["name"] == NAME and shipped["n"] == 1
+    # the same model, tested on the same fold-10 records (their ecg_id hash agrees)
+    assert shipped["metrics"]["auroc"]["mean"] == pytest.approx(trained["metrics"]["auroc"]["mean"])
+    assert shipped["metrics"]["sensitivity"] is None
+    assert pretrained.get(NAME).fold10["test_set"]["sha256"] == doc["test_set"]["sha256"]
+    for value, words in ((ENCODER, "pretrained encoder"), ("no-such-model", "no shipped model named")):
+        bad = runner.invoke(app, ["compare", value])
+        assert bad.exit_code == 2 and words in bad.output and "Traceback" not in bad.output

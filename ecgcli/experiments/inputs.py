@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ecgcli import pretrained
 from ecgcli.errors import ConfigError
 from ecgcli.events import Callback, Message, ignore
 from ecgcli.experiments.grid import identity
@@ -208,6 +209,39 @@ def read_multiseed(path: Path, callback: Callback = ignore) -> list[Method]:
     return methods
 
 
+def read_shipped(name: str) -> Method:
+    """A shipped classifier as a one-seed method, from the fold-10 numbers of its card (the
+    manifest): AUROC, AUPRC, Fmax, macro F1 at its fold-9 thresholds and ECE; it has no
+    sensitivity, specificity or per-class scores to show."""
+    model = pretrained.get(name)
+    if model.kind != "classifier":
+        raise ConfigError(f"{name} is a pretrained encoder: it has no fold-10 scores to compare")
+    f = model.fold10
+    config = json.loads(model.verified("sidecar").read_text(encoding="utf-8")).get("config") or {}
+    score = {k: None for k in METRICS} | {
+        "auroc": f.get("macro_auroc"),
+        "auprc": f.get("macro_auprc"),
+        "fmax": f.get("fmax"),
+        "f1": f.get("macro_f1_tuned"),
+        "ece": f.get("ece"),
+    }
+    return Method(
+        name=name,
+        kind="supervised",
+        label_fraction=float(config.get("label_fraction", 1.0)),
+        origin="shipped",
+        source=f"the shipped model {name}",
+        class_names=list(model.classes),
+        test_set=dict(f.get("test_set") or {"n": f.get("n")}),
+        task=model.task,
+        seeds=[int(config.get("seed", -1))],
+        scores=[score],
+        val=[{}],
+        per_class=[{}],
+        label=name,
+    )
+
+
 def load_inputs(paths: Sequence[Path | str], callback: Callback = ignore) -> list[Method]:
     """Read every input; group single runs into methods; make names unique; check agreement."""
     if not paths:
@@ -228,6 +262,8 @@ def load_inputs(paths: Sequence[Path | str], callback: Callback = ignore) -> lis
             raise ConfigError(
                 f"{p}: neither a run directory (no metrics.json) nor a multiseed output (no {RESULTS_FILE})"
             )
+        elif pretrained.looks_like_name(raw):
+            methods.append(read_shipped(str(raw)))
         else:
             raise ConfigError(f"{p}: not found")
     _unique_names(methods)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ecgcli.errors import ConfigError
+from ecgcli.experiments.results import test_set_id
 from ecgcli.files import write_json_atomic
 from ecgcli.pretrained import FILE_NAMES, MANIFEST_FORMAT, MANIFEST_VERSION, sha256_file
 
@@ -241,7 +242,7 @@ def build_shipped_model(
 
         export_model(dest / FILE_NAMES["weights"], "onnx", dest / FILE_NAMES["onnx"])
         ref = _classifier_reference(dest / FILE_NAMES["weights"], stems)
-        fold10 = _fold10(metrics)
+        fold10 = {**_fold10(metrics), "test_set": test_set_id(run_fold10(run_dir).ecg_ids)}
         comparison = paired_difference(run_dir, against[0], against[1]) if against else None
     else:
         ref = _encoder_reference(dest / FILE_NAMES["weights"], stems)
