@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -615,3 +616,32 @@ def test_minimum_length_is_the_model_window_when_shorter_than_2_5_s(tmp_path: Pa
     assert small.predict_one(_write(tmp_path, "r22", seconds=2.2)).n_windows == 2  # 2 s window: fine
     (failure,) = small.predict([_write(tmp_path, "r15", seconds=1.5)])
     assert isinstance(failure, Failure) and "at least 2 s" in failure.problem
+
+
+def test_a_many_class_model_shows_statements_not_a_column_per_class(tmp_path: Path) -> None:
+    """PTB-XL's 71 statements cannot be 71 columns: above 8 classes the tables list the classes
+    at or above threshold (and, for one record, the 5 most probable of the rest); --json keeps all."""
+    names = [f"S{k:02d}" for k in range(12)]
+    torch.manual_seed(0)
+    model = ECGClassifier.build("cnn1d", n_classes=12, width=8)
+    fields = {
+        "architecture": model.architecture(), "class_names": names, "leads": list(LEADS),
+        "sampling_rate": 100, "signal_length": 1000, "normalisation": NORM,
+        "thresholds": [0.001, 0.001] + [0.999] * 10,  # S00 and S01 always above, the rest never
+    }  # fmt: skip
+    ckpt = save_checkpoint(
+        tmp_path / "m" / "model.safetensors", model.eval(), checkpoint_meta("classifier", **fields)
+    )
+    a, b = _write(tmp_path / "recs", "a"), _write(tmp_path / "recs", "b", seed=1)
+    env = {"COLUMNS": "200"}
+    one = _cli(str(a.with_suffix(".hea")), "-c", str(ckpt), env=env)
+    assert one.exit_code == 0, one.output
+    rows = re.findall(r"^\W+(S\d\d) ", one.stdout, flags=re.MULTILINE)
+    assert rows[:2] in (["S00", "S01"], ["S01", "S00"]) and len(rows) == 2 + 5, one.stdout
+    assert "12 classes" in one.stdout and "5 more not shown" in one.stdout
+    doc = json.loads(_cli(str(a.with_suffix(".hea")), "-c", str(ckpt), "--json").stdout)
+    assert len(doc["predictions"][0]["probabilities"]) == 12
+    many = _cli(str(a.with_suffix(".hea")), str(b.with_suffix(".hea")), "-c", str(ckpt), env=env)
+    assert many.exit_code == 0, many.output
+    assert "statements (probability)" in many.stdout and "S11" not in many.stdout
+    assert len(re.findall(r"S0[01] 0\.\d\d, S0[01] 0\.\d\d", many.stdout)) == 2

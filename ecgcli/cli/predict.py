@@ -13,13 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from ecgcli.cli.common import Device, JsonFlag, settings_from
 
 if TYPE_CHECKING:
-    from rich.text import Text
-
     from ecgcli.inference.onnx_runtime import OnnxPredictor
     from ecgcli.inference.predict import Failure, Prediction, Predictor
 
@@ -123,9 +120,13 @@ def predict(
         names = predictor.class_names
         machine.write(ctx, machine.csv_text([_csv_header(names), *(_csv_row(names, r) for r in results)]))
     elif len(results) == 1 and not _failures(results):
+        from ecgcli.cli.predict_view import print_prediction
+
         print_prediction(predictor, results[0], how)  # type: ignore[arg-type]
     elif len(results) > 1:
-        _print_many(predictor, results)
+        from ecgcli.cli.predict_view import print_many
+
+        print_many(predictor, results)
     _report_failures(results)
     if code:
         raise typer.Exit(code)
@@ -206,133 +207,6 @@ def _report_failures(results: list) -> None:
         error_line(f.message)  # error_line escapes rich markup itself
     if failed and len(results) > 1:
         err.print(f"scored {len(results) - len(failed)} of {len(results)} records; {len(failed)} failed")
-
-
-# --- human output ------------------------------------------------------------------------------
-
-_BLOCKS = " ▏▎▍▌▋▊▉█"
-
-
-def _bar(p: float, width: int = 24, style: str = "green") -> Text:
-    """A horizontal bar ``p`` (0..1) of ``width`` cells, in eighths of a cell."""
-    from rich.text import Text
-
-    eighths = round(min(max(p, 0.0), 1.0) * width * 8)
-    full, part = divmod(eighths, 8)
-    bar = "█" * full + (_BLOCKS[part] if part else "")
-    return Text(bar.ljust(width), style=style)
-
-
-def print_prediction(predictor: Predictor | OnnxPredictor, pred: Prediction, aggregate: str) -> None:
-    from rich.table import Table
-
-    from ecgcli.cli.render import out
-
-    windows = f"{pred.n_windows} window{'s' if pred.n_windows != 1 else ''} of {predictor.window_seconds:g} s"
-    how = f", {aggregate} over windows" if pred.n_windows > 1 else ""
-    padded = ", zero-padded" if pred.padded else ""
-    table = Table(
-        title=f"{pred.record}  ({pred.duration_s:.3g} s at {pred.fs_in:g} Hz; {windows}{how}{padded})",
-        title_justify="left",
-    )
-    table.add_column("class", no_wrap=True)
-    table.add_column("probability", justify="right", no_wrap=True)
-    table.add_column("threshold", justify="right", no_wrap=True)
-    table.add_column("above threshold", justify="center", no_wrap=True)
-    table.add_column("", no_wrap=True)
-    for name, p in pred.probabilities.items():
-        above = pred.above(name)
-        table.add_row(
-            name,
-            f"{p:.3f}",
-            f"{pred.thresholds[name]:.3f}",
-            "[bold green]yes[/]" if above else "[dim]no[/]",
-            _bar(p, style="green" if above else "grey50"),
-            style="bold" if above else None,
-        )
-    out.print(table)
-    colour = "bold green" if pred.positive else "bold"
-    out.print(f"[{colour}]{escape(pred.verdict())}[/]", soft_wrap=True)
-    if pred.labels is not None:
-        labels = escape(_labels_text(pred.labels))
-        out.print(f"the record's own labels (its header): {labels}", soft_wrap=True)
-
-
-def _labels_text(labels: tuple[str, ...]) -> str:
-    return ", ".join(labels) if labels else "none"
-
-
-def _print_many(predictor: Predictor | OnnxPredictor, results: list) -> None:
-    """One row per record; failed records show their problem in the last column."""
-    from rich import box
-    from rich.table import Table
-
-    from ecgcli.cli.render import out
-    from ecgcli.inference.predict import Failure
-
-    names = predictor.class_names
-    base = _common_folder([r.record for r in results])
-    table = Table(
-        title=f"{len(results)} records under {base}" if base else f"{len(results)} records",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        caption="probability per class; bold green = at or above the checkpoint's threshold ("
-        + ", ".join(f"{c} {t:.2f}" for c, t in zip(names, predictor.thresholds, strict=True))
-        + ")",
-        caption_justify="left",
-    )
-    table.add_column("record", no_wrap=True)
-    table.add_column("top", no_wrap=True)
-    for name in names:
-        table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("positive classes")
-    with_labels = any(getattr(r, "labels", None) is not None for r in results)
-    if with_labels:
-        table.add_column("record's labels", style="cyan")
-    for r in results:
-        if isinstance(r, Failure):
-            table.add_row(
-                _short(r.record, base),
-                "",
-                *([""] * len(names)),
-                f"[red]error: {escape(r.problem)}[/]",
-                *([""] if with_labels else []),
-            )
-            continue
-        cells = [
-            f"[bold green]{r.probabilities[c]:.3f}[/]" if r.above(c) else f"{r.probabilities[c]:.3f}"
-            for c in names
-        ]
-        positive = ", ".join(r.positive) if r.positive else "[dim]none[/]"
-        table.add_row(
-            _short(r.record, base),
-            r.top_class,
-            *cells,
-            positive
-            + (" [yellow](padded)[/]" if r.padded else "")
-            + (f" [yellow](flat {', '.join(r.flat_leads)})[/]" if r.flat_leads else ""),
-            *([escape(_labels_text(r.labels)) if r.labels is not None else ""] if with_labels else []),
-        )
-    out.print(table)
-
-
-def _common_folder(records: list[str]) -> str:
-    """The deepest folder holding every record ("" when they share none worth naming)."""
-    import os
-
-    try:
-        base = os.path.commonpath([os.path.dirname(r) for r in records])
-    except ValueError:  # absolute and relative paths mixed
-        return ""
-    return "" if base in ("", ".", os.sep) else base
-
-
-def _short(record: str, base: str) -> str:
-    """A record's path relative to ``base``, escaped for rich markup."""
-    import os
-
-    return escape(os.path.relpath(record, base) if base else record)
 
 
 # --- machine output ----------------------------------------------------------------------------
