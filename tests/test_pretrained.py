@@ -277,6 +277,26 @@ def test_header_labels_comment(comment: str, expected: tuple | None) -> None:
     assert header_labels(["# Source: PTB-XL", comment]) == expected
 
 
+def test_a_statement_model_is_shown_the_records_statements() -> None:
+    from ecgcli.data.records import header_statements, read_header, record_labels
+
+    assert header_statements(["# Statements: ASMI(50), LAFB(100), SR(0)"]) == ("ASMI", "LAFB", "SR")
+    assert header_statements(["# Labels: MI"]) is None
+    header = read_header(EXAMPLES / "ptbxl_00162.hea")
+    assert header.labels == ("MI", "STTC", "HYP", "CD")
+    assert header.statements == ("ASMI", "LAFB", "LVH", "ISC_", "SR")
+    # superclasses for a superclass model; the statements it knows for a statement model
+    assert (
+        record_labels(header.labels, header.statements, ["NORM", "MI", "STTC", "CD", "HYP"]) == header.labels
+    )
+    assert record_labels(header.labels, header.statements, ["SR", "AFIB", "LVH", "ASMI"]) == (
+        "ASMI",
+        "LVH",
+        "SR",
+    )
+    assert record_labels(("X",), None, ["SR"]) == ("X",)
+
+
 def test_predict_prints_the_records_labels_beside_its_call(zoo: Path) -> None:
     records = [str(s) + ".hea" for s in example_stems(EXAMPLES)]
     table = runner.invoke(app, ["predict", *records], env={"COLUMNS": "200"})

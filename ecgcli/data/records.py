@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -96,6 +96,8 @@ class Header:
     #: the record's own labels, from a ``# Labels: A,B`` comment line (as the example records
     #: carry them), or None when the header has none
     labels: tuple[str, ...] | None = None
+    #: its PTB-XL statements, from a ``# Statements: IMI(100), SR(0)`` comment line, or None
+    statements: tuple[str, ...] | None = None
 
     @property
     def n_sig(self) -> int:
@@ -139,7 +141,8 @@ def read_header(path: Path) -> Header:
     except OSError as exc:
         raise RecordError(record, f"header unreadable ({exc.strerror})") from None
     lines = [ln.strip() for ln in text.splitlines()]
-    labels = header_labels(ln for ln in lines if ln.startswith("#"))
+    comments = [ln for ln in lines if ln.startswith("#")]
+    labels, statements = header_labels(comments), header_statements(comments)
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if not lines:
         raise RecordError(record, "header is empty")
@@ -189,18 +192,51 @@ def read_header(path: Path) -> Header:
         tuple(formats),
         tuple(files),
         labels=labels,
+        statements=statements,
     )
+
+
+def _comment(comments: Iterable[str], name: str) -> str | None:
+    """The value of the first ``# Name: value`` comment line, or None."""
+    for line in comments:
+        key, sep, value = line.lstrip("#").strip().partition(":")
+        if sep and key.strip().lower() == name:
+            return value
+    return None
+
+
+def header_statements(comments: Iterable[str]) -> tuple[str, ...] | None:
+    """The PTB-XL statements a ``# Statements: ASMI(50), SR(0)`` comment line names (their
+    likelihoods dropped), or None when no comment says."""
+    value = _comment(comments, "statements")
+    if value is None:
+        return None
+    return tuple(v.split("(")[0].strip() for v in value.split(",") if v.split("(")[0].strip())
+
+
+def record_labels(
+    labels: tuple[str, ...] | None, statements: tuple[str, ...] | None, class_names: Sequence[str]
+) -> tuple[str, ...] | None:
+    """A record's own labels in a model's vocabulary, to print beside its call: the ``# Labels:``
+    classes when the model knows every one of them (PTB-XL's superclasses), else the record's
+    statements that the model predicts (a model of statements: all 71, form, rhythm), else the
+    labels as written."""
+    known = set(class_names)
+    if labels is not None and set(labels) <= known:
+        return labels
+    if statements is not None:
+        return tuple(s for s in statements if s in known)
+    return labels
 
 
 def header_labels(comments: Iterable[str]) -> tuple[str, ...] | None:
     """The classes a ``# Labels: NORM,MI`` comment line names (``none`` for none), or None
     when no comment says: what ``ecg predict`` prints beside its own call."""
-    for line in comments:
-        key, sep, value = line.lstrip("#").strip().partition(":")
-        if sep and key.strip().lower() == "labels":
-            names = tuple(v.strip() for v in value.split(",") if v.strip())
-            return () if names in ((), ("none",)) else names
-    return None
+    value = _comment(comments, "labels")
+    if value is None:
+        return None
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    return () if names in ((), ("none",)) else names
 
 
 def read_adc(stem: Path, header: Header | None = None) -> tuple[np.ndarray, Header]:
@@ -405,6 +441,7 @@ class PreparedRecord:
     stride: int | None = None
     flat_leads: tuple[str, ...] = ()
     labels: tuple[str, ...] | None = None  # the header's own (``# Labels:``), if it has any
+    statements: tuple[str, ...] | None = None  # and its statements (``# Statements:``)
 
     @property
     def starts(self) -> np.ndarray:
@@ -513,4 +550,5 @@ def prepare_record(
         stride=stride,
         flat_leads=tuple(lead for lead, f in zip(leads, flat, strict=True) if f),
         labels=header.labels,
+        statements=header.statements,
     )

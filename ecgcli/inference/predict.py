@@ -23,7 +23,7 @@ import numpy as np
 
 from ecgcli import LEADS
 from ecgcli.data.normalize import LeadNorm
-from ecgcli.data.records import PreparedRecord, prepare_record
+from ecgcli.data.records import PreparedRecord, prepare_record, record_labels
 from ecgcli.errors import CheckpointError, ConfigError, RecordError
 from ecgcli.events import Callback, Message, TaskDone, TaskProgress, TaskStarted, ignore
 
@@ -284,7 +284,7 @@ class WindowScorer:
             duration_s=duration,
             warnings=warnings,
             flat_leads=rec.flat_leads,
-            labels=rec.labels,
+            labels=record_labels(rec.labels, rec.statements, self.class_names),
         )
 
 
