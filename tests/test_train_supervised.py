@@ -209,3 +209,28 @@ def test_cli_interrupt_exits_130_with_resume_hint(train_kwargs: dict, tmp_path: 
     monkeypatch.setenv("ECG_CACHE_DIR", train_kwargs["cache_dir"])
     result = _cli("--data-root", train_kwargs["data_root"], "--run-dir", str(tmp_path / "r"))
     assert result.exit_code == 130 and "Resume with" in result.output
+
+
+def test_a_resume_that_changes_the_arithmetic_says_so(
+    train_kwargs: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--precision auto resolves per machine: a run started where the CPU has native bf16 and
+    resumed where it has not goes on in fp32, says so, and records each epoch's arithmetic."""
+    from ecgcli.events import Message
+    from ecgcli.train import precision
+
+    kwargs = {**train_kwargs, "epochs": 2, "precision": "auto", "name": "moved"}
+
+    def stop_in_epoch_2(event: object) -> None:
+        if isinstance(event, EpochStarted) and event.epoch == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp, pytest.raises(Interrupted):  # the first machine: native bf16
+        mp.setattr(precision, "CPU_AUTO_BF16", True)
+        mp.setattr(precision, "cpu_bf16_native", lambda: (True, "avx512_bf16"))
+        train_classifier(SupervisedConfig(**kwargs), stop_in_epoch_2)
+    events: list = []
+    resumed = resume_classifier(Path(kwargs["runs_dir"]) / "moved", events.append).metrics
+    assert [h["precision"] for h in resumed["history"]] == ["bf16", "fp32"]
+    said = [e.text for e in events if isinstance(e, Message) and e.level == "warning"]
+    assert any("epochs 1-1 trained in bf16; this machine trains the rest in fp32" in t for t in said), said

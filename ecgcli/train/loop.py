@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ecgcli.errors import CheckpointError, Interrupted, TrainingError
-from ecgcli.events import BatchDone, Callback, EpochDone, EpochStarted, RunDone, ignore
+from ecgcli.events import BatchDone, Callback, EpochDone, EpochStarted, Message, RunDone, ignore
 from ecgcli.train.distributed import Distributed, all_ranks
 from ecgcli.train.resume import FitState, load_resume_state, save_resume_state, saved_epoch
 from ecgcli.train.seeds import epoch_seed
@@ -174,6 +174,7 @@ def fit(
 
     dtype = autocast_dtype(cfg.precision, device) if cfg.amp else None
     use_amp, amp_dtype = dtype is not None, dtype or torch.float32
+    arithmetic = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")  # type: ignore[arg-type]
     scaler = torch.amp.GradScaler(
         "cuda", enabled=use_amp and device.type == "cuda" and amp_dtype == torch.float16
     )
@@ -184,6 +185,15 @@ def fit(
         if state_path is None:
             raise CheckpointError("nothing to resume from")
         state = load_resume_state(state_path, module, optimizer, scaler)
+        before = state.history[-1].get("precision") if state.history else None
+        if before is not None and before != arithmetic:  # --precision auto on another machine
+            callback(
+                Message(
+                    f"epochs 1-{state.epoch} trained in {before}; this machine trains the rest in "
+                    f"{arithmetic} (--precision {cfg.precision}); metrics.json records each epoch's",
+                    "warning",
+                )
+            )
     params = [p for g in optimizer.param_groups for p in g["params"]]
     steps_per_epoch = objective.n_batches(0)
     total_steps = cfg.epochs * steps_per_epoch
@@ -262,6 +272,7 @@ def fit(
                     "seconds": round(seconds, 3),
                     "lr": lr,
                     "samples_per_s": round(rate, 1),
+                    "precision": arithmetic,
                 }
             )
             state.epoch = epoch + 1
