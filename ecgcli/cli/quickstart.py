@@ -37,7 +37,7 @@ def quickstart(
     from ecgcli.cli.compare import print_comparison
     from ecgcli.cli.data import print_verify_report
     from ecgcli.cli.formats import to_markdown
-    from ecgcli.cli.predict import print_prediction
+    from ecgcli.cli.predict_view import print_prediction
     from ecgcli.cli.render import TrainingView, out, print_evaluation, progress_events
     from ecgcli.experiments.quickstart import Quickstart, QuickstartConfig
     from ecgcli.files import write_text_atomic
