@@ -14,6 +14,7 @@
 # Every stage is an ordinary `ecg multiseed` grid: rerunning resumes it (finished runs are never
 # trained again), and SHARD=K/N shares a stage between N processes or machines on one OUT_DIR.
 # One torch thread per process; JOBS=2 trains two runs side by side on a 2-core machine.
+# EPOCHS=N overrides every configuration's epochs (a smoke test: EPOCHS=1 on synthetic data).
 set -uo pipefail
 data=${1:?usage: label_efficiency_grid.sh PTBXL_DIR OUT_DIR [small|ten|large|report ...]}
 out=${2:?usage: label_efficiency_grid.sh PTBXL_DIR OUT_DIR [small|ten|large|report ...]}
@@ -41,7 +42,7 @@ grid() {  # NAME FRACTIONS SEEDS CONFIG...
   for c in "$@"; do cfgs+=(-c "$c"); done
   echo "$(date -u +%FT%TZ) $name: ecg multiseed --label-fractions $fractions --seeds $seeds --out $out/$name"
   ecg multiseed --data-root "$data" --label-fractions "$fractions" --seeds "$seeds" --jobs "${JOBS:-1}" \
-    ${SHARD:+--shard "$SHARD"} "${cfgs[@]}" --out "$out/$name"
+    ${SHARD:+--shard "$SHARD"} ${EPOCHS:+--epochs "$EPOCHS"} "${cfgs[@]}" --out "$out/$name"
 }
 
 arms() {  # the --arm options of the search (a method's name is its spec without the checkpoint)
