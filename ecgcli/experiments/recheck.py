@@ -58,14 +58,12 @@ def recheck(
     name: str, data_root: Path, cache_dir: Path, workers: int = 1, callback: Callback = ignore
 ) -> Recheck:
     """Score shipped classifier ``name`` on fold 10 of the PTB-XL folder ``data_root``."""
-    from ecgcli.inference.predict import Predictor
     from ecgcli.scoring.calibration import calibration_report
     from ecgcli.scoring.metrics import compute_metrics
     from ecgcli.scoring.stats import test_bootstraps
 
-    model = pretrained.get(name)
-    scored = shipped_fold10(name, data_root, cache_dir, workers, callback)
-    predictor = Predictor.from_checkpoint(pretrained.resolve(name), device="cpu")
+    model, predictor = _classifier(name)
+    scored = shipped_fold10(name, data_root, cache_dir, workers, callback, predictor)
     y, p = scored.y, scored.prob
     fmax_t = model.fold10.get("fmax_threshold")
     boots = test_bootstraps(y, p, fmax_t if fmax_t is not None else 0.5)
@@ -85,23 +83,35 @@ def recheck(
     return Recheck(name, model.fold10, yours)
 
 
+def _classifier(name: str) -> tuple[pretrained.ShippedModel, Any]:
+    """Shipped classifier ``name`` and its loaded predictor (an encoder is one line)."""
+    from ecgcli.inference.predict import Predictor
+
+    model = pretrained.get(name)
+    if model.kind != "classifier":
+        raise ConfigError(f"{name} is a pretrained encoder: it has no fold-10 scores to check")
+    return model, Predictor.from_checkpoint(pretrained.resolve(name), device="cpu")
+
+
 def shipped_fold10(
-    name: str, data_root: Path, cache_dir: Path, workers: int = 1, callback: Callback = ignore
+    name: str,
+    data_root: Path,
+    cache_dir: Path,
+    workers: int = 1,
+    callback: Callback = ignore,
+    predictor: Any = None,
 ) -> Fold10:
     """Shipped classifier ``name``'s probabilities of every fold-10 record of ``data_root``, as
-    ``ecg predict`` computes them (from the signal cache)."""
+    ``ecg predict`` computes them (from the signal cache); ``predictor``: its loaded predictor,
+    when the caller has one already."""
     import torch
 
     from ecgcli.data.cache import ensure_cache
     from ecgcli.data.leads import lead_indices
     from ecgcli.data.ptbxl import TEST_FOLD, load_ptbxl
-    from ecgcli.inference.predict import Predictor
     from ecgcli.scoring.evaluate import to_windows
 
-    model = pretrained.get(name)
-    if model.kind != "classifier":
-        raise ConfigError(f"{name} is a pretrained encoder: it has no fold-10 scores to check")
-    predictor = Predictor.from_checkpoint(pretrained.resolve(name), device="cpu")
+    model, predictor = _classifier(name) if predictor is None else (pretrained.get(name), predictor)
     ds = load_ptbxl(Path(data_root), predictor.fs, task=model.task)
     if tuple(ds.class_names) != tuple(predictor.class_names):
         raise DataError(
