@@ -35,29 +35,12 @@ a mistake with a :class:`ConfigError` (training already requires 64 samples or m
 Sizes. The ECG foundation-model benchmark's S4 (AI4HealthUOL's ``clinical_ts``, the library of
 ecg-fm-benchmarking: ``S4PredictorConfig``) is model_dim 512, state_dim 64, 4 layers, dropout
 0.2, post-norm LayerNorm, causal by default, with S4 (``s42``) layers rather than S4D; here that
-is ``--width 512`` (depth 4, d_state 64 are the defaults). CPU cost (``benchmarks/s4_speed.py``:
-one thread, a batch of 128 windows of 12 x 250 samples, forward + backward + AdamW step of the
-benchmark-head classifier; an epoch-equivalent is PTB-XL folds 1-8, 17,111 records = 134 steps,
-data loading excluded), measured on the project's 2-core CPU while other jobs kept it loaded
-(load 4-7), so the figures are inflated and noisy; compare rows, not absolutes::
-
-    encoder         width depth  params   s/step  min/epoch
-    s4                 64     2    52 k     1.6       3.7
-    s4                 64     4    86 k     3.4       7.7
-    s4                 64     6   119 k     7.8      17.5
-    s4                128     2   136 k     5.4      12.1
-    s4                128     4   236 k    11.3      25.3
-    s4                128     6   336 k    11.8      26.4
-    s4                256     2   402 k     7.9      17.6
-    s4                256     4   733 k    24.0      53.6
-    s4                256     6  1.06 M    78.0     174.1
-    s4 (published)    512     4  2.51 M   122.1     272.7
-    resnet1d_wang     128     -   473 k     5.2      11.5
-
-A second, interleaved run: resnet1d_wang 2.2-3.0 s/step, s4 64x4 2.3, 128x2 3.0, 128x4 5.4.
-The default, width 64 x depth 4 (d_state 64), costs about what ``resnet1d_wang`` costs per step,
-so a 50-epoch benchmark-recipe run fits the 2-core CPU as the CNN baselines do, and keeps the
-published depth of 4 (``--width 512`` is the published size, ~25-50x slower: a GPU job).
+is ``--width 512`` (depth 4, d_state 64 are the defaults). CPU cost per training step and per
+PTB-XL epoch, one thread, fp32, is measured by ``benchmarks/s4_speed.py`` and recorded in
+``results/s4_speed.json``: the default, width 64 x depth 4, costs less per step than
+``resnet1d_wang`` (so a 50-epoch benchmark-recipe run fits the 2-core CPU as the CNN baselines
+do) and keeps the published depth; the published width 512 is about 15x ``resnet1d_wang``, an
+hour per epoch on one core: a GPU job.
 """
 
 from __future__ import annotations
