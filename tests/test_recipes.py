@@ -115,3 +115,17 @@ def test_cli_recipe_resolves_and_saves_every_value(
 def test_cli_unknown_recipe_is_one_line(synth_root: Path) -> None:
     res = runner.invoke(app, ["train", "supervised", "--recipe", "fast", "--data-root", str(synth_root)])
     assert res.exit_code == 2 and "unknown recipe 'fast'" in res.output and "Traceback" not in res.output
+
+
+def test_benchmark_help_shows_the_recipe_s_defaults_not_the_field_s() -> None:
+    """`ecg benchmark` trains with the benchmark recipe unless told otherwise, so its help must
+    say 50 epochs at 1e-2, not the reference defaults (30 epochs at 1e-3) a run never gets."""
+    text = CliRunner().invoke(app, ["benchmark", "--help"], env={"COLUMNS": "400"}).output
+    line = {ln.split()[1]: ln for ln in text.splitlines() if ln.strip("│ ").startswith("--")}
+    assert "[default: 50, the benchmark recipe's]" in line["--epochs"]
+    assert "[default: 0.01, the benchmark recipe's]" in line["--lr"]
+    assert "[default: 1.25 s, the benchmark recipe's]" in line["--window-stride"]
+    assert "window length" not in line["--window-stride"]  # the field's own default is replaced
+    assert "[default: 0]" in line["--warmup-epochs"]  # a field the recipe leaves keeps its own
+    plain = CliRunner().invoke(app, ["train", "supervised", "--help"], env={"COLUMNS": "400"}).output
+    assert "recipe's]" not in plain and "[default: 30]" in plain

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Annotated, Any, get_origin
 import typer
 
 from ecgcli.cli.common import DataRoot, Device, SamplingRate, Tracker, Workers, run_settings
-from ecgcli.train.config import field_types, option_help
+from ecgcli.train.config import RECIPES, field_types, option_help
 
 #: The help panel every generated training option is listed under.
 PANEL = "Training options"
@@ -43,12 +44,23 @@ def _cli_type(declared: Any) -> Any:
     return declared | None if get_origin(declared) is list else declared
 
 
+def _recipe_value(value: Any) -> str:
+    """A recipe's value as help shows it: ``("seconds", 2.5)`` -> ``2.5 s``."""
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == "seconds":
+        return f"{value[1]:g} s"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def config_parameters(
     cls: type, exclude: Iterable[str] = (), defaults: dict[str, Any] | None = None
 ) -> list[inspect.Parameter]:
-    """One keyword parameter per option field of ``cls`` (fields declared with ``option``)."""
+    """One keyword parameter per option field of ``cls`` (fields declared with ``option``). Where
+    ``defaults`` names a recipe, the help of each field that recipe sets shows the recipe's
+    value as the default, since that is what a run without the flag gets."""
     types = field_types(cls)
     skip = set(exclude)
+    recipe_name = (defaults or {}).get("recipe")
+    recipe = RECIPES.get(recipe_name, {}) if isinstance(recipe_name, str) else {}
     params = []
     for f in fields(cls):
         meta = option_help(cls, f.name)
@@ -60,7 +72,12 @@ def config_parameters(
             default = f.default
         else:  # a default_factory (lists): absent on the command line means the factory's value
             default = None
-        flag = typer.Option(flag_name(f.name, meta), help=meta["help"], rich_help_panel=PANEL)
+        text, shown = meta["help"], True
+        if f.name in recipe:  # the command's default recipe sets it: say what it is, not the field's
+            text = re.sub(r"\s*\\\[default: [^]]*\]", "", text)  # its own (rich-escaped) default
+            text += f" \\[default: {_recipe_value(recipe[f.name])}, the {recipe_name} recipe's]"
+            shown = False
+        flag = typer.Option(flag_name(f.name, meta), help=text, rich_help_panel=PANEL, show_default=shown)
         annotation = Annotated[_cli_type(types[f.name]), flag]
         params.append(
             inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
