@@ -407,3 +407,20 @@ def test_compare_takes_a_shipped_name_beside_a_run(zoo: Path, zoo_source: Path) 
     for value, words in ((ENCODER, "pretrained encoder"), ("no-such-model", "no shipped model named")):
         bad = runner.invoke(app, ["compare", value])
         assert bad.exit_code == 2 and words in bad.output and "Traceback" not in bad.output
+
+
+def test_card_words_a_worse_twin_by_its_replicates_and_times_a_resumed_run_whole() -> None:
+    from ecgcli.experiments.cards import _replicates_below, _run_seconds
+
+    worse = {"delta": -0.09, "p_not_better": 1.0, "n_boot": 1000}
+    assert _replicates_below(worse) == "below it in every one"  # not "p = 1 that it is not better"
+    assert (
+        _replicates_below({**worse, "delta": -0.004, "p_not_better": 0.93}) == "at or below it in 930 of them"
+    )
+    assert _replicates_below({"delta": 0.01, "p_not_better": 0.02, "n_boot": 1000}).endswith(
+        "p = 0.02 that this model is not better"
+    )
+    # a run resumed before the fix counted only its last session in total_seconds
+    assert _run_seconds({"total_seconds": 3233.0, "train_seconds": 12624.0, "eval_seconds": 123.0}) == 12747.0
+    assert _run_seconds({"total_seconds": 5400.0, "train_seconds": 5200.0, "eval_seconds": 100.0}) == 5400.0
+    assert _run_seconds({}) is None

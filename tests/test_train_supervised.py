@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,8 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(train_kwargs: dict) 
     full = train_classifier(SupervisedConfig(**kwargs, name="full")).metrics
 
     def stop_in_epoch_2(event: object) -> None:
+        if isinstance(event, EpochStarted) and event.epoch == 1:
+            time.sleep(2.0)  # the first session is long: its time must not vanish on resume
         if isinstance(event, EpochStarted) and event.epoch == 2:
             raise KeyboardInterrupt
 
@@ -115,6 +118,9 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(train_kwargs: dict) 
         assert h1["train_loss"] == pytest.approx(h2["train_loss"], abs=1e-7)
         assert h1["auroc"] == pytest.approx(h2["auroc"], abs=1e-7)
     assert resumed["test"]["macro_auroc"] == pytest.approx(full["test"]["macro_auroc"], abs=1e-7)
+    timing = resumed["timing"]  # the whole run's time, both sessions, not the resumed one's alone
+    assert timing["train_seconds"] >= 2.0
+    assert timing["total_seconds"] >= timing["train_seconds"] + timing["eval_seconds"]
     with pytest.raises(ConfigError, match="already finished"):
         resume_classifier(cut)
 

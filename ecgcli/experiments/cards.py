@@ -31,6 +31,16 @@ def _ci(value: Any, ci: Any) -> str:
     return _f(value) if not ci else f"{_f(value)} [{_f(ci[0])}, {_f(ci[1])}]"
 
 
+def _run_seconds(timing: dict[str, Any]) -> float | None:
+    """A run's wall time: ``total_seconds``, but never less than its epochs and final evaluation
+    (a run resumed before ecgcli 0.2.0 counted only its last session in ``total_seconds``)."""
+    parts = [
+        timing.get("total_seconds"),
+        (timing.get("train_seconds") or 0) + (timing.get("eval_seconds") or 0),
+    ]
+    return max((p for p in parts if p), default=None)
+
+
 def _duration(seconds: Any) -> str:
     if not seconds:
         return "n/a"
@@ -118,6 +128,16 @@ def _probe_section(name: str, metrics: dict[str, Any]) -> list[str]:
     ]
 
 
+def _replicates_below(comparison: dict[str, Any]) -> str:
+    """How often this model came out at or below the other: the one-sided bootstrap p that it is
+    not better, or (when it is worse) the share of replicates that make it so, said in words."""
+    p, n = comparison["p_not_better"], comparison["n_boot"]
+    if comparison["delta"] >= 0:
+        return f"one-sided p = {p:.3g} that this model is not better"
+    below = round(p * n)
+    return f"at or below it in {below:,} of them" if below < n else "below it in every one"
+
+
 def _comparison_section(comparison: dict[str, Any]) -> list[str]:
     """What this model costs (or gains) against another on the same fold-10 records."""
     lo, hi = comparison["ci"]
@@ -128,9 +148,8 @@ def _comparison_section(comparison: dict[str, Any]) -> list[str]:
         f"Same recipe and seed, scored on the same {comparison['n']} fold-10 records: macro AUROC "
         f"{_f(comparison['macro_auroc'])} against {_f(comparison['baseline_macro_auroc'])}, a difference of "
         f"**{comparison['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]** (paired bootstrap, {comparison['n_boot']:,} "
-        f"replicates of the records; one-sided p = {comparison['p_not_better']:.3g} that this model is "
-        "not better). One training run each: the interval covers the test records' variation, not "
-        "the training seed's.",
+        f"replicates of the records; {_replicates_below(comparison)}). One training run each: the "
+        "interval covers the test records' variation, not the training seed's.",
         "",
         f"| class | this model | {comparison['against']} | difference |",
         "|---|---|---|---|",
@@ -201,13 +220,13 @@ def render_card(
         )
         lines.append(
             f"- **Training:** {metrics.get('epochs_run', config.get('epochs'))} epochs, best on fold 9 after "
-            f"epoch {metrics.get('best_epoch')}; {_duration(timing.get('total_seconds'))} on "
+            f"epoch {metrics.get('best_epoch')}; {_duration(_run_seconds(timing))} on "
             f"{provenance.hardware}."
         )
     else:
         lines.append(
             f"- **Training:** {config.get('epochs')} epochs of self-supervised pretraining on folds 1-8 "
-            f"without labels; {_duration(timing.get('total_seconds'))} on {provenance.hardware}."
+            f"without labels; {_duration(_run_seconds(timing))} on {provenance.hardware}."
         )
     lines += [
         f"- **Command** (run at commit `{provenance.commit}`):",

@@ -185,6 +185,7 @@ def fit(
         if state_path is None:
             raise CheckpointError("nothing to resume from")
         state = load_resume_state(state_path, module, optimizer, scaler)
+        state.resumed_seconds = state.seconds
         before = state.history[-1].get("precision") if state.history else None
         if before is not None and before != arithmetic:  # --precision auto on another machine
             callback(

@@ -36,6 +36,9 @@ class FitState:
     bad_epochs: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
+    #: ``seconds`` when this process resumed the run (not saved): the earlier sessions' share
+    #: of a run's wall time, which this process's clock does not see
+    resumed_seconds: float = 0.0
 
 
 def save_resume_state(

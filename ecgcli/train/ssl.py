@@ -301,7 +301,7 @@ class Pretraining:
             },
             "timing": {
                 "train_seconds": round(state.seconds, 2),
-                "total_seconds": round(time.perf_counter() - run.started, 2),
+                "total_seconds": round(state.resumed_seconds + time.perf_counter() - run.started, 2),
                 "samples_per_s": [h["samples_per_s"] for h in state.history],
                 "augment_share": [round(h["augment_share"], 4) for h in state.history],
                 "device": str(run.device),

@@ -328,7 +328,7 @@ class ClassifierTraining:
             "timing": {
                 "train_seconds": round(state.seconds, 2),
                 "eval_seconds": round(eval_seconds, 2),
-                "total_seconds": round(time.perf_counter() - run.started, 2),
+                "total_seconds": round(state.resumed_seconds + time.perf_counter() - run.started, 2),
                 "device": str(run.device),
                 "threads": torch.get_num_threads(),
             },
