@@ -84,7 +84,7 @@ def predict(
     batch_size: BatchSize = 256,
     runtime: RuntimeOpt = Runtime.auto,
 ) -> None:
-    """Classify WFDB records (NORM, MI, STTC, HYP, CD) with a trained classifier.
+    """Classify WFDB records with a trained classifier (the default: NORM, MI, STTC, HYP, CD).
 
     Leads are matched by name (extra channels ignored), signals converted to mV and resampled
     to the model's rate; long records are scored window by window and aggregated, short ones
@@ -93,7 +93,7 @@ def predict(
 
     Exit codes: 0 all scored, 1 some records failed, 2 nothing could be scored or bad options.
 
-    Example: ecg predict data/synth/records100/00000/00001_lr.hea -c runs/supervised/model.safetensors
+    Example: ecg predict examples/records/*.hea -c ptbxl-all
     """
     from ecgcli.cli import machine
     from ecgcli.errors import ConfigError
