@@ -37,6 +37,34 @@ def test_tuned_thresholds_maximise_f1() -> None:
     assert tuned.macro_f1 >= compute_metrics(y, prob, 0.5).macro_f1
 
 
+def test_a_class_the_model_cannot_pick_out_keeps_half_not_a_call_everywhere_threshold() -> None:
+    """3 positives in 2,000 records, ranked below most negatives (PTB-XL's STE_ on fold 9): the
+    F1-best threshold calls the class on ~90% of records; it keeps 0.5. A common class whose
+    best threshold also calls most records (SR, 77% of records) keeps its tuned threshold, and
+    so does a rare class the model does pick out."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    rare = np.zeros(n, int)
+    rare[:3] = 1
+    p_rare = rng.random(n) * 0.01
+    p_rare[:3] = [0.0009, 0.0010, 0.0011]  # ranked below ~90% of the negatives
+    common = (rng.random(n) < 0.77).astype(int)
+    p_common = np.clip(0.5 * common + rng.random(n) * 0.6, 0, 1)
+    found = np.zeros(n, int)
+    found[:20] = 1
+    p_found = np.where(found == 1, 0.3 + rng.random(n) * 0.5, rng.random(n) * 0.4)
+    y, prob = np.stack([rare, common, found], 1), np.stack([p_rare, p_common, p_found], 1)
+    best_rare = max(np.unique(p_rare), key=lambda t: f1_score(rare, p_rare >= t))
+    assert (p_rare >= best_rare).mean() > 0.5  # the F1 optimum really is the degenerate one
+    thr = tune_thresholds(y, prob)
+    assert thr[0] == 0.5 and not (p_rare >= thr[0]).any()
+    best_common = max(f1_score(common, p_common >= t) for t in np.unique(p_common))
+    assert (p_common >= thr[1]).mean() > 0.5  # called on most records, as the class is common
+    assert f1_score(common, p_common >= thr[1]) == pytest.approx(best_common)
+    best_found = max(f1_score(found, p_found >= t) for t in np.unique(p_found))
+    assert thr[2] != 0.5 and f1_score(found, p_found >= thr[2]) == pytest.approx(best_found)
+
+
 def test_absent_class_is_skipped_not_zero() -> None:
     y, prob = _data()
     y[:, 4] = 0

@@ -645,3 +645,9 @@ def test_a_many_class_model_shows_statements_not_a_column_per_class(tmp_path: Pa
     assert many.exit_code == 0, many.output
     assert "statements (probability)" in many.stdout and "S11" not in many.stdout
     assert len(re.findall(r"S0[01] 0\.\d\d, S0[01] 0\.\d\d", many.stdout)) == 2
+
+
+def test_a_called_class_with_a_tiny_probability_reads_below_one_percent_not_zero() -> None:
+    from ecgcli.cli.predict_view import _probability
+
+    assert [_probability(p) for p in (0.003, 0.0049, 0.005, 0.4)] == ["<0.01", "<0.01", "0.01", "0.40"]

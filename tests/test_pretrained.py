@@ -424,3 +424,31 @@ def test_card_words_a_worse_twin_by_its_replicates_and_times_a_resumed_run_whole
     assert _run_seconds({"total_seconds": 3233.0, "train_seconds": 12624.0, "eval_seconds": 123.0}) == 12747.0
     assert _run_seconds({"total_seconds": 5400.0, "train_seconds": 5200.0, "eval_seconds": 100.0}) == 5400.0
     assert _run_seconds({}) is None
+
+
+def test_a_run_ships_with_the_current_threshold_rule(zoo_source: Path, tmp_path: Path) -> None:
+    """A run whose fold-9 threshold for a class calls it nearly everywhere (tuned by an older
+    rule) ships with 0.5 for that class, its F1 recomputed and the card saying so; the others
+    keep theirs, and fold 10 chooses nothing."""
+    from ecgcli.experiments.shipping import retuned
+
+    run = shutil.copytree(zoo_source.parent / "runs" / "clf", tmp_path / "clf")
+    with np.load(run / "predictions.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    n = len(arrays["val_y"])
+    arrays["val_y"][:, 0] = 0
+    arrays["val_y"][:2, 0] = 1  # two positives ranked below nearly every negative
+    arrays["val_prob"][:, 0] = np.linspace(0.1, 0.9, n)
+    arrays["val_prob"][:2, 0] = 0.1
+    np.savez(run / "predictions.npz", **arrays)
+    metrics = json.loads((run / "metrics.json").read_text())
+    sidecar = json.loads((run / "model.json").read_text())
+    old = list(metrics["thresholds"])
+    metrics["thresholds"][0] = 0.1  # what the old rule chose: call the class on every record
+    new_metrics, new_sidecar = retuned(run, metrics, sidecar)
+    first = sidecar["class_names"][0]
+    assert new_metrics["thresholds_retuned"] == [first]
+    assert new_sidecar["thresholds"][0] == 0.5 and new_sidecar["thresholds"][1:] == pytest.approx(old[1:])
+    assert new_metrics["test_tuned"]["per_class"][first]["threshold"] == 0.5
+    assert new_sidecar["metrics"]["test_tuned"]["f1"] == pytest.approx(new_metrics["test_tuned"]["macro_f1"])
+    assert retuned(run, new_metrics, new_sidecar) == (new_metrics, new_sidecar)  # idempotent

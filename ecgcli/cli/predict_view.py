@@ -103,7 +103,12 @@ def _labels_text(labels: tuple[str, ...]) -> str:
 def _statements(pred: Prediction) -> str:
     """``IMI 0.81, SR 0.77``: the classes above threshold by probability (many-class models)."""
     above = sorted(pred.positive, key=lambda c: -pred.probabilities[c])
-    return ", ".join(f"{escape(c)} {pred.probabilities[c]:.2f}" for c in above) or "[dim]none[/]"
+    return ", ".join(f"{escape(c)} {_probability(pred.probabilities[c])}" for c in above) or "[dim]none[/]"
+
+
+def _probability(p: float) -> str:
+    """Two decimals, but a called class with a tiny threshold shows ``<0.01``, never ``0.00``."""
+    return f"{p:.2f}" if p >= 0.005 else "<0.01"
 
 
 def print_many(predictor: Predictor | OnnxPredictor, results: list) -> None:

@@ -41,6 +41,20 @@ def _run_seconds(timing: dict[str, Any]) -> float | None:
     return max((p for p in parts if p), default=None)
 
 
+def _retuned_note(metrics: dict[str, Any]) -> list[str]:
+    """Which classes' thresholds were tuned again on fold 9 when the model was built, and why."""
+    changed = metrics.get("thresholds_retuned")
+    if not changed:
+        return []
+    return [
+        "",
+        f"Thresholds of {', '.join(changed)} were tuned again on fold 9 when the model was built: "
+        "their F1-best threshold called the class on more than 10% of fold-9 records and on more "
+        "than ten times as many as carry it (a class the model cannot pick out there), so they keep "
+        "0.5. The F1 figures use these thresholds.",
+    ]
+
+
 def _duration(seconds: Any) -> str:
     if not seconds:
         return "n/a"
@@ -252,6 +266,7 @@ def render_card(
             "",
             "Bootstrap: 1,000 replicates of the fold-10 records (seed 0), each redrawn until every class "
             "keeps a positive and a negative, percentile intervals.",
+            *_retuned_note(metrics),
             "",
             "### Per class (fold 10)",
             "",

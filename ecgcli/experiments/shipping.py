@@ -208,6 +208,28 @@ def _encoder_reference(weights: Path, stems: Sequence[Path]) -> dict[str, Any]:
     }
 
 
+def retuned(run_dir: Path, metrics: dict[str, Any], sidecar: dict[str, Any]) -> tuple[dict, dict]:
+    """``metrics`` and ``sidecar`` with the per-class thresholds tuned again on the run's fold-9
+    predictions by this version's :func:`~ecgcli.scoring.metrics.tune_thresholds`, and the
+    tuned-threshold scores recomputed; unchanged when the thresholds are the same. A run trained
+    before a tuning rule was fixed ships with the fixed rule's thresholds; nothing is chosen on
+    fold 10 (``thresholds_retuned`` in the metrics lists the classes that changed)."""
+    from ecgcli.scoring.evaluate import evaluate_split_pair, headline
+
+    with np.load(run_dir / "predictions.npz") as npz:
+        val_y, val_p, test_y, test_p = (npz[k] for k in ("val_y", "val_prob", "test_y", "test_prob"))
+    names = tuple(sidecar["class_names"])
+    fresh = evaluate_split_pair(val_y, val_p, test_y, test_p, names)
+    old = np.asarray(metrics["thresholds"], dtype=float)
+    if np.allclose(fresh.thresholds, old, rtol=0, atol=1e-9):
+        return metrics, sidecar
+    changed = [n for n, a, b in zip(names, fresh.thresholds, old, strict=True) if abs(a - b) > 1e-9]
+    thresholds = [float(t) for t in fresh.thresholds]
+    metrics = {**metrics, **fresh.to_dict(), "thresholds": thresholds, "thresholds_retuned": changed}
+    brief = {**(sidecar.get("metrics") or {}), "test_tuned": headline(fresh.test_tuned)}
+    return metrics, {**sidecar, "thresholds": thresholds, "metrics": brief}
+
+
 def build_shipped_model(
     run_dir: Path,
     name: str,
@@ -231,12 +253,14 @@ def build_shipped_model(
         raise ConfigError(f"{run_dir}: holds {kind!r}, not a classifier or encoder checkpoint")
     dest = zoo / name
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(weights, dest / FILE_NAMES["weights"])
-    shutil.copyfile(run_dir / FILE_NAMES["sidecar"], dest / FILE_NAMES["sidecar"])
-    stems = example_stems(examples)
     config = json.loads((run_dir / "config.json").read_text())
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    if kind == "classifier":
+        metrics, sidecar = retuned(run_dir, metrics, sidecar)
+    shutil.copyfile(weights, dest / FILE_NAMES["weights"])
+    write_json_atomic(dest / FILE_NAMES["sidecar"], sidecar)
+    stems = example_stems(examples)
     if kind == "classifier":
         from ecgcli.inference.export import export_model
 

@@ -176,12 +176,26 @@ def compute_metrics(
 
 
 def tune_thresholds(y: np.ndarray, prob: np.ndarray) -> np.ndarray:
-    """Per-class threshold maximising F1 on (validation) predictions; 0.5 if a class is absent."""
+    """Per-class threshold maximising F1 on (validation) predictions; 0.5 if a class is absent,
+    or if its best threshold is the degenerate "call it on every record" optimum.
+
+    For a class the model cannot pick out, F1 is maximised by calling it nearly everywhere
+    (Lipton, Elkan & Naryanaswamy 2014, "Optimal thresholding of classifiers to maximize F1"):
+    with 3 positives among 2,000 records, a threshold near 0 wins with F1 0.003. Such a
+    threshold (one that calls the class on more than 10% of the records, and on more than ten
+    times as many as carry it: nine false calls or more for each true one) would make
+    ``ecg predict`` report the class on many records that do not have it, so the class keeps
+    0.5 instead. A common class (SR in 77% of records) is not affected."""
+    n = len(y)
     out = np.full(y.shape[1], 0.5)
     for c in range(y.shape[1]):
-        if y[:, c].sum() == 0:
+        positives = int(y[:, c].sum())
+        if positives == 0:
             continue
         precision, recall, thr = precision_recall_curve(y[:, c], prob[:, c])
         f1 = _safe_div(2 * precision[:-1] * recall[:-1], precision[:-1] + recall[:-1])
-        out[c] = float(thr[int(np.argmax(f1))])
+        best = float(thr[int(np.argmax(f1))])
+        called = int((prob[:, c] >= best).sum())
+        if not (10 * called > n and called > 10 * positives):
+            out[c] = best
     return out
