@@ -137,7 +137,7 @@ def test_ctrl_c_during_a_write_waits_for_the_rename(tmp_path: Path, monkeypatch:
 
     def fsync_then_ctrl_c(fd: int) -> None:
         real_fsync(fd)
-        os.kill(os.getpid(), signal.SIGINT)  # arrives between the fsync and the rename
+        signal.raise_signal(signal.SIGINT)  # arrives between the fsync and the rename (this thread)
 
     target = tmp_path / "w.bin"
     monkeypatch.setattr(os, "fsync", fsync_then_ctrl_c)

@@ -220,7 +220,6 @@ def test_ctrl_c_while_an_epoch_line_is_written_prints_it_once() -> None:
     """A Ctrl-C that lands after rich wrote a line but before it emptied its buffer printed
     that line again with the next one (the error). The signal is sent from inside the write."""
     import io
-    import os
     import signal
 
     from rich.console import Console
@@ -234,7 +233,7 @@ def test_ctrl_c_while_an_epoch_line_is_written_prints_it_once() -> None:
         def flush(self) -> None:
             if self.armed:
                 self.armed = False
-                os.kill(os.getpid(), signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)  # to this thread: os.kill may land on another
 
     out = SignalOnFlush()
     console = Console(file=out, force_terminal=False, width=200)
