@@ -102,6 +102,18 @@ def fp32_by_default():
 
 
 @pytest.fixture()
+def ctrl_c_raises():
+    """Python's own SIGINT handler for the test, restored after. A process started in the
+    background by a non-interactive shell (``cmd &``) inherits SIGINT ignored, and Python then
+    keeps it ignored, so a test of what Ctrl-C does must install the handler it tests."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture()
 def one_torch_thread():
     """Real training in these tests is tiny: one torch thread is as fast on an idle machine and
     many times faster on 2 cores shared with other jobs (no OpenMP spin-waiting)."""

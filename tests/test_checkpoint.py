@@ -126,7 +126,9 @@ def test_bundle_keeps_tensors_and_metadata_in_one_file(tmp_path: Path) -> None:
     assert load_bundle(path2) is None  # a plain two-file checkpoint is not a bundle
 
 
-def test_ctrl_c_during_a_write_waits_for_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_during_a_write_waits_for_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ctrl_c_raises: None
+) -> None:
     """Issue 17 G: Ctrl-C while a file is written finishes the write, then interrupts."""
     import os
     import signal
@@ -137,7 +139,7 @@ def test_ctrl_c_during_a_write_waits_for_the_rename(tmp_path: Path, monkeypatch:
 
     def fsync_then_ctrl_c(fd: int) -> None:
         real_fsync(fd)
-        signal.raise_signal(signal.SIGINT)  # arrives between the fsync and the rename (this thread)
+        signal.raise_signal(signal.SIGINT)  # arrives between the fsync and the rename
 
     target = tmp_path / "w.bin"
     monkeypatch.setattr(os, "fsync", fsync_then_ctrl_c)

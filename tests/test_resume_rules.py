@@ -216,7 +216,7 @@ def test_a_taken_name_is_left_alone_and_the_new_one_is_said(
 # --- the epoch line printed twice on Ctrl-C ---------------------------------------------------
 
 
-def test_ctrl_c_while_an_epoch_line_is_written_prints_it_once() -> None:
+def test_ctrl_c_while_an_epoch_line_is_written_prints_it_once(ctrl_c_raises: None) -> None:
     """A Ctrl-C that lands after rich wrote a line but before it emptied its buffer printed
     that line again with the next one (the error). The signal is sent from inside the write."""
     import io
@@ -233,7 +233,7 @@ def test_ctrl_c_while_an_epoch_line_is_written_prints_it_once() -> None:
         def flush(self) -> None:
             if self.armed:
                 self.armed = False
-                signal.raise_signal(signal.SIGINT)  # to this thread: os.kill may land on another
+                signal.raise_signal(signal.SIGINT)
 
     out = SignalOnFlush()
     console = Console(file=out, force_terminal=False, width=200)
