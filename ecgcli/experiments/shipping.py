@@ -220,14 +220,17 @@ def retuned(run_dir: Path, metrics: dict[str, Any], sidecar: dict[str, Any]) -> 
         val_y, val_p, test_y, test_p = (npz[k] for k in ("val_y", "val_prob", "test_y", "test_prob"))
     names = tuple(sidecar["class_names"])
     fresh = evaluate_split_pair(val_y, val_p, test_y, test_p, names)
-    old = np.asarray(metrics["thresholds"], dtype=float)
-    if np.allclose(fresh.thresholds, old, rtol=0, atol=1e-9):
+    pairs = zip(names, fresh.thresholds, metrics["thresholds"], strict=True)
+    changed = [n for n, a, b in pairs if abs(a - b) > 1e-9]
+    if not changed:
         return metrics, sidecar
-    changed = [n for n, a, b in zip(names, fresh.thresholds, old, strict=True) if abs(a - b) > 1e-9]
-    thresholds = [float(t) for t in fresh.thresholds]
-    metrics = {**metrics, **fresh.to_dict(), "thresholds": thresholds, "thresholds_retuned": changed}
+    scores = fresh.to_dict()  # its "thresholds" replace the run's
     brief = {**(sidecar.get("metrics") or {}), "test_tuned": headline(fresh.test_tuned)}
-    return metrics, {**sidecar, "thresholds": thresholds, "metrics": brief}
+    return {**metrics, **scores, "thresholds_retuned": changed}, {
+        **sidecar,
+        "thresholds": scores["thresholds"],
+        "metrics": brief,
+    }
 
 
 def build_shipped_model(
