@@ -34,7 +34,7 @@ bench() {  # OUT ENCODER TASK [OPTIONS...]
 
 run_dir() {  # OUT TASK: the one finished run of that grid (fails if there is none)
   local found
-  found=$(find "$1/$2" -name metrics.json -path '*seed42*' -not -path '*/ensembles/*' | head -n 1)
+  found=$(find "$1/$2" -name metrics.json -path '*seed42*' -not -path '*/ensembles/*' 2>/dev/null | head -n 1)
   [ -n "$found" ] || { echo "no finished run under $1/$2" >&2; return 1; }
   dirname "$found"
 }
