@@ -54,3 +54,49 @@ def test_a_run_reports_the_warning_in_its_events_and_train_log(
     assert warnings == ["selection by f1 kept epoch 1"]
     assert [h["epoch"] for h in seen[0]] == [1, 2]  # it judged the run's whole history
     assert "warning: selection by f1 kept epoch 1" in (result.run_dir / "train.log").read_text()
+
+
+def test_val_every_validates_every_kth_epoch_and_the_last() -> None:
+    from ecgcli.train.loop import validates
+
+    assert [e for e in range(1, 11) if validates(e, 10, 3)] == [3, 6, 9, 10]
+    assert [e for e in range(1, 4) if validates(e, 3, 1)] == [1, 2, 3]
+
+
+def test_an_epoch_that_is_not_validated_is_never_selected(train_kwargs: dict, one_torch_thread: None) -> None:
+    import json
+
+    from ecgcli.train import supervised
+
+    cfg = SupervisedConfig(**{**train_kwargs, "epochs": 3, "val_every": 2, "select_metric": "auroc"})
+    result = supervised.train_classifier(cfg)
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    history = metrics["history"]
+    assert ["auroc" in h for h in history] == [False, True, True]  # epochs 2 and 3 (the last)
+    assert not history[0]["best"]
+    assert metrics["best_epoch"] in (2, 3)
+    # the warning judges the validated epochs only: epoch 1 has no AUROC to trail
+    history[1]["auroc"], history[2]["auroc"] = 0.5, 0.9
+    assert "kept epoch 2 (fold-9 AUROC 0.500) while epoch 3 reached 0.900" in selection_warning(
+        history, 2, "f1"
+    )
+
+
+def test_val_every_below_one_is_one_line(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from ecgcli.cli.app import app
+
+    args = [
+        "train",
+        "supervised",
+        "--val-every",
+        "0",
+        "--data-root",
+        str(tmp_path / "none"),
+        "--device",
+        "cpu",
+    ]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.strip().splitlines() == ["error: --val-every must be at least 1, got 0"]

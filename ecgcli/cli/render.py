@@ -368,7 +368,11 @@ class MultiseedView:
                 p.update(task, completed=inner.batch, info=f"loss {inner.loss:.4f}")
             elif isinstance(inner, EpochDone):
                 m = inner.metrics
-                info = f"val AUROC {m.get('auroc', float('nan')):.3f} F1 {m.get('f1', float('nan')):.3f}"
+                info = (
+                    f"val AUROC {m.get('auroc', float('nan')):.3f} F1 {m.get('f1', float('nan')):.3f}"
+                    if m
+                    else "not validated (--val-every)"
+                )
                 if task is not None:
                     p.update(task, info=info)
                 if not self.live:

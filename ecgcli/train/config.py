@@ -271,7 +271,14 @@ class SupervisedConfig(RunConfig):
     focal_alpha: float = option(0.25, "Focal loss weight of the positive term.")
     focal_gamma: float = option(2.0, "Focal loss focusing exponent.")
     balance_strategy: str = option("oversample", "oversample, stratified or standard.")
-    patience: int | None = option(None, "Stop after this many epochs without improvement.")
+    patience: int | None = option(
+        None, "Stop after this many validations without improvement (one every --val-every epochs)."
+    )
+    val_every: int = option(
+        1,
+        "Validate on fold 9 every k epochs and after the last; only validated epochs can be "
+        "selected. With few labels, validation is most of an epoch's time.",
+    )
     select_metric: str = option("f1", "Validation metric that picks the best epoch: f1 or auroc.")
     recipe: str = option(
         "reference",
@@ -346,6 +353,8 @@ class SupervisedConfig(RunConfig):
             raise ConfigError(f"--encoder-lr must be positive, got {self.encoder_lr}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"--patience must be at least 1, got {self.patience}")
+        if self.val_every < 1:
+            raise ConfigError(f"--val-every must be at least 1, got {self.val_every}")
         if self.select_metric not in SELECT_METRICS:
             raise ConfigError(f"--select-metric must be f1 or auroc, got {self.select_metric!r}")
         if self.freeze_encoder and self.encoder_lr is not None:
