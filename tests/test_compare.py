@@ -129,7 +129,10 @@ def test_compare_formats(grid: dict, tmp_path: Path) -> None:
     header = next(i for i, line in enumerate(lines) if line.startswith("| method |"))
     assert "AUROC" in lines[header] and "Δ F1" in lines[header]
     assert re.fullmatch(r"\|[-:|]+\|", lines[header + 1])
-    assert len([line for line in lines[header + 2 :] if line.startswith("|")]) == 3
+    first = lines[header + 2 : lines.index("", header)]
+    assert len(first) == 3 and all(line.startswith("|") for line in first)
+    paired = lines[lines.index("| method | labels | pairs | Δ AUROC [95% CI], p | Δ AUPRC [95% CI], p |") :]
+    assert [line.split(" | ")[0] for line in paired[2:4]] == ["| focal+oversample", "| probe:rand[lr=0.01]"]
     assert "**" in md.stdout  # the best value per column is bold
 
     rows = list(csv.DictReader(io.StringIO(invoke(["compare", str(out), "--format", "csv"]).stdout)))
@@ -366,7 +369,7 @@ def test_tables_never_cut_a_number(width: int) -> None:
     text = buf.getvalue()
     assert "…" not in text
     assert "-0.0095 [-0.1432, +0.1242]" in text and "p paired t" in text and "sens" in text
-    assert text.count(f"finetune:simclr_bce = {LONG}") == 2  # options listed once under each table
+    assert text.count(f"finetune:simclr_bce = {LONG}") == 3  # options listed once under each table
     (row,) = [line for line in text.splitlines() if re.match(r"\s*finetune:simclr_bce\s+3\s", line)]
     assert re.search(r"0\.\d{3} ± 0\.\d{3}", row)
 
@@ -389,3 +392,32 @@ def test_arms_are_chosen_on_fold_9(grid: dict) -> None:
     table = invoke(["compare", str(grid["out"]), *arms])
     assert table.exit_code == 0 and "chosen on the validation fold (9)" in table.stdout
     one_error_line(invoke(["compare", str(grid["out"]), "--arm", "sup=nope"]), "'nope' is not among")
+
+
+def test_methods_are_paired_by_seed_against_the_baseline() -> None:
+    from scipy import stats
+
+    from ecgcli.cli.formats import to_csv, to_markdown
+
+    def method(name: str, kind: str, seeds: list[int], aurocs: list[float]) -> Method:
+        scores = [{"auroc": a, "auprc": a - 0.2, "f1": 0.5} for a in aurocs]
+        return Method(name, kind, 0.01, "multiseed", "x", list(SUPERCLASSES), {"n": 10}, seeds, scores)
+
+    base = method("scratch", "supervised", [42, 52, 62], [0.80, 0.70, 0.75])
+    pre = method("byol", "finetune", [42, 52, 62], [0.83, 0.74, 0.77])
+    lone = method("lone", "finetune", [42, 99], [0.9, 0.9])  # one seed shared: nothing to pair
+    comp = compare([base, pre, lone])
+    rows = {r.method.name: r for r in comp.rows}
+    assert rows["scratch"].paired == {"auroc": None, "auprc": None}
+    assert rows["lone"].paired == {"auroc": None, "auprc": None}
+    test = rows["byol"].paired["auroc"]
+    assert test.n == 3 and test.mean_diff == pytest.approx(0.03)
+    assert test.t_p == pytest.approx(stats.ttest_rel([0.83, 0.74, 0.77], [0.80, 0.70, 0.75]).pvalue)
+    md = to_markdown(comp)
+    ci = f"[{test.diff_ci_low:+.3f}, {test.diff_ci_high:+.3f}]"
+    assert f"| byol | 1% | 3 | +0.030 {ci}, p = {test.t_p:.2f}" in md
+    assert "| lone | 1%" not in md.split("Paired by seed")[1]
+    row = next(csv.DictReader(io.StringIO(to_csv(comp))))
+    assert row["method"] == "scratch" and row["paired_auroc_p"] == ""
+    byol = [r for r in csv.DictReader(io.StringIO(to_csv(comp))) if r["method"] == "byol"][0]
+    assert float(byol["paired_auroc_diff"]) == pytest.approx(0.03) and byol["paired_auroc_n"] == "3"

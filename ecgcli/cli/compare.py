@@ -140,6 +140,34 @@ def comparison_table(comp: Comparison, title: str = "Comparison on the test fold
     return table
 
 
+def paired_table(comp: Comparison) -> Table:
+    """Each method minus the baseline on shared seeds: mean difference [t-CI] and paired p."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from ecgcli.cli.formats import PAIRED_CAPTION, fmt_fraction, fmt_paired, paired_header
+    from ecgcli.experiments.compare import PAIRED
+
+    rows = [r for r in comp.rows if any(r.paired.get(k) is not None for k in PAIRED)]
+    names, notes = short_names([r.method.name for r in rows])
+    table = Table(
+        title=_title("Paired against the baseline"),
+        title_justify="left",
+        caption=Text(with_notes(PAIRED_CAPTION, notes)),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    for i, column in enumerate(paired_header()):
+        table.add_column(column, no_wrap=True, justify="left" if i == 0 else "center")
+    for r in rows:
+        tests = [r.paired.get(k) for k in PAIRED]
+        n = max(t.n for t in tests if t is not None)
+        cells = [fmt_paired(t) for t in tests]
+        table.add_row(Text(names[r.method.name]), fmt_fraction(r.method.label_fraction), str(n), *cells)
+    return table
+
+
 def class_table(comp: Comparison) -> Table:
     from rich import box
     from rich.table import Table
@@ -285,6 +313,9 @@ def print_comparison(comp: Comparison, console=None) -> None:
         print_table(console, selection_table(comp))
         console.print()
     print_table(console, comparison_table(comp))
+    if comp.has_paired:
+        console.print()
+        print_table(console, paired_table(comp))
     if comp.class_rows:
         console.print()
         print_table(console, class_table(comp))

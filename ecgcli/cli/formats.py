@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from ecgcli.experiments.compare import (
     CLIPPED,
+    PAIRED,
     ClassRow,
     Comparison,
     Row,
@@ -24,7 +25,13 @@ from ecgcli.experiments.efficiency import EFFICIENCY_METRICS
 from ecgcli.experiments.results import CALIBRATION, HEADLINE, PER_CLASS
 from ecgcli.files import json_safe
 from ecgcli.scoring.names import LABELS
-from ecgcli.scoring.stats import Summary
+from ecgcli.scoring.stats import PairedComparison, Summary
+
+PAIRED_CAPTION = (
+    "Paired by seed against the baseline at the same label fraction (a seed fixes the labelled "
+    "subset): mean difference method − baseline [95% Student-t CI] on the seeds both finished, "
+    "and the paired t-test's two-sided p."
+)
 
 
 def fmt_summary(s: Summary | None, digits: int = 3, ci: bool = True, sep: str = " ") -> str:
@@ -42,6 +49,22 @@ def fmt_summary(s: Summary | None, digits: int = 3, ci: bool = True, sep: str = 
 
 def fmt_delta(value: float | None) -> str:
     return "—" if value is None else f"{value:+.2f}%"
+
+
+def fmt_paired(p: PairedComparison | None) -> str:
+    """``+0.012 [+0.003, +0.021], p = 0.031``, or ``—`` without a paired test."""
+    if p is None or not math.isfinite(p.mean_diff):
+        return "—"
+    text = f"{p.mean_diff:+.3f}"
+    if math.isfinite(p.diff_ci_low):
+        text += f" [{p.diff_ci_low:+.3f}, {p.diff_ci_high:+.3f}]"
+    if math.isfinite(p.t_p):
+        text += ", p < 0.001" if p.t_p < 0.001 else f", p = {p.t_p:.{2 if p.t_p >= 0.01 else 3}f}"
+    return text
+
+
+def paired_header() -> list[str]:
+    return ["method", "labels", "pairs", *(f"Δ {LABELS[k]} [95% CI], p" for k in PAIRED)]
 
 
 def fmt_fraction(lf: float) -> str:
@@ -136,6 +159,17 @@ def to_markdown(comp: Comparison) -> str:
             fmt_delta(r.delta_pct["auroc"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if comp.has_paired:
+        header = paired_header()
+        lines += ["", f"*{PAIRED_CAPTION}*", "", "| " + " | ".join(header) + " |"]
+        lines += ["|" + "|".join(["---"] + [":---:"] * (len(header) - 1)) + "|"]
+        for r in comp.rows:
+            tests = [r.paired.get(k) for k in PAIRED]
+            if all(t is None for t in tests):
+                continue
+            n = max(t.n for t in tests if t is not None)
+            cells = [_md_escape(r.method.name), fmt_fraction(r.method.label_fraction), str(n)]
+            lines.append("| " + " | ".join([*cells, *(fmt_paired(t) for t in tests)]) + " |")
     if comp.class_rows:
         header = class_header()
         lines += ["", "Per class (test fold 10, thresholds tuned on fold 9):", ""]
@@ -196,6 +230,8 @@ def to_csv(comp: Comparison) -> str:
     for k in (*HEADLINE, *CALIBRATION, "f1@0.5"):
         header += [f"{k}_mean", f"{k}_std", f"{k}_ci_low", f"{k}_ci_high"]
     header += ["delta_f1_pct", "delta_auroc_pct"]
+    for k in PAIRED:
+        header += [f"paired_{k}_{a}" for a in ("n", "diff", "ci_low", "ci_high", "p")]
     for k in EFFICIENCY_METRICS:
         header += [f"efficiency_{k}_{a}" for a in ("factor", "bound", "ci_low", "ci_high")]
     w.writerow(header)
@@ -210,6 +246,13 @@ def to_csv(comp: Comparison) -> str:
                 _number(None if s is None else getattr(s, a)) for a in ("mean", "std", "ci_low", "ci_high")
             ]
         line += [_number(r.delta_pct["f1"]), _number(r.delta_pct["auroc"])]
+        for k in PAIRED:
+            t = getattr(r, "paired", {}).get(k)
+            line += (
+                [""] * 5
+                if t is None
+                else [t.n, *(_number(v) for v in (t.mean_diff, t.diff_ci_low, t.diff_ci_high, t.t_p))]
+            )
         for k in EFFICIENCY_METRICS:
             f = factors.get((m.name, m.label_fraction, k)) if cls == "all" else None
             line += (

@@ -19,6 +19,12 @@ the baseline at the same label fraction, in percent as the reference study repor
 default the first supervised method. The best mean per column (within a label fraction) is
 highlighted.
 
+*Paired tests.* Seeds fix the labelled subset, so a method and the baseline at the same label
+fraction are paired by seed: on the seeds both finished (at least two), the mean difference
+``method - baseline`` of test macro AUROC and AUPRC with its Student's t 95% interval and the
+paired t-test's two-sided p (:func:`ecgcli.scoring.stats.paired_tests`). This is the test the
+tables report; an arm of ``--arm`` is paired with the baseline arm the same way.
+
 *Label efficiency.* When a method was run at several label fractions, two more tables: each
 method's mean test macro AUROC and macro AUPRC with the 95% t-CI over seeds (rows = methods,
 columns = fractions), and the label-efficiency factor of each method against the baseline at
@@ -58,10 +64,12 @@ from ecgcli.experiments.results import (
     HEADLINE,
     PER_CLASS,
 )
-from ecgcli.scoring.stats import Summary
+from ecgcli.scoring.stats import PairedComparison, Summary, paired_tests
 
 FORMATS = ("table", "markdown", "csv", "json")
 DELTAS = ("f1", "auroc")
+#: Metrics tested on paired seeds against the baseline.
+PAIRED = ("auroc", "auprc")
 
 
 # --- the comparison ------------------------------------------------------------------------
@@ -74,6 +82,8 @@ class Row:
     delta_pct: dict[str, float | None]
     is_baseline: bool
     best: set[str]
+    #: metric -> the paired test against the baseline (None: the baseline, or under two shared seeds)
+    paired: dict[str, PairedComparison | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,6 +118,10 @@ class Comparison:
         """Some method was run at more than one (known) label fraction."""
         return bool(sweep_names(self.methods))
 
+    @property
+    def has_paired(self) -> bool:
+        return any(p is not None for r in self.rows for p in r.paired.values())
+
 
 def pick_baseline(methods: Sequence[Method], baseline: str | None) -> str:
     names = list(dict.fromkeys(m.name for m in methods))
@@ -123,6 +137,19 @@ def delta_pct(value: float | None, base: float | None) -> float | None:
     if value is None or base is None or base == 0 or not (math.isfinite(value) and math.isfinite(base)):
         return None
     return 100.0 * (value - base) / base
+
+
+def paired_against(method: Method, base: Method | None, metric: str) -> PairedComparison | None:
+    """``metric`` of ``method`` minus ``base`` on the seeds both have (None: no base, the base
+    itself, or fewer than two shared seeds)."""
+    if base is None or base is method:
+        return None
+    mine = {seed: s.get(metric) for seed, s in zip(method.seeds, method.scores, strict=True)}
+    theirs = {seed: s.get(metric) for seed, s in zip(base.seeds, base.scores, strict=True)}
+    seeds = [k for k in mine if mine[k] is not None and theirs.get(k) is not None]
+    if len(seeds) < 2:
+        return None
+    return paired_tests([theirs[k] for k in seeds], [mine[k] for k in seeds])
 
 
 def _mean(s: Summary | None) -> float | None:
@@ -207,7 +234,8 @@ def compare(
             k: (None if b is None or b is m else delta_pct(_mean(summaries[k]), _mean(b.summary(k))))
             for k in DELTAS
         }
-        rows.append(Row(m, summaries, deltas, b is m, set()))
+        paired = {k: paired_against(m, b, k) for k in PAIRED}
+        rows.append(Row(m, summaries, deltas, b is m, set(), paired))
     _mark_best(rows, HEADLINE, lambda r: r.method.label_fraction)
     _mark_best(rows, CALIBRATION, lambda r: r.method.label_fraction, lowest=True)
     class_rows = []
@@ -317,6 +345,7 @@ def to_dict(comp: Comparison) -> dict[str, Any]:
             "baseline": r.is_baseline,
             "metrics": summaries(r),
             "delta_pct": r.delta_pct,
+            "paired": {k: (None if p is None else p.to_dict()) for k, p in r.paired.items()},
             "best": sorted(r.best),
         }
         if comp.class_rows:
