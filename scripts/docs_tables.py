@@ -245,7 +245,7 @@ def render_per_seed(studies: dict[str, dict[str, Any]], study: str) -> str:
              "| configuration | " + " | ".join(f"seed {s}" for s in seeds) + " |",
              "|:---|" + "---:|" * len(seeds)]
     for name, values in per_seed["values"].items():
-        lines.append(f"| {name} | " + " | ".join(fmt_num(v) for v in values) + " |")
+        lines.append(f"| {name} | " + " | ".join("—" if v is None else fmt_num(v) for v in values) + " |")
     return "\n".join(lines)
 
 

@@ -278,3 +278,53 @@ def test_every_page_is_in_the_navigation() -> None:
     missing = sorted(p for p in pages - in_nav if not p.startswith("models/"))
     assert not missing, f"pages missing from mkdocs.yml nav: {missing}"
     assert not in_nav - pages, f"nav entries without a page: {sorted(in_nav - pages)}"
+
+
+def test_a_grid_becomes_a_study_the_generator_renders() -> None:
+    """scripts/study_from_grid.py: the arms chosen on fold 9, paired differences and factors of
+    `ecg compare`, written as a study whose tables the generator renders."""
+    import argparse
+
+    from ecgcli import SUPERCLASSES
+    from ecgcli.experiments.compare import compare
+    from ecgcli.experiments.inputs import Method
+
+    spec = importlib.util.spec_from_file_location("study_from_grid", ROOT / "scripts" / "study_from_grid.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def method(name: str, kind: str, lf: float, val: float, test: list[float]) -> Method:
+        scores = [{"auroc": a, "auprc": a - 0.3} for a in test]
+        return Method(
+            name, kind, lf, "multiseed", "x", list(SUPERCLASSES), {"n": 10}, [42, 52, 62], scores,
+            val=[{"auroc": val}] * 3,
+        )
+
+    methods = [
+        method("a", "supervised", 0.01, 0.70, [0.70, 0.72, 0.74]),
+        method("b", "supervised", 0.01, 0.75, [0.75, 0.77, 0.76]),  # scratch's pick at 1% (fold 9)
+        method("p", "finetune", 0.01, 0.80, [0.80, 0.81, 0.83]),
+        method("a", "supervised", 0.1, 0.85, [0.85, 0.86, 0.87]),
+        method("b", "supervised", 0.1, 0.80, [0.90, 0.90, 0.90]),  # best on fold 10, not chosen
+        method("p", "finetune", 0.1, 0.88, [0.88, 0.89, 0.89]),
+    ]
+    comp = compare(methods, arms=["scratch=a", "scratch=b", "byol=p"])
+    args = argparse.Namespace(study="s", commit="abc1234", title="t", task="superdiagnostic",
+                              command=["ecg multiseed ..."], notes="n")
+    doc = script.build_study(comp, args)
+    assert [r[:3] for r in doc["tables"]["selection"]["rows"]] == [
+        ["1%", "scratch", "b"], ["1%", "byol", "p"], ["10%", "scratch", "a"], ["10%", "byol", "p"]
+    ]
+    rows = {r[0]: r[1:] for r in doc["tables"]["auroc"]["rows"]}
+    assert rows["scratch (baseline)"][0]["mean"] == pytest.approx(0.76)
+    delta = rows["paired Δ AUROC [95% t-CI], p"]
+    assert delta[0]["delta"] == pytest.approx(0.053) and delta[0]["bold"]
+    assert delta[1]["delta"] == pytest.approx(0.027)  # 0.8867 - 0.86: against a, the choice
+    assert "label-efficiency factor" in rows
+    assert doc["per_seed"]["values"]["byol, 1%"] == [0.80, 0.81, 0.83]
+    gen = _load_generator()
+    studies = {"s": doc}
+    table = gen.render_table(studies, "s", "auroc")
+    assert "| byol | 0.813 [" in table and "| **+0.053 [" in table
+    assert "ecg multiseed ..." in gen.render_source(studies, "s")
