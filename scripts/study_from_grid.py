@@ -1,7 +1,7 @@
 """Turn a finished label-efficiency grid into a results study (``results/STUDY.json``) that
 ``scripts/docs_tables.py`` renders into the documentation.
 
-    python scripts/study_from_grid.py runs/le/small --arm "scratch=CONFIG" ... \\
+    python scripts/study_from_grid.py runs/le/small [MORE_GRIDS ...] --arm "scratch=CONFIG" ... \\
         --study label_efficiency_search --title "..." --task superdiagnostic \\
         --command "bash scripts/label_efficiency_grid.sh data/PTB-XL runs/le small" --notes "..."
 
@@ -9,6 +9,10 @@ Why a script and not a table typed into a page: every number on a results page m
 a file written by the command that measured it. This reads the grid the way ``ecg compare``
 does (the same arms chosen on fold 9, the same paired tests and label-efficiency factors) and
 writes only what it read, so rerunning it on the same grid writes the same file.
+
+A grid is its folder or its ``multiseed.json`` alone, which holds every score the study needs:
+so a grid run on one machine can be kept as a file (``results/grids/``) and joined by grids of
+other label fractions run later elsewhere, as ``ecg compare`` joins several inputs.
 
 Tables written: ``selection`` (each arm's configuration at each fraction and every candidate's
 fold-9 macro AUROC), ``auroc`` (each arm's test macro AUROC per fraction with its t-interval;
@@ -176,7 +180,9 @@ def build_study(comp: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("grid", type=Path, help="a grid folder of `ecg multiseed` (holding multiseed.json)")
+    parser.add_argument(
+        "grids", type=Path, nargs="+", help="grids of `ecg multiseed`: folders or their multiseed.json files"
+    )
     parser.add_argument("--arm", action="append", required=True, help="ARM=CONFIG, as `ecg compare --arm`")
     parser.add_argument("--study", required=True, help="the study's name: results/STUDY.json")
     parser.add_argument("--title", required=True)
@@ -201,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         ).stdout.strip()
     )
     try:
-        comp = compare(load_inputs([args.grid]), arms=args.arm)
+        comp = compare(load_inputs(args.grids), arms=args.arm)
     except EcgError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
