@@ -133,3 +133,21 @@ def test_evaluation_passes_count_windows_not_records() -> None:
     model.widest = 0  # no windows: records are the windows
     predict_proba(model, x, torch.device("cpu"), None, batch_size=16)
     assert model.widest == 16
+
+
+def test_a_cpu_pass_holds_about_16k_samples_unless_told() -> None:
+    from ecgcli.scoring.evaluate import CPU_SAMPLES_PER_PASS, windows_per_pass
+
+    cpu = torch.device("cpu")
+    assert CPU_SAMPLES_PER_PASS == 16_384
+    assert windows_per_pass(cpu, 250) == 65 and windows_per_pass(cpu, 1000) == 16
+    assert windows_per_pass(torch.device("cuda"), 250) == 512  # an accelerator wants wide passes
+    assert windows_per_pass(cpu, 250, batch_size=7) == 7
+    torch.manual_seed(0)
+    x = torch.randn(40, 12, 1000)
+    model = _Widest()
+    predict_proba(model, x, cpu, 250, stride=125)  # 65 windows: 9 records of 7
+    assert model.widest == 63
+    model.widest = 0
+    predict_proba(model, x, cpu)  # whole records of 1,000 samples
+    assert model.widest == 16

@@ -16,6 +16,26 @@ from torch import nn
 
 from ecgcli.scoring.metrics import Metrics, compute_metrics, fmax_threshold, tune_thresholds
 
+#: Samples (windows or records, times their length) per inference pass on a CPU when no batch
+#: size is given. A pass whose activations fit in the processor's cache is about twice as
+#: fast: on one AMD EPYC core, ``resnet1d_wang`` took 2.4 s for 512 windows of 250 samples in
+#: one pass and 1.2-1.4 s in passes of 64-128; for 512 records of 1,000 samples, 10.3 s in one
+#: pass and 4.6-5.6 s in passes of 16-32 (``benchmarks/eval_batch.py``).
+CPU_SAMPLES_PER_PASS = 16_384
+#: Windows per pass on an accelerator, where larger passes keep it busy.
+DEVICE_WINDOWS_PER_PASS = 512
+
+
+def windows_per_pass(device: torch.device, length: int, batch_size: int | None = None) -> int:
+    """How many windows (or whole records) of ``length`` samples one inference pass takes:
+    ``batch_size`` when given, else :data:`CPU_SAMPLES_PER_PASS` worth on a CPU and
+    :data:`DEVICE_WINDOWS_PER_PASS` on an accelerator."""
+    if batch_size is not None:
+        return max(1, batch_size)
+    if device.type == "cpu":
+        return max(1, CPU_SAMPLES_PER_PASS // max(1, length))
+    return DEVICE_WINDOWS_PER_PASS
+
 
 def to_windows(x: torch.Tensor, window: int, stride: int | None = None) -> tuple[torch.Tensor, int]:
     """Cut ``(B, C, T)`` into ``window``-sample pieces every ``stride`` samples (default: the
@@ -40,22 +60,22 @@ def _window_outputs(
     x: torch.Tensor,
     device: torch.device,
     window: int | None,
-    batch_size: int,
+    batch_size: int | None,
     stride: int | None,
 ) -> Iterator[torch.Tensor]:
     """The model's outputs for ``x`` batch by batch, one row per record and window:
     ``(b, K, C)`` (``K = 1`` without ``window``), in eval mode, the mode restored after.
 
     ``batch_size`` counts windows, not records: a pass takes as many whole records as give about
-    that many windows. Counting records let a pass of 512 PTB-XL records cut into 7 windows each
-    hold 3,584 windows, whose activations (over 400 MB a layer for ``resnet1d_wang``) set the
-    peak memory of a whole training run."""
+    that many windows (None: :func:`windows_per_pass`). Counting records let a pass of 512
+    PTB-XL records cut into 7 windows each hold 3,584 windows, whose activations (over 400 MB a
+    layer for ``resnet1d_wang``) set the peak memory of a whole training run."""
     from ecgcli.data.records import window_starts
 
-    k_per_record = 1
+    k_per_record, length = 1, x.shape[-1]
     if window is not None and x.shape[-1] > window:
-        k_per_record = len(window_starts(x.shape[-1], window, stride))
-    records = max(1, batch_size // k_per_record)
+        k_per_record, length = len(window_starts(x.shape[-1], window, stride)), window
+    records = max(1, windows_per_pass(device, length, batch_size) // k_per_record)
     was_training = model.training
     model.eval()
     try:
@@ -76,7 +96,7 @@ def predict_proba(
     x: torch.Tensor,
     device: torch.device,
     window: int | None = None,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     stride: int | None = None,
     aggregate: str = "mean",
 ) -> np.ndarray:
@@ -95,7 +115,7 @@ def predict_window_logits(
     x: torch.Tensor,
     device: torch.device,
     window: int | None = None,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     stride: int | None = None,
 ) -> np.ndarray:
     """Logits of every window, ``(N, K, C)`` (``K = 1`` without ``window``): what temperature
@@ -105,8 +125,11 @@ def predict_window_logits(
 
 
 @torch.no_grad()
-def encode(encoder: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> np.ndarray:
+def encode(
+    encoder: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int | None = None
+) -> np.ndarray:
     """Encoder features ``(N, D)`` (eval mode), e.g. for a linear probe."""
+    batch_size = windows_per_pass(device, x.shape[-1], batch_size)
     was_training = encoder.training
     encoder.eval()
     feats = [encoder(x[s : s + batch_size].to(device)).float().cpu() for s in range(0, len(x), batch_size)]
