@@ -17,10 +17,10 @@ from torch import nn
 from ecgcli.scoring.metrics import Metrics, compute_metrics, fmax_threshold, tune_thresholds
 
 #: Samples (windows or records, times their length) per inference pass on a CPU when no batch
-#: size is given. A pass whose activations fit in the processor's cache is about twice as
-#: fast: on one AMD EPYC core, ``resnet1d_wang`` took 2.4 s for 512 windows of 250 samples in
-#: one pass and 1.2-1.4 s in passes of 64-128; for 512 records of 1,000 samples, 10.3 s in one
-#: pass and 4.6-5.6 s in passes of 16-32 (``benchmarks/eval_batch.py``).
+#: size is given. Passes whose activations stay in the processor's cache are faster: on one
+#: AMD EPYC core, ``resnet1d_wang`` scored 256 records cut into 7 windows each in 8.0 s in
+#: passes of 512 windows and 5.3 s in passes of 65, and 256 whole records of 1,000 samples in
+#: 5.7 s in one pass and 2.3 s in passes of 16 (``results/eval_batch_cpu.json``).
 CPU_SAMPLES_PER_PASS = 16_384
 #: Windows per pass on an accelerator, where larger passes keep it busy.
 DEVICE_WINDOWS_PER_PASS = 512
