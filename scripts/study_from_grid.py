@@ -11,8 +11,9 @@ does (the same arms chosen on fold 9, the same paired tests and label-efficiency
 writes only what it read, so rerunning it on the same grid writes the same file.
 
 A grid is its folder or its ``multiseed.json`` alone, which holds every score the study needs:
-so a grid run on one machine can be kept as a file (``results/grids/``) and joined by grids of
-other label fractions run later elsewhere, as ``ecg compare`` joins several inputs.
+so a grid run on one machine can be kept as a file (``results/grids/``) and joined by grids run
+later elsewhere: other label fractions, or other seeds of the same configurations, which are
+merged into one method when their training options agree (paths aside) and their seeds differ.
 
 Tables written: ``selection`` (each arm's configuration at each fraction and every candidate's
 fold-9 macro AUROC), ``auroc`` (each arm's test macro AUROC per fraction with its t-interval;
@@ -72,6 +73,54 @@ def _factor_cell(factor: Any) -> dict[str, Any] | str:
     elif seeds.censored:
         cell["note"] = f"{seeds.censored} of {seeds.n} seeds a bound"
     return cell
+
+
+#: Options that name where things are on one machine, not what is computed.
+LOCAL_OPTIONS = {"data_root", "cache_dir", "runs_dir", "run_dir", "device", "workers"}
+
+
+def merge_grids(grids: list[tuple[list[Any], dict[str, dict[str, Any]]]]) -> list[Any]:
+    """The methods of several grids, each given with its configurations' options (name ->
+    options): a (configuration, label fraction) found in two grids becomes one method over the
+    seeds of both, if its options agree but for :data:`LOCAL_OPTIONS` and no seed is in both."""
+    from ecgcli.errors import ConfigError
+    from ecgcli.experiments.inputs import check_agreement
+
+    merged: dict[tuple[str, float], tuple[Any, dict[str, Any]]] = {}
+    out = []
+    for methods, options in grids:
+        for m in methods:
+            opts = {k: v for k, v in (options.get(m.name) or {}).items() if k not in LOCAL_OPTIONS}
+            key = (m.name, m.label_fraction)
+            if key not in merged:
+                merged[key] = (m, opts)
+                out.append(m)
+                continue
+            first, first_opts = merged[key]
+            if opts != first_opts:
+                diff = sorted(k for k in {*opts, *first_opts} if opts.get(k) != first_opts.get(k))
+                raise ConfigError(
+                    f"{m.name} at {_fraction(m.label_fraction)}: the grids differ in {', '.join(diff)}"
+                )
+            if set(m.seeds) & set(first.seeds):
+                raise ConfigError(
+                    f"{m.name} at {_fraction(m.label_fraction)}: seed(s) "
+                    f"{sorted(set(m.seeds) & set(first.seeds))} are in two grids; keep one of them"
+                )
+            check_agreement([first, m])
+            for attr in ("seeds", "scores", "val", "per_class", "run_dirs"):
+                setattr(first, attr, getattr(first, attr) + getattr(m, attr))
+    return out
+
+
+def read_grid(path: Path) -> tuple[list[Any], dict[str, dict[str, Any]]]:
+    """A grid's methods (as ``ecg compare`` reads them) and its configurations' options."""
+    from ecgcli.experiments.inputs import load_inputs
+
+    file = path / "multiseed.json" if path.is_dir() else path
+    doc = json.loads(file.read_text())
+    options = {c["name"]: c.get("options") or {} for c in (doc.get("grid") or {}).get("configs", [])}
+    return load_inputs([file]), options
 
 
 def build_study(comp: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -194,7 +243,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from ecgcli.errors import EcgError
     from ecgcli.experiments.compare import compare
-    from ecgcli.experiments.inputs import load_inputs
     from ecgcli.files import json_safe, write_text_atomic
 
     args.commit = (
@@ -207,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         ).stdout.strip()
     )
     try:
-        comp = compare(load_inputs(args.grids), arms=args.arm)
-    except EcgError as exc:
+        comp = compare(merge_grids([read_grid(p) for p in args.grids]), arms=args.arm)
+    except (EcgError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = args.output or ROOT / "results" / f"{args.study}.json"

@@ -280,6 +280,14 @@ def test_every_page_is_in_the_navigation() -> None:
     assert not in_nav - pages, f"nav entries without a page: {sorted(in_nav - pages)}"
 
 
+def _study_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("study_from_grid", ROOT / "scripts" / "study_from_grid.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def test_a_grid_becomes_a_study_the_generator_renders() -> None:
     """scripts/study_from_grid.py: the arms chosen on fold 9, paired differences and factors of
     `ecg compare`, written as a study whose tables the generator renders."""
@@ -289,10 +297,7 @@ def test_a_grid_becomes_a_study_the_generator_renders() -> None:
     from ecgcli.experiments.compare import compare
     from ecgcli.experiments.inputs import Method
 
-    spec = importlib.util.spec_from_file_location("study_from_grid", ROOT / "scripts" / "study_from_grid.py")
-    assert spec and spec.loader
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _study_script()
 
     def method(name: str, kind: str, lf: float, val: float, test: list[float]) -> Method:
         scores = [{"auroc": a, "auprc": a - 0.3} for a in test]
@@ -328,3 +333,23 @@ def test_a_grid_becomes_a_study_the_generator_renders() -> None:
     table = gen.render_table(studies, "s", "auroc")
     assert "| byol | 0.813 [" in table and "| **+0.053 [" in table
     assert "ecg multiseed ..." in gen.render_source(studies, "s")
+
+
+def test_grids_of_other_seeds_merge_when_their_options_agree() -> None:
+    from ecgcli import SUPERCLASSES
+    from ecgcli.errors import ConfigError
+    from ecgcli.experiments.inputs import Method
+
+    script = _study_script()
+
+    def grid(seeds: list[int], lr: float, root: str) -> tuple[list[Method], dict]:
+        scores = [{"auroc": 0.8, "auprc": 0.5} for _ in seeds]
+        m = Method("a", "supervised", 0.02, "multiseed", "x", list(SUPERCLASSES), {"n": 10}, seeds, scores)
+        return [m], {"a": {"lr": lr, "data_root": root}}
+
+    methods = script.merge_grids([grid([42, 52], 0.01, "/a/PTB-XL"), grid([62], 0.01, "/b/PTB-XL")])
+    assert len(methods) == 1 and methods[0].seeds == [42, 52, 62] and len(methods[0].scores) == 3
+    with pytest.raises(ConfigError, match="a at 2%: the grids differ in lr"):
+        script.merge_grids([grid([42], 0.01, "/a"), grid([62], 0.001, "/a")])
+    with pytest.raises(ConfigError, match=r"seed\(s\) \[42\] are in two grids"):
+        script.merge_grids([grid([42], 0.01, "/a"), grid([42, 62], 0.01, "/a")])
