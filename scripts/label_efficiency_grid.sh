@@ -18,9 +18,11 @@
 # VAL_EVERY=K (default 5) validates on fold 9 every K epochs and after the last, on both sides
 # alike: with 1% of labels, a resnet1d_wang epoch took 2 s to train and 42 s to score fold 9
 # (one AMD EPYC core, fp32), so validating every 5th epoch makes a 50-epoch run about 4x faster.
-# FRACTIONS=0.02 runs a stage at those fractions only, into OUT/STAGE as usual: one fraction
-# (one 2-core machine for 1.5-2 hours at 1-5% of labels) at a time, each grid's multiseed.json
-# kept, and `python scripts/study_from_grid.py GRID.json ...` joins them into one study.
+# FRACTIONS=0.02 and SEEDS=42,52 run a stage at those fractions and seeds only, into OUT/STAGE
+# as usual: a share that one 2-core machine finishes in a sitting (one fraction of 1-5% in
+# 1-2 hours), each grid's multiseed.json kept, and `python scripts/study_from_grid.py
+# GRID.json ...` joins them into one study (other fractions, and other seeds of the same
+# configurations).
 set -uo pipefail
 data=${1:?usage: label_efficiency_grid.sh PTBXL_DIR OUT_DIR [small|ten|large|report ...]}
 out=${2:?usage: label_efficiency_grid.sh PTBXL_DIR OUT_DIR [small|ten|large|report ...]}
@@ -59,9 +61,9 @@ arms() {  # the --arm options of the search (a method's name is its spec without
 
 for s in "${stages[@]}"; do
   case $s in
-    small) grid small "${FRACTIONS:-0.01,0.02,0.05}" 42,52,62 "${scratch[@]}" "${byol[@]}" ;;
-    ten) grid ten 0.1 42,52,62,72,82 "${scratch[@]}" "${byol[@]}" ;;
-    large) grid large "${FRACTIONS:-0.25,0.5,1.0}" 42,52,62 "${scratch[0]}" "${byol[0]}" ;;
+    small) grid small "${FRACTIONS:-0.01,0.02,0.05}" "${SEEDS:-42,52,62}" "${scratch[@]}" "${byol[@]}" ;;
+    ten) grid ten 0.1 "${SEEDS:-42,52,62,72,82}" "${scratch[@]}" "${byol[@]}" ;;
+    large) grid large "${FRACTIONS:-0.25,0.5,1.0}" "${SEEDS:-42,52,62}" "${scratch[0]}" "${byol[0]}" ;;
     report)
       mapfile -d '' arm_opts < <(arms)
       for g in small ten; do
