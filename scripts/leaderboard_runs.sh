@@ -17,6 +17,9 @@
 #   show               both leaderboards (ecg benchmark --show)
 # Every training stage is an `ecg benchmark` grid: rerunning it resumes an interrupted run and
 # reuses a finished one. EPOCHS=N overrides the 50 epochs (a smoke test: EPOCHS=1, synthetic data).
+# VAL_EVERY=K (default 5) scores fold 9 every K epochs and after the last, as the label-efficiency
+# grid does. OMP_NUM_THREADS=2 gives one stage both cores of a
+# 2-core machine (one thread each is for two stages side by side).
 set -uo pipefail
 data=${1:?usage: leaderboard_runs.sh PTBXL_DIR OUT_DIR [STAGE ...]}
 out=${2:?usage: leaderboard_runs.sh PTBXL_DIR OUT_DIR [STAGE ...]}
@@ -29,7 +32,7 @@ bench() {  # OUT ENCODER TASK [OPTIONS...]
   local dir=$1 encoder=$2 task=$3; shift 3
   echo "$(date -u +%FT%TZ) ecg benchmark --encoders $encoder --tasks $task --epochs $epochs --seeds 42 $* --out $dir"
   ecg benchmark --data-root "$data" --encoders "$encoder" --tasks "$task" --epochs "$epochs" --seeds 42 \
-    --calibrate temperature "$@" --out "$dir"
+    --calibrate temperature --val-every "${VAL_EVERY:-5}" "$@" --out "$dir"
 }
 
 run_dir() {  # OUT TASK: the one finished run of that grid (fails if there is none)
