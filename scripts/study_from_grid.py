@@ -39,6 +39,10 @@ def _fraction(lf: float) -> str:
     return f"{100 * lf:g}%"
 
 
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
 def _mean_cell(summary: Any) -> dict[str, Any] | None:
     if summary is None or not math.isfinite(summary.mean):
         return None
@@ -163,9 +167,7 @@ def build_study(comp: Any, args: argparse.Namespace) -> dict[str, Any]:
     seeds = sorted({s for r in comp.rows for s in r.method.seeds})
     per_seed = {
         f"{r.method.name}, {_fraction(r.method.label_fraction)}": [
-            next(
-                (sc["auroc"] for s2, sc in zip(r.method.seeds, r.method.scores, strict=True) if s2 == s), None
-            )
+            _round(dict(zip(r.method.seeds, (sc.get("auroc") for sc in r.method.scores), strict=True)).get(s))
             for s in seeds
         ]
         for r in comp.rows
