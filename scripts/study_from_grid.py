@@ -32,11 +32,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ecgcli.cli.formats import fmt_fraction
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _fraction(lf: float) -> str:
-    return f"{100 * lf:g}%"
 
 
 def _round(x: float | None) -> float | None:
@@ -104,11 +102,11 @@ def merge_grids(grids: list[tuple[list[Any], dict[str, dict[str, Any]]]]) -> lis
             if opts != first_opts:
                 diff = sorted(k for k in {*opts, *first_opts} if opts.get(k) != first_opts.get(k))
                 raise ConfigError(
-                    f"{m.name} at {_fraction(m.label_fraction)}: the grids differ in {', '.join(diff)}"
+                    f"{m.name} at {fmt_fraction(m.label_fraction)}: the grids differ in {', '.join(diff)}"
                 )
             if set(m.seeds) & set(first.seeds):
                 raise ConfigError(
-                    f"{m.name} at {_fraction(m.label_fraction)}: seed(s) "
+                    f"{m.name} at {fmt_fraction(m.label_fraction)}: seed(s) "
                     f"{sorted(set(m.seeds) & set(first.seeds))} are in two grids; keep one of them"
                 )
             check_agreement([first, m])
@@ -134,31 +132,31 @@ def build_study(comp: Any, args: argparse.Namespace) -> dict[str, Any]:
     fractions = comp.fractions
     arms = list(dict.fromkeys(r.method.name for r in comp.rows))
     rows = {(r.method.name, r.method.label_fraction): r for r in comp.rows}
-    columns = [{"name": "", "align": "l"}] + [{"name": _fraction(lf), "align": "c"} for lf in fractions]
+    columns = [{"name": "", "align": "l"}] + [{"name": fmt_fraction(lf), "align": "c"} for lf in fractions]
     factors = dict(factor_rows(comp, "auroc")[1]) if comp.sweep else {}
     factor_fracs = factor_rows(comp, "auroc")[0] if comp.sweep else []
 
-    def per_fraction(name: str, cell) -> list[Any]:
+    def perfmt_fraction(name: str, cell) -> list[Any]:
         return [cell(rows.get((name, lf))) for lf in fractions]
 
     auroc_rows: list[list[Any]] = []
     auprc_rows: list[list[Any]] = []
     for name in arms:
         label = f"{name} (baseline)" if name == comp.baseline else name
-        auroc_rows.append([label, *per_fraction(name, lambda r: r and _mean_cell(r.summaries["auroc"]))])
-        auprc_rows.append([label, *per_fraction(name, lambda r: r and _mean_cell(r.summaries["auprc"]))])
+        auroc_rows.append([label, *perfmt_fraction(name, lambda r: r and _mean_cell(r.summaries["auroc"]))])
+        auprc_rows.append([label, *perfmt_fraction(name, lambda r: r and _mean_cell(r.summaries["auprc"]))])
         if name == comp.baseline:
             continue
         auroc_rows.append(
             [
                 "paired Δ AUROC [95% t-CI], p",
-                *per_fraction(name, lambda r: _paired_cell(r and r.paired["auroc"])),
+                *perfmt_fraction(name, lambda r: _paired_cell(r and r.paired["auroc"])),
             ]
         )
         auroc_rows.append(
             [
                 "paired Δ AUPRC [95% t-CI], p",
-                *per_fraction(name, lambda r: _paired_cell(r and r.paired["auprc"])),
+                *perfmt_fraction(name, lambda r: _paired_cell(r and r.paired["auprc"])),
             ]
         )
         if name in factors:
@@ -166,7 +164,7 @@ def build_study(comp: Any, args: argparse.Namespace) -> dict[str, Any]:
             auroc_rows.append(["label-efficiency factor", *(_factor_cell(by_lf.get(lf)) for lf in fractions)])
     seeds = sorted({s for r in comp.rows for s in r.method.seeds})
     per_seed = {
-        f"{r.method.name}, {_fraction(r.method.label_fraction)}": [
+        f"{r.method.name}, {fmt_fraction(r.method.label_fraction)}": [
             _round(dict(zip(r.method.seeds, (sc.get("auroc") for sc in r.method.scores), strict=True)).get(s))
             for s in seeds
         ]
@@ -174,7 +172,7 @@ def build_study(comp: Any, args: argparse.Namespace) -> dict[str, Any]:
     }
     selection_rows = [
         [
-            _fraction(c.label_fraction),
+            fmt_fraction(c.label_fraction),
             c.arm,
             c.chosen,
             "; ".join(f"{n} {'n/a' if v is None else f'{v:.3f}'}" for n, v in c.candidates.items()),

@@ -147,10 +147,10 @@ def paired_table(comp: Comparison) -> Table:
     from rich.text import Text
 
     from ecgcli.cli.formats import PAIRED_CAPTION, fmt_fraction, fmt_paired, paired_header
-    from ecgcli.experiments.compare import PAIRED
+    from ecgcli.experiments.compare import paired_rows
 
-    rows = [r for r in comp.rows if any(r.paired.get(k) is not None for k in PAIRED)]
-    names, notes = short_names([r.method.name for r in rows])
+    rows = paired_rows(comp)
+    names, notes = short_names([r.method.name for r, _, _ in rows])
     table = Table(
         title=_title("Paired against the baseline"),
         title_justify="left",
@@ -160,9 +160,7 @@ def paired_table(comp: Comparison) -> Table:
     )
     for i, column in enumerate(paired_header()):
         table.add_column(column, no_wrap=True, justify="left" if i == 0 else "center")
-    for r in rows:
-        tests = [r.paired.get(k) for k in PAIRED]
-        n = max(t.n for t in tests if t is not None)
+    for r, n, tests in rows:
         cells = [fmt_paired(t) for t in tests]
         table.add_row(Text(names[r.method.name]), fmt_fraction(r.method.label_fraction), str(n), *cells)
     return table

@@ -19,6 +19,7 @@ from ecgcli.experiments.compare import (
     caption,
     curve_rows,
     factor_rows,
+    paired_rows,
     to_dict,
 )
 from ecgcli.experiments.efficiency import EFFICIENCY_METRICS
@@ -163,11 +164,7 @@ def to_markdown(comp: Comparison) -> str:
         header = paired_header()
         lines += ["", f"*{PAIRED_CAPTION}*", "", "| " + " | ".join(header) + " |"]
         lines += ["|" + "|".join(["---"] + [":---:"] * (len(header) - 1)) + "|"]
-        for r in comp.rows:
-            tests = [r.paired.get(k) for k in PAIRED]
-            if all(t is None for t in tests):
-                continue
-            n = max(t.n for t in tests if t is not None)
+        for r, n, tests in paired_rows(comp):
             cells = [_md_escape(r.method.name), fmt_fraction(r.method.label_fraction), str(n)]
             lines.append("| " + " | ".join([*cells, *(fmt_paired(t) for t in tests)]) + " |")
     if comp.class_rows:

@@ -316,6 +316,18 @@ def curve_rows(
     return fractions, rows
 
 
+def paired_rows(comp: Comparison) -> list[tuple[Row, int, list[PairedComparison | None]]]:
+    """The paired tests as a table: every row with one, the number of seed pairs, and its test
+    of each :data:`PAIRED` metric (None where it has none)."""
+    out = []
+    for r in comp.rows:
+        tests = [r.paired.get(k) for k in PAIRED]
+        pairs = [t.n for t in tests if t is not None]
+        if pairs:
+            out.append((r, max(pairs), tests))
+    return out
+
+
 def factor_rows(
     comp: Comparison, metric: str | None = None
 ) -> tuple[list[float], list[tuple[str, list[Factor | None]]]]:
