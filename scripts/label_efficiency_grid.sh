@@ -18,11 +18,12 @@
 # VAL_EVERY=K (default 5) validates on fold 9 every K epochs and after the last, on both sides
 # alike: with 1% of labels, a resnet1d_wang epoch took 2 s to train and 42 s to score fold 9
 # (one AMD EPYC core, fp32), so validating every 5th epoch makes a 50-epoch run about 4x faster.
-# FRACTIONS=0.02 and SEEDS=42,52 run a stage at those fractions and seeds only, into OUT/STAGE
-# as usual: a share that one 2-core machine finishes in a sitting (one fraction of 1-5% in
-# 1-2 hours), each grid's multiseed.json kept, and `python scripts/study_from_grid.py
-# GRID.json ...` joins them into one study (other fractions, and other seeds of the same
-# configurations).
+# FRACTIONS=0.02 and SEEDS=42,52 run a stage at those fractions and seeds only: a share that one
+# 2-core machine finishes in a sitting (one fraction of 1-5% in 1-2 hours). Give each share its
+# own OUT_DIR (a grid folder may grow, never shrink, so a smaller share is refused where a
+# larger grid was started), keep each grid's multiseed.json, and `python
+# scripts/study_from_grid.py GRID.json ...` joins them into one study (other fractions, and
+# other seeds of the same configurations).
 set -uo pipefail
 data=${1:?usage: label_efficiency_grid.sh PTBXL_DIR OUT_DIR [small|ten|large|report ...]}
 out=${2:?usage: label_efficiency_grid.sh PTBXL_DIR OUT_DIR [small|ten|large|report ...]}

@@ -312,6 +312,12 @@ def _wrap(key: str, callback: Callback) -> Callback:
 # loop, which keeps the last completed epoch and raises Interrupted; cells still queued see the
 # event before they start. Only then is the pool shut down, so no worker ever blocks on a full
 # event pipe. A second Ctrl-C stops waiting and terminates the workers.
+#
+# SIGTERM reaches the workers too when it is sent to the process group (Slurm's scancel,
+# `kill -- -PGID`, `pkill -f`): a worker takes it as the stop event, so it keeps its epoch
+# instead of dying. Futures are never cancelled: a queued cell sees the stop event and returns
+# at once. (Python 3.11's pool raises InvalidStateError in its manager thread when a worker
+# dies while a future is cancelled, and the parent then waits forever.)
 
 _QUEUE: Any = None  # the event queue of a worker process
 _STOP: Any = None  # set by the parent to stop every worker at its next batch
@@ -323,6 +329,7 @@ def _worker_init(threads: int, queue: Any, stop: Any, gpu_queue: Any) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (see above)
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())  # before CUDA starts
     import torch
@@ -443,8 +450,6 @@ def _run_parallel(
                     ):
                         error = (futures[future], exc)
                         stop.set()  # running cells stop at their next batch, queued ones never start
-                        for p in pending:
-                            p.cancel()
             except KeyboardInterrupt:
                 if stop.is_set():  # a second Ctrl-C: stop waiting
                     for proc in list(getattr(pool, "_processes", {}).values()):
@@ -452,13 +457,11 @@ def _run_parallel(
                     raise
                 stop.set()
                 error = error or (None, KeyboardInterrupt())
-                for p in pending:
-                    p.cancel()
     finally:
         # shut down while draining: a worker exits only once its queued events are in the pipe
         import threading
 
-        closer = threading.Thread(target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True})
+        closer = threading.Thread(target=pool.shutdown, kwargs={"wait": True})
         closer.start()
         while closer.is_alive():
             drain()

@@ -65,17 +65,28 @@ def run(
     env: dict[str, str] | None = None,
     timeout: float = 600,
     again_after: float | None = None,
+    group: bool = False,
 ) -> Outcome:
     """Run ``cmd``; once a line matching ``after`` was printed (at once without it), send
     ``sig`` as soon as a path matching the glob ``watch`` exists (and once more
-    ``again_after`` seconds later: an impatient second Ctrl-C). Without ``watch``, just run."""
+    ``again_after`` seconds later: an impatient second Ctrl-C). Without ``watch``, just run.
+    ``group``: the command runs in a process group of its own and the signal goes to the whole
+    group, children included, as a terminal's Ctrl-C, Slurm's ``scancel`` or ``pkill -f`` do."""
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, **(env or {})},
+        start_new_session=group,
     )
+
+    def send(sig: signal.Signals) -> None:
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+
     armed = threading.Event()
     if after is None:
         armed.set()
@@ -94,12 +105,12 @@ def run(
             if armed.is_set():
                 hits = glob.glob(watch)
                 if hits:
-                    proc.send_signal(sig)
+                    send(sig)
                     fired.append(hits[0])
                     if again_after is not None:
                         time.sleep(again_after)
                         if proc.poll() is None:
-                            proc.send_signal(sig)
+                            send(sig)
                     return
             time.sleep(0.0005)
 
@@ -110,7 +121,10 @@ def run(
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
         proc.wait()
         raise
     reader.join(10)

@@ -133,3 +133,28 @@ def test_ssl_ctrl_c_between_epochs_says_how_to_resume(synth_root: Path, env: dic
     ), line
     assert [line[:9] for line in hit.lines if line.startswith("epoch ")] == ["epoch 1/3"], hit.output
     assert _saved(run_dir) == 1 and temporaries(run_dir) == []
+
+
+def test_sigterm_to_a_parallel_multiseeds_process_group_stops_it_cleanly(
+    synth_root: Path, env: dict, tmp_path: Path
+) -> None:
+    """Slurm's scancel, `kill -- -PGID` and `pkill -f` signal the workers as well as the
+    parent: the workers must stop like the parent asks them to (keep their epoch), not die
+    and break the pool, which left the parent hanging after a traceback."""
+    out = tmp_path / "ms"
+    args = [
+        "multiseed", "--data-root", str(synth_root), "--seeds", "42,52", "--jobs", "2",
+        "-c", "bce+standard", "-c", "focal+standard", "--epochs", "4", "--batch-size", "32",
+        "--label-fraction", "1.0", "--signal-length", "128", "--width", "16", "--workers", "1",
+        "--device", "cpu", "--out", str(out),
+    ]  # fmt: skip
+    hit = run(ecg(*args), watch=str(out), after=r"epoch 1/4", sig=TERM, env=env, group=True, timeout=120)
+    assert hit.fired and killed(hit, TERM), (hit.returncode, hit.output)
+    line = _one_error(hit.output)
+    assert line.startswith("error: stopped by SIGTERM: 0 of 4 runs finished and saved in"), line
+    assert line.endswith("an interrupted one resumes from its last saved epoch)"), line
+    assert temporaries(out) == []
+    again = run(ecg(*args), env={**env, "FAULT_WRITE_DELAY": "0"}, timeout=240)
+    assert again.returncode == 0, again.output
+    assert "resuming" in again.output, again.output
+    assert (out / "multiseed.json").is_file() and temporaries(out) == []
