@@ -175,7 +175,7 @@ def build_study(comp: Any, args: argparse.Namespace) -> dict[str, Any]:
             fmt_fraction(c.label_fraction),
             c.arm,
             c.chosen,
-            "; ".join(f"{n} {'n/a' if v is None else f'{v:.3f}'}" for n, v in c.candidates.items()),
+            c.candidates_text("; "),
         ]
         for c in comp.selection
     ]

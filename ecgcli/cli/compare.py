@@ -296,10 +296,7 @@ def selection_table(comp: Comparison) -> Table:
     for column in ("labels", "arm", "chosen", "candidates: fold-9 AUROC"):
         table.add_column(column)
     for c in comp.selection:
-        candidates = ", ".join(
-            f"{name} {'n/a' if v is None else f'{v:.3f}'}" for name, v in c.candidates.items()
-        )
-        table.add_row(fmt_fraction(c.label_fraction), c.arm, c.chosen, candidates)
+        table.add_row(fmt_fraction(c.label_fraction), c.arm, c.chosen, c.candidates_text())
     return table
 
 

@@ -140,9 +140,7 @@ def to_markdown(comp: Comparison) -> str:
             "|---|---|---|---|",
         ]
         for c in comp.selection:
-            candidates = ", ".join(
-                f"{_md_escape(n)} {'n/a' if v is None else f'{v:.3f}'}" for n, v in c.candidates.items()
-            )
+            candidates = c.candidates_text(name=_md_escape)
             cells = [fmt_fraction(c.label_fraction), _md_escape(c.arm), _md_escape(c.chosen), candidates]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")

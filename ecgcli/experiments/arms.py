@@ -21,7 +21,7 @@ Pure Python over :class:`ecgcli.experiments.inputs.Method`: no torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -45,6 +45,11 @@ class Choice:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def candidates_text(self, sep: str = ", ", name: Callable[[str], str] = str) -> str:
+        """The candidates and their fold-9 AUROC as one line ("cfg 0.843, cfg2 n/a"), the way
+        every table shows them; ``name`` escapes a name for its format."""
+        return sep.join(f"{name(n)} {'n/a' if v is None else f'{v:.3f}'}" for n, v in self.candidates.items())
 
 
 def parse_arms(specs: Sequence[str], names: Sequence[str]) -> dict[str, list[str]]:
