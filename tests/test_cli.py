@@ -251,3 +251,37 @@ def test_a_zero_width_is_refused_like_a_negative_one(tmp_path: Path, args: list[
     result = runner.invoke(app, [*args, "--data-root", str(tmp_path / "none"), "--device", "cpu"])
     assert result.exit_code == 2, result.output
     assert _lines(result.stderr) == [f"error: --width must be at least 1, got {args[-1]}"]
+
+
+def test_sigterm_while_options_are_parsed_says_so_and_exits_143(monkeypatch, capsys) -> None:
+    """typer turns a KeyboardInterrupt raised before the command runs into a silent exit 130;
+    under SIGTERM (stop_like_ctrl_c raised it) the root group says so and exits 143."""
+    import signal
+
+    import typer
+
+    from ecgcli import files
+    from ecgcli.cli.app import EcgGroup
+
+    def stop(value: int) -> int:
+        monkeypatch.setitem(files._STOPPING, "signal", signal.SIGTERM)  # as the handler records it
+        raise files.Terminated()
+
+    tiny = typer.Typer(cls=EcgGroup)
+
+    @tiny.callback()
+    def root(x: int = typer.Option(1, callback=stop)) -> None:  # parsed before any command
+        raise AssertionError("the root callback must not run")
+
+    @tiny.command()
+    def go() -> None:
+        raise AssertionError("the command must not run")
+
+    @tiny.command()
+    def other() -> None:
+        pass
+
+    with pytest.raises(SystemExit) as exit_:
+        tiny(["go"], prog_name="ecg")
+    assert exit_.value.code == 143
+    assert "error: stopped by SIGTERM" in capsys.readouterr().err

@@ -87,6 +87,13 @@ class EcgGroup(TyperGroup):
             sys.exit(getattr(exc, "exit_code", 2))
         except typer.Abort:
             sys.exit(_stop_code())
+        if code == SIGINT_EXIT and _stop_code() == SIGTERM_EXIT:
+            # typer turns a KeyboardInterrupt raised before the command runs (SIGTERM while the
+            # options are parsed) into exit 130 with nothing said; invoke() never saw it
+            from ecgcli.cli.render import error_line
+
+            error_line("stopped by SIGTERM")
+            code = SIGTERM_EXIT
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: typer.Context) -> Any:
