@@ -53,7 +53,7 @@ def reflow_help(command: Any) -> None:
 SIGINT_EXIT, SIGTERM_EXIT = 130, 143
 
 
-def _stop_code() -> int:
+def stop_exit_code() -> int:
     """130 for Ctrl-C, 143 when SIGTERM stopped the command (see ``stop_like_ctrl_c``)."""
     import signal
 
@@ -86,8 +86,8 @@ class EcgGroup(TyperGroup):
             error_line(f"{exc.format_message()}{where}")
             sys.exit(getattr(exc, "exit_code", 2))
         except typer.Abort:
-            sys.exit(_stop_code())
-        if code == SIGINT_EXIT and _stop_code() == SIGTERM_EXIT:
+            sys.exit(stop_exit_code())
+        if code == SIGINT_EXIT and stop_exit_code() == SIGTERM_EXIT:
             # typer turns a KeyboardInterrupt raised before the command runs (SIGTERM while the
             # options are parsed) into exit 130 with nothing said; invoke() never saw it
             from ecgcli.cli.render import error_line
@@ -108,7 +108,7 @@ class EcgGroup(TyperGroup):
             from ecgcli.errors import Interrupted
 
             message, code = str(exc), exc.exit_code
-            if isinstance(exc, Interrupted) and _stop_code() == SIGTERM_EXIT:
+            if isinstance(exc, Interrupted) and stop_exit_code() == SIGTERM_EXIT:
                 message, code = _by_sigterm(message), SIGTERM_EXIT
             if not exc.quiet:
                 emit_error(ctx, argv, message, code)  # --json/--csv: a document on stdout
@@ -125,7 +125,7 @@ class EcgGroup(TyperGroup):
         except KeyboardInterrupt:
             from ecgcli.cli.render import error_line
 
-            code = _stop_code()
+            code = stop_exit_code()
             message = "stopped by SIGTERM" if code == SIGTERM_EXIT else "interrupted"
             emit_error(ctx, argv, message, code)
             error_line(message)

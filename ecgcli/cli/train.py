@@ -109,7 +109,10 @@ def distributed(device: str) -> Iterator[Distributed]:
             yield dist
     except EcgError as exc:
         if exc.quiet:
-            raise typer.Exit(exc.exit_code) from None
+            from ecgcli.cli.app import stop_exit_code
+            from ecgcli.errors import Interrupted
+
+            raise typer.Exit(stop_exit_code() if isinstance(exc, Interrupted) else exc.exit_code) from None
         raise
 
 

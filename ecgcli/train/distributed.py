@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from ecgcli.device import pick_device
-from ecgcli.errors import ConfigError, EcgError, TrainingError
+from ecgcli.errors import ConfigError, EcgError, Interrupted, TrainingError
 from ecgcli.settings import usable_cores
 from ecgcli.train.seeds import rank_stream
 
@@ -443,11 +443,17 @@ def session(device_name: str) -> Iterator[Distributed]:
     Leaves the process group at the end. Errors leaving a distributed run are made one line:
     a lost peer becomes a :class:`TrainingError`; an :class:`EcgError` raised by a rank other
     than 0 is prefixed with its rank, or marked ``quiet`` when every rank raised it (rank 0
-    prints it).
+    prints it). Ctrl-C or SIGTERM reaching a rank other than 0 (a terminal or scheduler signals
+    every process; torchrun forwards a signal to all its workers) is a quiet
+    :class:`Interrupted`: rank 0 says which epoch is saved and how to resume.
     """
     dist = setup(device_name)
     try:
         yield dist
+    except KeyboardInterrupt:
+        if dist.active and not dist.is_main:
+            raise Interrupted("interrupted", all_ranks=True, quiet=True) from None
+        raise
     except EcgError as exc:
         if dist.active and not dist.is_main:
             if exc.all_ranks:

@@ -171,11 +171,14 @@ def launch(
             f"rank {rank} of {world} was stopped by {failure.signal_name()}; the run ended"
         ) from None
     except SignalException as exc:  # the workers were stopped with us
-        if exc.sigval == signal.SIGINT:
-            return 130  # Ctrl-C reached the workers too: rank 0 printed where to resume
+        if exc.sigval in (signal.SIGINT, signal.SIGTERM):
+            # the signal reached the workers too (a terminal or scheduler signals them all, and
+            # torchrun forwards one it gets): rank 0 printed which epoch is saved and how to
+            # resume; 130 or 143, as a single process exits
+            return 128 + int(exc.sigval)
         raise Interrupted(
             f"stopped by {exc.sigval.name}; a run with a completed epoch continues with --resume RUN_DIR",
-            exit_code=128 + int(exc.sigval),  # 143 for SIGTERM, as a single process exits
+            exit_code=128 + int(exc.sigval),
         ) from None
     except Exception as exc:  # the rendezvous: a node that never came, an unreachable endpoint
         if type(exc).__name__.startswith("Rendezvous"):

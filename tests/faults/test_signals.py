@@ -158,3 +158,20 @@ def test_sigterm_to_a_parallel_multiseeds_process_group_stops_it_cleanly(
     assert again.returncode == 0, again.output
     assert "resuming" in again.output, again.output
     assert (out / "multiseed.json").is_file() and temporaries(out) == []
+
+
+@pytest.mark.parametrize("group", [True, False], ids=["to-the-group", "to-the-launcher"])
+def test_sigterm_to_an_nproc_2_run_prints_one_line_and_exits_143(
+    group: bool, synth_root: Path, env: dict, tmp_path: Path
+) -> None:
+    """`--nproc 2`: whether the signal reaches every process (scancel, a terminal) or only the
+    launcher (which forwards it to its workers), rank 0 says where to resume and nobody else
+    says anything (they each printed a line of their own)."""
+    run_dir = tmp_path / "run"
+    args = [*_supervised(synth_root, run_dir), "--epochs", "3", "--nproc", "2"]
+    hit = run(ecg(*args), watch=str(run_dir / "state" / "last.safetensors"), sig=TERM, env=env, group=group)
+    assert hit.fired and killed(hit, TERM), (hit.returncode, hit.output)
+    line = _one_error(hit.output)
+    assert line.startswith("error: stopped by SIGTERM"), line
+    assert line.endswith(f"Resume with: ecg train supervised --resume {run_dir}"), line
+    assert temporaries(run_dir) == []
