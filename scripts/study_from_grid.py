@@ -136,27 +136,27 @@ def build_study(comp: Any, args: argparse.Namespace) -> dict[str, Any]:
     factors = dict(factor_rows(comp, "auroc")[1]) if comp.sweep else {}
     factor_fracs = factor_rows(comp, "auroc")[0] if comp.sweep else []
 
-    def perfmt_fraction(name: str, cell) -> list[Any]:
+    def per_fraction(name: str, cell) -> list[Any]:
         return [cell(rows.get((name, lf))) for lf in fractions]
 
     auroc_rows: list[list[Any]] = []
     auprc_rows: list[list[Any]] = []
     for name in arms:
         label = f"{name} (baseline)" if name == comp.baseline else name
-        auroc_rows.append([label, *perfmt_fraction(name, lambda r: r and _mean_cell(r.summaries["auroc"]))])
-        auprc_rows.append([label, *perfmt_fraction(name, lambda r: r and _mean_cell(r.summaries["auprc"]))])
+        auroc_rows.append([label, *per_fraction(name, lambda r: r and _mean_cell(r.summaries["auroc"]))])
+        auprc_rows.append([label, *per_fraction(name, lambda r: r and _mean_cell(r.summaries["auprc"]))])
         if name == comp.baseline:
             continue
         auroc_rows.append(
             [
                 "paired Δ AUROC [95% t-CI], p",
-                *perfmt_fraction(name, lambda r: _paired_cell(r and r.paired["auroc"])),
+                *per_fraction(name, lambda r: _paired_cell(r and r.paired["auroc"])),
             ]
         )
         auroc_rows.append(
             [
                 "paired Δ AUPRC [95% t-CI], p",
-                *perfmt_fraction(name, lambda r: _paired_cell(r and r.paired["auprc"])),
+                *per_fraction(name, lambda r: _paired_cell(r and r.paired["auprc"])),
             ]
         )
         if name in factors:

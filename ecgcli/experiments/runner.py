@@ -439,8 +439,6 @@ def _run_parallel(
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 drain()
                 for future in done:
-                    if future.cancelled():
-                        continue
                     exc = future.exception()
                     if exc is None:
                         if future.result() is not None:  # None: another process holds the claim
