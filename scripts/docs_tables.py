@@ -124,11 +124,12 @@ def _fmt_object(cell: dict[str, Any], column: dict[str, Any], *, signed: bool,
         parts = [fmt_cell(r, studies=studies) for r in cell["refs"]]
         return cell["template"].format(*parts)
     if "mean" in cell:
-        text = fmt_num(cell["mean"], column.get("decimals"))
+        decimals = cell.get("decimals", column.get("decimals"))  # a published 0.9090 keeps its 0
+        text = fmt_num(cell["mean"], decimals)
         if "sd" in cell:
-            text += " ± " + fmt_num(cell["sd"], column.get("decimals"))
+            text += " ± " + fmt_num(cell["sd"], decimals)
         if "ci" in cell:
-            text += " " + _interval(cell["ci"], signed=False)
+            text += " " + _interval(cell["ci"], signed=False, least=decimals or 3)
         return text
     if "delta" in cell:
         text = fmt_num(cell["delta"], signed=True)

@@ -15,6 +15,8 @@
 #                      ecg ensemble of the two runs above for that task, written where the
 #                      leaderboard finds it: OUT_DIR/e50/TASK/ensembles/wang+s4
 #   show               both leaderboards (ecg benchmark --show)
+# Then `python scripts/study_from_leaderboard.py OUT_DIR --commit SHA --command "..."` writes the
+# results study the documentation renders. The 50-epoch run of `all` ships as ptbxl-all.
 # Every training stage is an `ecg benchmark` grid: rerunning it resumes an interrupted run and
 # reuses a finished one. EPOCHS=N overrides the 50 epochs (a smoke test: EPOCHS=1, synthetic data).
 # VAL_EVERY=K (default 5) scores fold 9 every K epochs and after the last, as the label-efficiency

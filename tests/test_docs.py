@@ -353,3 +353,53 @@ def test_grids_of_other_seeds_merge_when_their_options_agree() -> None:
         script.merge_grids([grid([42], 0.01, "/a"), grid([62], 0.001, "/a")])
     with pytest.raises(ConfigError, match=r"seed\(s\) \[42\] are in two grids"):
         script.merge_grids([grid([42], 0.01, "/a"), grid([42, 62], 0.01, "/a")])
+
+
+def test_the_leaderboard_runs_become_a_study_the_generator_renders(tmp_path: Path, monkeypatch) -> None:
+    """scripts/study_from_leaderboard.py: a row per task with ours beside the published 2020 and
+    2026 values; a task not run here refers to the archived 50-epoch cell; each run's cost."""
+    from ecgcli.experiments.benchmark import Cell
+
+    spec = importlib.util.spec_from_file_location("study_from_leaderboard",
+                                                  ROOT / "scripts" / "study_from_leaderboard.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    empty = Cell(None, None, None, 0, None, None)
+
+    def fake_leaderboard(out: Path, encoders: list[str], tasks: tuple[str, ...]) -> dict:
+        table = {e: dict.fromkeys(tasks, empty) for e in encoders}
+        if out.name == "e50":
+            table["resnet1d_wang"]["all"] = Cell(0.9151, 0.905, 0.925, 1, 0.919, 0.008, (50,))
+            table["resnet1d_wang"]["rhythm"] = Cell(0.90, 0.88, 0.92, 1, 0.946, 0.010, (50,))
+            table["ensemble wang+s4"] = {**dict.fromkeys(tasks, empty),
+                                         "all": Cell(0.93, 0.92, 0.94, 1, None, None, members=2)}
+        return table
+
+    monkeypatch.setattr(script, "leaderboard", fake_leaderboard)
+    run = tmp_path / "e50" / "all" / "bce_standard_encoder=resnet1d_wang" / "lf1" / "seed42"
+    run.mkdir(parents=True)
+    history = [{"epoch": e, "seconds": s} for e, s in enumerate([90.0, 100.0, 80.0, 200.0, 95.0], 1)]
+    (run / "metrics.json").write_text(json.dumps({
+        "history": history, "epochs_run": 5, "best_epoch": 4, "timing": {"threads": 2},
+        "class_names": ["A", "B", "C"], "data": {"n_train": 1000},
+        "class_frequencies": {"train": [0.01, 0.6, 0.65]},  # 10, 600 and 650 positives
+        "test": {"per_class": {"A": {"auroc": 0.7}, "B": {"auroc": 0.9}, "C": {"auroc": 0.8}}},
+    }))
+    tables = script.build(tmp_path)
+    rows = {r[0]: r[1:] for r in tables["auroc"]["rows"]}
+    assert rows["all"][0] == {"value": 0.915, "ci": [0.905, 0.925], "bold": True}  # >= 0.919 - 0.008
+    assert "bold" not in rows["rhythm"][0]  # 0.900 < 0.946 - 0.010
+    assert rows["form"][0] == {"ref": "benchmark_tasks/auroc", "row": 3, "col": 3}
+    assert rows["diagnostic"][0] is None and rows["all"][3]["value"] == 0.93
+    assert tables["cost"]["rows"] == [
+        ["all", "resnet1d_wang", 2, 95, 5, 0.2, "4 of 5"],
+        ["all", "ensemble wang+s4", None, None, None, None, "members' own"],
+    ]
+    assert tables["by_prevalence"]["rows"] == [["all, resnet1d_wang (1, 0, 0, 2)", 0.7, None, None, 0.85]]
+    gen = _load_generator()
+    studies = {**gen.load_studies(ROOT), "lb": {"tables": tables}}
+    table = gen.render_table(studies, "lb", "auroc")
+    assert "| all | **0.915 [0.905, 0.925]** | 0.919 ± 0.008 |" in table
+    assert "| 0.9411 [0.9090, 0.9428] | 0.9493 [0.9162, 0.9511] ECG-CPC |" in table
+    assert "| form | 0.874 [0.851, 0.894] |" in table
