@@ -9,7 +9,8 @@
 # machine; give each group its own invocation to run them side by side. Then ship a finished
 # run with scripts/build_pretrained.py (its --command is the line printed here). EPOCHS=N trains
 # the classifiers for N epochs instead of the benchmark recipe's 50 (the shipped
-# ptbxl-superdiagnostic was trained with EPOCHS=30; its card gives the exact command).
+# ptbxl-superdiagnostic was trained with EPOCHS=30; its card gives the exact command). The
+# shipped ptbxl-all is the 50-epoch run of scripts/leaderboard_runs.sh (stage all), not this one.
 set -uo pipefail
 data=${1:?usage: train_shipped_models.sh PTBXL_DIR RUNS_DIR [which ...]}
 runs=${2:?usage: train_shipped_models.sh PTBXL_DIR RUNS_DIR [which ...]}
