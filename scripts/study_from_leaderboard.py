@@ -21,10 +21,12 @@ Tables written: ``auroc`` (a row per task: ours beside the 2020 benchmark's publ
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,8 @@ TASKS = ("all", "diagnostic", "subdiagnostic", "form", "rhythm", "superdiagnosti
 ARCHIVED = "benchmark_tasks"
 #: Where the 2026 columns come from (the leaderboard says it of its rows).
 SOURCE_2026 = ANCHOR_SOURCE.replace("2026 rows:", "The 2026 columns:")
+#: The leaderboard row of the ensemble scripts/leaderboard_runs.sh writes (OUT/e50/TASK/ensembles/wang+s4).
+ENSEMBLE = "ensemble wang+s4"
 
 
 def _cell(cell: Any, bold_from: float | None = None) -> dict[str, Any] | None:
@@ -68,7 +72,8 @@ def _runs(grid: Path) -> list[Path]:
     return sorted(p.parent for p in grid.glob("*/lf*/seed*/metrics.json"))
 
 
-def _prevalence_rows():
+@functools.cache
+def _prevalence_rows() -> Callable[..., list[tuple[str, int, float]]]:
     """``benchmarks/auroc_by_prevalence.py``'s binning, the one the archived table used."""
     path = ROOT / "benchmarks" / "auroc_by_prevalence.py"
     spec = importlib.util.spec_from_file_location("auroc_by_prevalence", path)
@@ -87,6 +92,7 @@ def _prevalence_row(task: str, model: str, run: Path) -> list[Any]:
 
 
 def _cost_row(task: str, model: str, run: Path) -> list[Any]:
+    """What one run cost, from its own history (a resumed run's epochs all count)."""
     metrics = json.loads((run / "metrics.json").read_text())
     history = metrics.get("history") or []
     seconds = [h["seconds"] for h in history if h.get("seconds")]
@@ -111,14 +117,12 @@ def build(out: Path, root: Path = ROOT) -> dict[str, Any]:
     s4 = leaderboard(out / "s4", ["s4"], TASKS)
     pub = published()
     later = anchors()
-    ensembles = sorted(k for k in wang if k.startswith("ensemble "))
     rows, cost, prevalence = [], [], []
     for task in TASKS:
         p = pub.get(("resnet1d_wang", task))
         band_low = None if p is None else round(p[0] - p[1], 3)
         ours = _cell(wang["resnet1d_wang"][task], band_low) or _archived_ref(root, task)
         s4_cell = _cell(s4["s4"][task])
-        ens = [c for c in (_cell(wang[name][task]) for name in ensembles) if c is not None]
         sup = later["s4_supervised"].get(task)
         best = later["best_finetuned"].get(task)
         rows.append([
@@ -126,7 +130,7 @@ def build(out: Path, root: Path = ROOT) -> dict[str, Any]:
             ours,
             None if p is None else {"mean": p[0], "sd": p[1]},
             s4_cell,
-            ens[0] if ens else None,
+            _cell(wang[ENSEMBLE][task]) if ENSEMBLE in wang else None,
             None if sup is None else {"mean": sup.auroc, "ci": [sup.ci_low, sup.ci_high], "decimals": 4},
             None if best is None else {
                 "template": "{0} " + best.model,
@@ -136,9 +140,6 @@ def build(out: Path, root: Path = ROOT) -> dict[str, Any]:
         for name, grid in (("resnet1d_wang", out / "e50" / task), ("s4", out / "s4" / task)):
             cost += [_cost_row(task, name, run) for run in _runs(grid)]
             prevalence += [_prevalence_row(task, name, run) for run in _runs(grid)]
-        for name in ensembles:
-            if wang[name][task].auroc is not None:
-                cost.append([task, name, None, None, None, None, "members' own"])
     return {
         "auroc": {
             "caption": "Fold-10 macro AUROC at 100% of the labels: ours [bootstrap 95% band over "
