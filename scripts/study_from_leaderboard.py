@@ -30,7 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ecgcli.experiments.benchmark import ANCHOR_SOURCE, anchors, leaderboard, published
+from ecgcli.experiments.benchmark import ANCHOR_SOURCE, anchors, leaderboard
+from ecgcli.files import write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The leaderboard's task order, as results/benchmark_tasks.json has it.
@@ -54,17 +55,18 @@ def _cell(cell: Any, bold_from: float | None = None) -> dict[str, Any] | None:
     return out
 
 
-def _archived_ref(root: Path, task: str) -> dict[str, Any] | None:
-    """The archived 50-epoch cell of ``task`` in results/benchmark_tasks.json, as a reference."""
+def _archived_refs(root: Path) -> dict[str, dict[str, Any]]:
+    """``task -> reference`` to each archived 50-epoch cell of results/benchmark_tasks.json."""
     path = root / "results" / f"{ARCHIVED}.json"
     if not path.is_file():
-        return None
+        return {}
     table = json.loads(path.read_text())["tables"]["auroc"]
     col = next(i for i, c in enumerate(table["columns"]) if c["name"] == "50 epochs")
-    for i, row in enumerate(table["rows"]):
-        if str(row[0]).split(" (")[0] == task and row[col] is not None:
-            return {"ref": f"{ARCHIVED}/auroc", "row": i, "col": col}
-    return None
+    return {
+        str(row[0]).split(" (")[0]: {"ref": f"{ARCHIVED}/auroc", "row": i, "col": col}
+        for i, row in enumerate(table["rows"])
+        if row[col] is not None
+    }
 
 
 def _runs(grid: Path) -> list[Path]:
@@ -83,17 +85,15 @@ def _prevalence_rows() -> Callable[..., list[tuple[str, int, float]]]:
     return module.rows
 
 
-def _prevalence_row(task: str, model: str, run: Path) -> list[Any]:
+def _prevalence_row(task: str, model: str, metrics: dict[str, Any]) -> list[Any]:
     """``task, model (classes per bin)`` and the mean test AUROC of each bin of training positives."""
-    metrics = json.loads((run / "metrics.json").read_text())
     bins = _prevalence_rows()(metrics, [20, 100, 500])
     counts = ", ".join(str(n) for _, n, _ in bins)
     return [f"{task}, {model} ({counts})", *(None if n == 0 else round(a, 3) for _, n, a in bins)]
 
 
-def _cost_row(task: str, model: str, run: Path) -> list[Any]:
+def _cost_row(task: str, model: str, metrics: dict[str, Any]) -> list[Any]:
     """What one run cost, from its own history (a resumed run's epochs all count)."""
-    metrics = json.loads((run / "metrics.json").read_text())
     history = metrics.get("history") or []
     seconds = [h["seconds"] for h in history if h.get("seconds")]
     per_epoch = statistics.median(seconds) if seconds else None
@@ -115,20 +115,21 @@ def build(out: Path, root: Path = ROOT) -> dict[str, Any]:
     """The study's tables from the runs under ``out`` (``e50/`` and ``s4/``)."""
     wang = leaderboard(out / "e50", ["resnet1d_wang"], TASKS)
     s4 = leaderboard(out / "s4", ["s4"], TASKS)
-    pub = published()
     later = anchors()
+    archived = _archived_refs(root)
     rows, cost, prevalence = [], [], []
     for task in TASKS:
-        p = pub.get(("resnet1d_wang", task))
-        band_low = None if p is None else round(p[0] - p[1], 3)
-        ours = _cell(wang["resnet1d_wang"][task], band_low) or _archived_ref(root, task)
+        mine = wang["resnet1d_wang"][task]  # carries the published value even before a run
+        has_pub = mine.published is not None and mine.published_half_width is not None
+        band_low = round(mine.published - mine.published_half_width, 3) if has_pub else None
+        ours = _cell(mine, band_low) or archived.get(task)
         s4_cell = _cell(s4["s4"][task])
         sup = later["s4_supervised"].get(task)
         best = later["best_finetuned"].get(task)
         rows.append([
             task,
             ours,
-            None if p is None else {"mean": p[0], "sd": p[1]},
+            {"mean": mine.published, "sd": mine.published_half_width} if has_pub else None,
             s4_cell,
             _cell(wang[ENSEMBLE][task]) if ENSEMBLE in wang else None,
             None if sup is None else {"mean": sup.auroc, "ci": [sup.ci_low, sup.ci_high], "decimals": 4},
@@ -138,8 +139,10 @@ def build(out: Path, root: Path = ROOT) -> dict[str, Any]:
             },
         ])
         for name, grid in (("resnet1d_wang", out / "e50" / task), ("s4", out / "s4" / task)):
-            cost += [_cost_row(task, name, run) for run in _runs(grid)]
-            prevalence += [_prevalence_row(task, name, run) for run in _runs(grid)]
+            for run in _runs(grid):
+                metrics = json.loads((run / "metrics.json").read_text())
+                cost.append(_cost_row(task, name, metrics))
+                prevalence.append(_prevalence_row(task, name, metrics))
     return {
         "auroc": {
             "caption": "Fold-10 macro AUROC at 100% of the labels: ours [bootstrap 95% band over "
@@ -216,9 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "tables": tables,
     }
     dest = args.write or ROOT / "results" / f"{args.study}.json"
-    tmp = dest.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(study, indent=2, ensure_ascii=False) + "\n")
-    tmp.replace(dest)
+    write_text_atomic(dest, json.dumps(study, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {dest.relative_to(ROOT) if dest.is_relative_to(ROOT) else dest}")
     return 0
 
